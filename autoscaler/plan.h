@@ -14,17 +14,17 @@ namespace ra::autoscaler {
 
 /// One cluster to plan for: its policies and how many replicas it has now.
 struct PlanTarget {
-  std::string cluster;
-  policies::ClusterPolicy policy;
+  std::string cluster{};
+  policies::ClusterPolicy policy{};
   int current = 0;
-  std::string current_source;  ///< where `current` came from, e.g. "--current"
+  std::string current_source{};  ///< where `current` came from, e.g. "--current"
 };
 
 struct PlanRow {
-  std::string cluster;
-  std::string current_source;
-  std::map<std::string, std::string> queries;  ///< policy name -> PromQL
-  policies::Decision decision;
+  std::string cluster{};
+  std::string current_source{};
+  std::map<std::string, std::string> queries{};  ///< policy name -> PromQL
+  policies::Decision decision{};
 };
 
 /// Queries every metric policy of every target once (through `metrics`, which may block up to

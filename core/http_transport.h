@@ -19,17 +19,17 @@ using HttpHeaders = std::map<std::string, std::string, CaseInsensitiveLess>;
 
 struct HttpRequest {
   std::string method = "GET";
-  std::string url;
-  HttpHeaders headers;
-  std::string body;
+  std::string url{};
+  HttpHeaders headers{};
+  std::string body{};
   /// Overrides HttpOptions::total_timeout for this request.
-  std::optional<Duration> timeout;
+  std::optional<Duration> timeout{};
 };
 
 struct HttpResponse {
   int status = 0;
-  HttpHeaders headers;
-  std::string body;
+  HttpHeaders headers{};
+  std::string body{};
 
   /// The header's value, or "" when absent.
   std::string Header(const std::string& name) const;
@@ -41,7 +41,7 @@ struct HttpOptions {
   /// TLS peer and host verification. Turning it off is for test clouds only.
   bool verify_tls = true;
   /// PEM bundle of trusted CAs; empty means the system store.
-  std::string ca_bundle;
+  std::string ca_bundle{};
   /// Honour http_proxy / https_proxy / no_proxy from the environment (libcurl's rules).
   bool proxy_from_env = true;
 };
@@ -75,9 +75,9 @@ class CurlHttpTransport final : public HttpTransport {
   void SetHooks(RequestHook on_request, ResponseHook on_response);
 
  private:
-  HttpOptions options_;
-  RequestHook on_request_;
-  ResponseHook on_response_;
+  HttpOptions options_{};
+  RequestHook on_request_{};
+  ResponseHook on_response_{};
 };
 
 }  // namespace ra

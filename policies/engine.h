@@ -15,9 +15,9 @@ namespace ra::policies {
 
 /// One metric policy's input for this evaluation, reduced to a single value.
 struct Reading {
-  std::optional<double> value;  ///< absent when `error` is set
-  TimePoint sampled_at;
-  std::optional<Error> error;  ///< why there is no usable value
+  std::optional<double> value{};  ///< absent when `error` is set
+  TimePoint sampled_at{};
+  std::optional<Error> error{};  ///< why there is no usable value
 };
 
 /// Reduces a query answer to one Reading: an error when the query failed, returned no series,
@@ -31,20 +31,20 @@ std::map<std::string, std::string> Queries(const ClusterPolicy& policy);
 
 /// A raw recommendation (after min/max, before behaviour) kept for stabilization windows.
 struct Recommendation {
-  TimePoint at;
+  TimePoint at{};
   int replicas = 0;
 };
 
 /// A change of the desired count, kept for rate limits.
 struct ScaleEvent {
-  TimePoint at;
+  TimePoint at{};
   int from = 0;
   int to = 0;
 };
 
 struct History {
-  std::vector<Recommendation> recommendations;  ///< oldest first
-  std::vector<ScaleEvent> scale_events;         ///< oldest first
+  std::vector<Recommendation> recommendations{};  ///< oldest first
+  std::vector<ScaleEvent> scale_events{};         ///< oldest first
 };
 
 enum class VerdictKind {
@@ -58,11 +58,11 @@ enum class VerdictKind {
 std::string_view ToString(VerdictKind kind);
 
 struct Verdict {
-  std::string policy;
+  std::string policy{};
   VerdictKind kind = VerdictKind::kAbstain;
-  std::optional<int> desired;  ///< absent for kAbstain and kNoData
-  std::string reason;  ///< one sentence with the figures, e.g. "sessions per replica 42.0 > target
-                       ///< 30 ±10%: 2 -> 3"
+  std::optional<int> desired{};  ///< absent for kAbstain and kNoData
+  std::string reason{};  ///< one sentence with the figures, e.g. "sessions per replica 42.0 >
+                         ///< target 30 ±10%: 2 -> 3"
 };
 
 struct Decision {
@@ -70,15 +70,15 @@ struct Decision {
   int recommended = 0;  ///< the largest verdict, bounded by min/max, before behaviour
   int desired = 0;      ///< what the cluster should have now
   bool override_active = false;
-  std::vector<Verdict> verdicts;  ///< every policy's, in configuration order
-  std::string reason;             ///< one sentence: why `desired`, including what behaviour did
+  std::vector<Verdict> verdicts{};  ///< every policy's, in configuration order
+  std::string reason{};             ///< one sentence: why `desired`, including what behaviour did
 };
 
 struct EvaluationInput {
   int current_replicas = 0;
-  std::map<std::string, Reading> readings;  ///< by policy name; a missing entry counts as kNoData
-  std::optional<ManualOverride> manual;     ///< ignored once expired at `now`
-  TimePoint now;
+  std::map<std::string, Reading> readings{};  ///< by policy name; a missing entry counts as kNoData
+  std::optional<ManualOverride> manual{};     ///< ignored once expired at `now`
+  TimePoint now{};
 };
 
 /// Decides the desired replica count:

@@ -12,16 +12,16 @@
 namespace ra::policies {
 
 struct Series {
-  std::map<std::string, std::string> labels;
+  std::map<std::string, std::string> labels{};
   double value = 0;  ///< may be NaN or +/-Inf as Prometheus reports them
-  TimePoint timestamp;
+  TimePoint timestamp{};
 };
 
 struct QueryResult {
   enum class Type { kVector, kScalar };
   Type type = Type::kVector;
   /// A scalar result is one series without labels; an empty vector is an empty list.
-  std::vector<Series> series;
+  std::vector<Series> series{};
 };
 
 /// Something that answers instant PromQL queries (Prometheus, VictoriaMetrics).

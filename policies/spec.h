@@ -24,8 +24,8 @@ enum class ValueKind {
 
 /// Keeps a metric near a target by sizing the cluster proportionally.
 struct TargetTracking {
-  std::string query;  ///< PromQL; must yield exactly one value
-  double target = 0;  ///< > 0
+  std::string query{};  ///< PromQL; must yield exactly one value
+  double target = 0;    ///< > 0
   ValueKind value_kind = ValueKind::kPerReplica;
   /// No change while |value / target - 1| <= tolerance (a fraction, 0.1 = 10 %).
   double tolerance = 0.1;
@@ -39,21 +39,21 @@ enum class AdjustmentType {
 
 /// One band of a step policy: applies when lower <= value < upper.
 struct Step {
-  std::optional<double> lower;  ///< inclusive; absent means no lower bound
-  std::optional<double> upper;  ///< exclusive; absent means no upper bound
+  std::optional<double> lower{};  ///< inclusive; absent means no lower bound
+  std::optional<double> upper{};  ///< exclusive; absent means no upper bound
   AdjustmentType type = AdjustmentType::kChangeCount;
   double adjustment = 0;
 };
 
 /// Thresholds on a metric mapped to changes. Bands must not overlap; a value in no band holds.
 struct StepScaling {
-  std::string query;  ///< PromQL; must yield exactly one value
-  std::vector<Step> steps;
+  std::string query{};  ///< PromQL; must yield exactly one value
+  std::vector<Step> steps{};
 };
 
 /// A recurring window of local time during which the cluster keeps at least `min_replicas`.
 struct ScheduleWindow {
-  std::string name;            ///< for verdicts and logs, e.g. "business-hours"
+  std::string name{};          ///< for verdicts and logs, e.g. "business-hours"
   std::array<bool, 7> days{};  ///< Monday = 0 ... Sunday = 6; the day the window starts
   int start_minute = 0;        ///< minutes after local midnight, 0..1439
   int end_minute = 0;          ///< end <= start means the window runs past midnight
@@ -63,12 +63,12 @@ struct ScheduleWindow {
 /// Capacity by the calendar. Outside every window the policy abstains.
 struct Scheduled {
   std::string time_zone = "UTC";  ///< IANA name, e.g. "Europe/Moscow"
-  std::vector<ScheduleWindow> windows;
+  std::vector<ScheduleWindow> windows{};
 };
 
 struct Policy {
-  std::string name;  ///< unique within the cluster
-  std::variant<TargetTracking, StepScaling, Scheduled> rule;
+  std::string name{};  ///< unique within the cluster
+  std::variant<TargetTracking, StepScaling, Scheduled> rule{};
 };
 
 /// At most `value` replicas (or `value` percent of the current count) per `period`.
@@ -90,7 +90,7 @@ struct ScalingRules {
   /// A change in this direction happens only if every recommendation in the window agrees:
   /// scale-up takes the lowest recommendation of the window, scale-down the highest.
   Duration stabilization_window = 0s;
-  std::vector<RateLimit> limits;  ///< empty: no rate limit
+  std::vector<RateLimit> limits{};  ///< empty: no rate limit
   SelectPolicy select = SelectPolicy::kMax;
 };
 
@@ -116,17 +116,17 @@ struct MissingData {
 struct ClusterPolicy {
   int min_replicas = 0;
   int max_replicas = 0;
-  std::vector<Policy> policies;
-  Behavior behavior;
-  MissingData missing_data;
+  std::vector<Policy> policies{};
+  Behavior behavior{};
+  MissingData missing_data{};
 };
 
 /// A replica count set by an operator through the API. While it has not expired it replaces the
 /// policies' verdict (still bounded by min/max), bypassing stabilization and rate limits.
 struct ManualOverride {
   int replicas = 0;
-  std::optional<TimePoint> expires_at;  ///< absent: until cleared
-  std::string reason;
+  std::optional<TimePoint> expires_at{};  ///< absent: until cleared
+  std::string reason{};
 };
 
 }  // namespace ra::policies

@@ -251,7 +251,7 @@ CommandResult RunCommand(const std::vector<std::string>& argv, Duration timeout,
   const int fd = mkstemp(templ);
   if (fd < 0) return result;
   close(fd);
-  ProcessOptions options{argv, {}, "", templ, run_as_user};
+  ProcessOptions options{.argv = argv, .log_path = templ, .run_as_user = run_as_user};
   auto child = ChildProcess::Start(options);
   if (!child) {
     unlink(templ);

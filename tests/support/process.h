@@ -15,11 +15,11 @@
 namespace ra::testing {
 
 struct ProcessOptions {
-  std::vector<std::string> argv;           ///< argv[0] is looked up in PATH
-  std::map<std::string, std::string> env;  ///< added to (or replacing in) the environment
-  std::string working_dir;                 ///< empty: inherit
-  std::string log_path;                    ///< stdout and stderr go here; empty: /dev/null
-  std::string run_as_user;                 ///< drop to this user (root only), e.g. for PostgreSQL
+  std::vector<std::string> argv{};           ///< argv[0] is looked up in PATH
+  std::map<std::string, std::string> env{};  ///< added to (or replacing in) the environment
+  std::string working_dir{};                 ///< empty: inherit
+  std::string log_path{};                    ///< stdout and stderr go here; empty: /dev/null
+  std::string run_as_user{};                 ///< drop to this user (root only), e.g. for PostgreSQL
 };
 
 /// A child process in its own process group. Stop() (and the destructor) sends SIGTERM to the
@@ -65,7 +65,7 @@ class TempDir {
   const std::string& path() const { return path_; }
 
  private:
-  std::string path_;
+  std::string path_{};
 };
 
 /// The unprivileged user that runs PostgreSQL in tests (PostgreSQL refuses root). Created on
@@ -78,7 +78,7 @@ std::string ReadFile(const std::string& path);
 /// Runs a command to completion, returning its exit status and combined output.
 struct CommandResult {
   int status = -1;
-  std::string output;
+  std::string output{};
 };
 CommandResult RunCommand(const std::vector<std::string>& argv, Duration timeout,
                          const std::string& run_as_user = "");
