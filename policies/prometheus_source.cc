@@ -402,7 +402,9 @@ Result<QueryResult> PrometheusSource::Query(std::string_view promql, std::option
       }
       return Fail(KindForApiError(error_type, response.status),
                   fmt::format("{}: HTTP {}{}: {}", context, response.status,
-                              error_type.empty() ? "" : " (" + Snippet(error_type, 40) + ")",
+                              error_type.empty() || error_type == std::to_string(response.status)
+                                  ? ""
+                                  : " (" + Snippet(error_type, 40) + ")",
                               Snippet(message, 1000)));
     }
     if (response.status == 401 || response.status == 403) {

@@ -344,6 +344,25 @@ TEST_F(PrometheusSourceTest, MapsApiErrorsWithTheServersMessage) {
   }
 }
 
+TEST_F(PrometheusSourceTest, ApiErrorMessagesReadWell) {
+  FakeHttpTransport transport;
+  PrometheusSource source = MakeSource(transport);
+  transport.Push(400, kPromBadData);
+  transport.Push(422, kVmUnprocessable);
+  auto prom = source.Query("sum(", std::nullopt);
+  ASSERT_FALSE(prom.has_value());
+  EXPECT_EQ(prom.error().message,
+            "query \"sum(\" at http://127.0.0.1:8428/api/v1/query: HTTP 400 (bad_data): invalid "
+            "parameter \"query\": 1:5: parse error: unclosed left parenthesis");
+  // VictoriaMetrics repeats the status as errorType; saying it twice would be noise.
+  auto vm = source.Query("sum(", std::nullopt);
+  ASSERT_FALSE(vm.has_value());
+  EXPECT_EQ(vm.error().message,
+            "query \"sum(\" at http://127.0.0.1:8428/api/v1/query: HTTP 422: error when executing "
+            "query=\"sum(\" for (time=1795237228545, step=300000): singleExpr: unexpected token "
+            "\"\"");
+}
+
 TEST_F(PrometheusSourceTest, ProxyErrorPagesGiveStatusAndTruncatedBody) {
   FakeHttpTransport transport;
   PrometheusSource source = MakeSource(transport);
