@@ -309,6 +309,50 @@ TEST(Prometheus, BasicAuthFromItsWebConfig) {
   EXPECT_DOUBLE_EQ(OnlyValue(Client(right_options).Query("vector(42)")), 42);
 }
 
+// --- The demo's sample data (tests/sandbox/metrics) ---------------------------------------------
+
+TEST(SandboxSample, LoadsASurgeThatWantsMoreReplicas) {
+  auto started = VictoriaMetricsServer::Start({});
+  ASSERT_TRUE(started.has_value()) << started.error().message;
+  VictoriaMetricsServer& vm = **started;
+  const int64_t end =
+      std::chrono::duration_cast<std::chrono::seconds>(DataTime().time_since_epoch()).count() / 30 *
+      30;
+  auto loaded = ra::testing::RunCommand(
+      {"/usr/bin/python3", std::string(RA_SOURCE_DIR) + "/tests/sandbox/metrics/load_sample.py",
+       "--url", vm.base_url(), "--end", std::to_string(end)},
+      60s);
+  ASSERT_EQ(loaded.status, 0) << loaded.output << vm.LogTail();
+  EXPECT_NE(loaded.output.find("per replica"), std::string::npos) << loaded.output;
+
+  Client client(At(vm.base_url()));
+  const TimePoint last = TimePoint(std::chrono::seconds(end));
+  const std::string per_replica =
+      "sum(haproxy_backend_current_sessions{cluster=\"orders\",backend=\"pg_replicas\"}) / "
+      "sum(haproxy_backend_active_servers{cluster=\"orders\",backend=\"pg_replicas\"})";
+  const double now_per_replica = OnlyValue(client.Query(per_replica, last));
+  const double quiet_per_replica = OnlyValue(client.Query(per_replica, last - 40min));
+  // Well above a target of 50 now, well below it before the surge.
+  EXPECT_GT(now_per_replica, 75) << loaded.output;
+  EXPECT_LT(quiet_per_replica, 40) << loaded.output;
+
+  // Per-server sessions add up to the backend's, over the two replicas.
+  EXPECT_DOUBLE_EQ(
+      OnlyValue(client.Query("sum(haproxy_server_current_sessions{cluster=\"orders\"})", last)),
+      2 * now_per_replica);
+  EXPECT_DOUBLE_EQ(
+      OnlyValue(client.Query("count(haproxy_server_current_sessions{cluster=\"orders\"})", last)),
+      2);
+  const double active = OnlyValue(
+      client.Query("sum(pg_stat_activity_count{cluster=\"orders\",state=\"active\"})", last));
+  EXPECT_GT(active, 0);
+  EXPECT_LE(active, 2 * now_per_replica);
+  const double rate = OnlyValue(
+      client.Query("sum(rate(haproxy_backend_connections_total{cluster=\"orders\"}[5m]))", last));
+  EXPECT_GT(rate, 0);
+  EXPECT_TRUE(std::isfinite(rate));
+}
+
 // --- What real servers will not do on demand ----------------------------------------------------
 
 TEST(PrometheusSourceOverHttp, TimesOutOnAServerThatNeverAnswers) {
