@@ -1,10 +1,22 @@
 #include <CLI/CLI.hpp>
 #include <iostream>
 
+#include "autoscaler/config_cli.h"
+
 int main(int argc, char** argv) {
   CLI::App app{"replica-autoscaler: elastic PostgreSQL read replicas on OpenStack"};
   app.set_version_flag("--version", std::string("replica-autoscaler ") + RA_VERSION);
   app.require_subcommand(1);
-  CLI11_PARSE(app, argc, argv);
+
+  ra::config::ValidateOptions validate;
+  CLI::App* validate_cmd = ra::config::AddValidateCommand(app, &validate);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // --help and --version exit 0; every other command-line mistake is a usage error: 2.
+    return app.exit(e) == 0 ? 0 : 2;
+  }
+  if (validate_cmd->parsed()) return ra::config::RunValidate(validate, std::cout, std::cerr);
   return 0;
 }

@@ -1,0 +1,342 @@
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "core/clock.h"
+#include "core/http_transport.h"
+#include "core/log.h"
+#include "core/result.h"
+#include "core/secret.h"
+#include "policies/spec.h"
+
+/// The service's one YAML configuration as plain data, and its loader. Every field, its default
+/// and its rules are documented in docs/configuration.md; the defaults below are those.
+namespace ra::config {
+
+using namespace std::chrono_literals;
+
+/// Where a secret lives. The file never holds the value itself: `password: {file: PATH}` or
+/// `password: {env: NAME}`. Exactly one of `file` and `env` is set after a successful load.
+struct SecretRef {
+  std::string file{};  ///< absolute path (relative paths are resolved against the config's folder)
+  std::string env{};   ///< environment variable name
+
+  bool IsSet() const { return !file.empty() || !env.empty(); }
+  /// "file /etc/x" or "environment variable X" (never the value).
+  std::string Describe() const;
+};
+
+/// Looks up an environment variable; injectable so tests need not touch the process environment.
+using EnvLookup = std::function<std::optional<std::string>(const std::string& name)>;
+
+/// The process environment.
+std::optional<std::string> ProcessEnv(const std::string& name);
+
+/// Reads the secret `ref` points at: the file's content or the variable's value, without one
+/// trailing newline (CRLF or LF). The value is registered for log redaction (ra::Secret).
+/// Errors (kConfig) name the file or variable, never the value: missing, unreadable, unset or
+/// empty. Blocks on the file read; idempotent.
+Result<Secret> ResolveSecret(const SecretRef& ref, const EnvLookup& env = ProcessEnv);
+
+// ---------------------------------------------------------------------------------------------
+// clouds
+
+/// A reference to an entry of an OpenStack clouds.yaml.
+struct CloudsYamlRef {
+  std::string cloud{};  ///< the entry's name under `clouds:`
+  /// Absolute path; empty means the openstack CLI's search: $OS_CLIENT_CONFIG_FILE,
+  /// ./clouds.yaml, ~/.config/openstack/clouds.yaml, /etc/openstack/clouds.yaml.
+  std::string file{};
+};
+
+enum class CloudAuthType { kPassword, kApplicationCredential };
+
+/// Keystone v3 credentials written in the service's own file (mirrors openstack::AuthOptions).
+struct CloudAuth {
+  CloudAuthType type = CloudAuthType::kPassword;
+  std::string auth_url{};
+  std::string user_id{};
+  std::string username{};
+  std::string user_domain_id{};
+  std::string user_domain_name{};  ///< "Default" when neither user_domain_* is given
+  SecretRef password{};
+  std::string project_id{};
+  std::string project_name{};
+  std::string project_domain_id{};
+  std::string project_domain_name{};  ///< empty: the user's domain
+  std::string domain_id{};
+  std::string domain_name{};
+  std::string application_credential_id{};
+  std::string application_credential_name{};
+  SecretRef application_credential_secret{};
+};
+
+enum class CloudProfile {
+  kOpenStack,  ///< a stock OpenStack: everything from the Keystone catalog
+  kSberCloud,  ///< SberCloud / Cloud.ru (Huawei-based): endpoint overrides usually needed
+};
+
+struct Cloud {
+  std::string name{};
+  /// Exactly one of `clouds_yaml` and `auth` is set.
+  std::optional<CloudsYamlRef> clouds_yaml{};
+  std::optional<CloudAuth> auth{};
+  /// With clouds_yaml, a value set here overrides the entry's; unset means the entry's (or, with
+  /// inline auth, the default: region from the catalog, interface "public", TLS verified against
+  /// the system store).
+  std::optional<std::string> region{};
+  std::optional<std::string> interface {};  ///< "public", "internal" or "admin"
+  std::optional<bool> verify_tls{};
+  std::optional<std::string> ca_bundle{};  ///< absolute path
+  /// Service type ("compute", "volumev3", "block-storage", "dns", "image", "network") -> URL.
+  std::map<std::string, std::string> endpoint_overrides{};
+  /// The zones replicas may use; empty means "not declared" (zones are then not cross-checked).
+  std::vector<std::string> availability_zones{};
+  CloudProfile profile = CloudProfile::kOpenStack;
+  double requests_per_second = 10;  ///< client-side rate limit; 0 disables it
+  int burst = 20;
+  int max_attempts = 5;  ///< per call, including the first
+  Duration connect_timeout = 5s;
+  Duration request_timeout = 30s;
+};
+
+// ---------------------------------------------------------------------------------------------
+// load balancers, metrics
+
+enum class DataPlaneApiVersion { kAuto, kV2, kV3 };
+
+/// One HAProxy Data Plane API endpoint.
+struct LoadBalancer {
+  std::string name{};
+  std::string url{};  ///< scheme://host:port, without /v2 or /v3
+  DataPlaneApiVersion api_version = DataPlaneApiVersion::kAuto;
+  std::string username{};
+  SecretRef password{};
+  HttpOptions http{};    ///< connect/request timeouts, verify_tls, ca_bundle
+  int max_attempts = 5;  ///< per call (409 version conflicts and transient failures)
+};
+
+enum class MetricsAuthType { kNone, kBasic, kBearer };
+
+/// The Prometheus-compatible source every metric policy queries (mirrors
+/// policies::PrometheusSourceOptions).
+struct MetricsSourceConfig {
+  std::string url{};
+  MetricsAuthType auth = MetricsAuthType::kNone;
+  std::string username{};  ///< kBasic
+  SecretRef password{};    ///< kBasic
+  SecretRef token{};       ///< kBearer
+  HttpHeaders headers{};   ///< extra non-secret headers (e.g. a tenant); never Authorization
+  Duration timeout = 10s;  ///< one query's budget
+  HttpOptions http{};      ///< connect timeout, verify_tls, ca_bundle
+};
+
+// ---------------------------------------------------------------------------------------------
+// clusters
+
+struct StaticPrimary {
+  std::string host{};
+  int port = 5432;
+};
+
+/// The primary is whichever member the Patroni REST API names leader.
+struct PatroniPrimary {
+  std::vector<std::string> members{};  ///< REST API base URLs, e.g. http://10.0.0.5:8008
+  HttpOptions http{.connect_timeout = 2s, .total_timeout = 5s};
+};
+
+struct Donor {
+  std::string server{};  ///< Nova server name or id: the replica whose data volume is snapshotted
+  std::string volume{};  ///< Cinder volume name or id; empty: the server's only non-boot volume
+};
+
+/// What each new replica is built from.
+struct ReplicaTemplate {
+  std::string flavor{};
+  std::string image{};
+  std::vector<std::string> networks{};
+  std::vector<std::string> security_groups{};
+  std::vector<std::string> zones{};      ///< empty: Nova chooses
+  std::string volume_type{};             ///< empty: the cloud's default
+  std::optional<int> volume_size_gib{};  ///< empty: the snapshot's size
+  std::string key_name{};
+  /// Placeholders {cluster}, {id} (required; a short unique suffix chosen by the service) and
+  /// {zone}.
+  std::string name_template = "{cluster}-replica-{id}";
+  std::vector<std::string> tags{};  ///< in addition to the service's ownership tags
+  std::map<std::string, std::string> metadata{};
+};
+
+struct PostgresProbe {
+  int port = 5432;
+  std::string user{};
+  SecretRef password{};  ///< optional (trust, .pgpass or certificates otherwise)
+  std::string dbname = "postgres";
+  std::string sslmode = "prefer";  ///< libpq sslmode
+  Duration connect_timeout = 5s;
+  /// A replica is admitted (and stays admitted) while its replay lag is at most both of these.
+  int64_t max_lag_bytes = int64_t{16} << 20;
+  Duration max_lag_time = 30s;
+};
+
+struct HealthCheck {
+  bool enabled = true;
+  std::optional<int> port{};  ///< empty: the server port
+  Duration interval = 2s;
+  int fall = 3;
+  int rise = 2;
+};
+
+/// How a cluster's replicas appear in HAProxy.
+struct ClusterLoadBalancer {
+  std::string name{};      ///< a key of Config::load_balancers
+  std::string backend{};   ///< HAProxy backend holding the replicas
+  int server_port = 5432;  ///< defaults to postgres.port
+  int weight = 100;
+  HealthCheck check{};
+};
+
+struct Snapshots {
+  Duration interval = 6h;  ///< a new golden snapshot of the donor this often
+  int keep = 3;            ///< newest snapshots kept; older ones are deleted
+  Duration max_age = 24h;  ///< older snapshots are never used for new replicas
+  /// How long the primary (or the WAL archive) keeps WAL; max_age must not exceed it.
+  std::optional<Duration> wal_retention{};
+};
+
+struct Dns {
+  std::string zone{};  ///< Designate zone name, with the trailing dot
+  int ttl = 60;
+  std::string record_template = "{name}";  ///< {name}: the server's name; {cluster}
+};
+
+/// Budgets of each provisioning phase; a replica stuck longer is cleaned up.
+struct PhaseTimeouts {
+  Duration snapshot_create = 30min;
+  Duration volume_create = 15min;
+  Duration server_build = 10min;
+  Duration postgres_start = 5min;
+  Duration catch_up = 30min;
+  Duration drain = 5min;
+  Duration delete_ = 10min;
+};
+
+struct Cluster {
+  std::string name{};
+  std::string cloud{};  ///< a key of Config::clouds
+  std::variant<StaticPrimary, PatroniPrimary> primary{};
+  Donor donor{};
+  ReplicaTemplate replica{};
+  PostgresProbe postgres{};
+  ClusterLoadBalancer load_balancer{};
+  /// min_replicas, max_replicas, policies, behavior, missing_data.
+  policies::ClusterPolicy policy{};
+  Snapshots snapshots{};
+  std::optional<Dns> dns{};
+  PhaseTimeouts timeouts{};
+};
+
+// ---------------------------------------------------------------------------------------------
+// service
+
+enum class TokenRole { kAdmin, kReadOnly };
+
+struct ApiToken {
+  std::string name{};
+  TokenRole role = TokenRole::kReadOnly;
+  SecretRef token{};
+};
+
+struct ApiConfig {
+  std::string listen = "127.0.0.1:8080";  ///< as written
+  std::string host = "127.0.0.1";         ///< without brackets for IPv6
+  int port = 8080;
+  std::vector<ApiToken> tokens{};
+};
+
+struct LoopConfig {
+  Duration interval = 30s;
+  Duration jitter = 0s;  ///< each cycle starts up to this much later, at random
+};
+
+struct JournalConfig {
+  std::string path = "/var/lib/replica-autoscaler/events.jsonl";
+  int64_t max_size_bytes = int64_t{100} << 20;  ///< rotated when larger
+  int keep = 5;                                 ///< rotated files kept
+};
+
+struct LoggingConfig {
+  log::Level level = log::Level::kInfo;
+  std::string path{};  ///< empty: stderr
+};
+
+struct Config {
+  std::string source{};  ///< the file it came from, for messages
+  std::vector<Cloud> clouds{};
+  std::vector<LoadBalancer> load_balancers{};
+  std::optional<MetricsSourceConfig> metrics{};  ///< required when a metric policy exists
+  std::vector<Cluster> clusters{};
+  ApiConfig api{};
+  LoopConfig loop{};
+  JournalConfig journal{};
+  LoggingConfig logging{};
+
+  const Cloud* FindCloud(std::string_view name) const;
+  const LoadBalancer* FindLoadBalancer(std::string_view name) const;
+  const Cluster* FindCluster(std::string_view name) const;
+};
+
+// ---------------------------------------------------------------------------------------------
+// loading
+
+/// One thing wrong with a configuration, where it is.
+struct ConfigProblem {
+  std::string path{};  ///< e.g. "clusters[1].policies[0].target_tracking.target"; "" for the file
+  int line = 0;        ///< 1-based; 0 when the problem has no place (an unreadable file)
+  int column = 0;      ///< 1-based; 0 when unknown
+  std::string message{};
+};
+
+/// Every problem, ordered by line.
+using ConfigProblems = std::vector<ConfigProblem>;
+using ConfigResult = tl::expected<Config, ConfigProblems>;
+
+struct LoadOptions {
+  /// Also check what exists only on the service's machine: secret files are readable and not
+  /// empty, environment variables are set, CA bundles and clouds.yaml files exist (and the
+  /// clouds.yaml holds the named cloud), API tokens are long enough and distinct. Off for
+  /// validating a file elsewhere (`validate --no-secret-check`).
+  bool check_environment = true;
+  /// Relative paths in the file are resolved against this folder; empty: the current directory.
+  std::string base_dir{};
+  EnvLookup env = ProcessEnv;
+};
+
+/// Reads and checks the configuration at `path`. Collects every problem in one pass (a bad field
+/// does not hide problems elsewhere); never throws. Secrets are never read into the Config and
+/// never appear in problems. Blocks on file reads (and, with check_environment, on the secret
+/// files); idempotent. Relative paths are resolved against `path`'s folder unless
+/// options.base_dir says otherwise.
+ConfigResult LoadConfig(const std::string& path, LoadOptions options = {});
+
+/// The same for text already in memory; `name` is used in messages only.
+ConfigResult LoadConfigFromString(std::string_view text, std::string_view name,
+                                  const LoadOptions& options = {});
+
+/// "FILE:LINE:COL: PATH: message" (LINE:COL and PATH left out when unknown).
+std::string FormatProblem(const ConfigProblem& problem, std::string_view file);
+
+/// "2 clusters, 1 cloud, 1 load balancer, 3 policies, 2 API tokens".
+std::string Summarize(const Config& config);
+
+std::string_view ToString(TokenRole role);
+std::string_view ToString(DataPlaneApiVersion version);
+
+}  // namespace ra::config
