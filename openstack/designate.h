@@ -1,0 +1,40 @@
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "core/result.h"
+#include "openstack/session.h"
+
+namespace ra::openstack {
+
+struct Recordset {
+  std::string id;
+  std::string zone_id;
+  std::string name;  ///< fully qualified, with the trailing dot
+  std::string type;
+  std::vector<std::string> records;
+  std::string status;  ///< PENDING, ACTIVE, ERROR
+};
+
+/// Designate v2 A records. Every call blocks for one request and its retries. Thread-safe.
+class DesignateClient {
+ public:
+  explicit DesignateClient(Session& session) : session_(session) {}
+
+  /// The id of the zone named `zone_name` ("example.com." — the trailing dot is added when
+  /// missing). kNotFound when the project has no such zone.
+  Result<std::string> FindZone(const std::string& zone_name);
+  /// Creates an A recordset `name` (fully qualified; trailing dot added) with `addresses`.
+  /// Not idempotent: a second call for the same name fails with kConflict (Designate's 409),
+  /// which callers treat as "already there".
+  Result<Recordset> CreateARecordset(const std::string& zone_id, const std::string& name,
+                                     const std::vector<std::string>& addresses, int ttl);
+  /// Idempotent: a recordset already gone is success.
+  Result<void> DeleteRecordset(const std::string& zone_id, const std::string& recordset_id);
+
+ private:
+  Session& session_;
+};
+
+}  // namespace ra::openstack

@@ -1,0 +1,175 @@
+#include "openstack/errors.h"
+
+#include <fmt/format.h>
+
+#include <charconv>
+#include <cstdio>
+#include <ctime>
+#include <nlohmann/json.hpp>
+
+#include "core/log.h"
+
+namespace ra::openstack {
+
+namespace {
+
+std::string Lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+std::string StringField(const nlohmann::json& j, const char* key) {
+  auto it = j.find(key);
+  if (it != j.end() && it->is_string()) return it->get<std::string>();
+  return "";
+}
+
+}  // namespace
+
+std::string CloudMessage(std::string_view body) {
+  nlohmann::json j = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object()) return "";
+  // Huawei API gateway and Huawei services: {"error_code": "...", "error_msg": "..."}.
+  if (std::string msg = StringField(j, "error_msg"); !msg.empty()) {
+    std::string code = StringField(j, "error_code");
+    return code.empty() ? msg : code + " " + msg;
+  }
+  // Designate: {"code": 404, "type": "zone_not_found", "message": "..."}.
+  if (std::string msg = StringField(j, "message"); !msg.empty()) return msg;
+  // Nova, Cinder, Keystone: one wrapper key ({"badRequest": {...}}, {"error": {...}}).
+  for (const auto& [key, value] : j.items()) {
+    if (!value.is_object()) continue;
+    if (std::string msg = StringField(value, "message"); !msg.empty()) return msg;
+    if (std::string msg = StringField(value, "error_msg"); !msg.empty()) return msg;
+  }
+  return "";
+}
+
+Error ErrorFromResponse(const HttpResponse& response, std::string_view what) {
+  std::string message = CloudMessage(response.body);
+  if (message.empty()) {
+    // Not an OpenStack error body (a proxy's HTML page, an empty 503): keep a short excerpt.
+    std::string excerpt = response.body.substr(0, 200);
+    for (char& c : excerpt)
+      if (c == '\n' || c == '\r') c = ' ';
+    message = excerpt.empty() ? "(no body)" : excerpt;
+  }
+  const int status = response.status;
+  const std::string lower = Lower(message);
+  ErrorKind kind = ErrorKind::kInternal;
+  if (status == 400 || status == 422) {
+    kind = ErrorKind::kBadRequest;
+  } else if (status == 401) {
+    kind = ErrorKind::kAuth;
+  } else if (status == 403) {
+    kind = lower.find("quota") != std::string::npos ? ErrorKind::kQuota : ErrorKind::kAuth;
+  } else if (status == 404) {
+    kind = ErrorKind::kNotFound;
+  } else if (status == 409) {
+    kind = ErrorKind::kConflict;
+  } else if (status == 413) {
+    kind = response.Header("Retry-After").empty() ? ErrorKind::kQuota : ErrorKind::kTransient;
+  } else if (status == 429 || status >= 500) {
+    kind = ErrorKind::kTransient;
+  } else if (status >= 400) {
+    kind = ErrorKind::kBadRequest;
+  } else {
+    kind = ErrorKind::kParse;
+    message = "unexpected status; " + message;
+  }
+  std::string request_id = response.Header("X-Openstack-Request-Id");
+  if (request_id.empty()) request_id = response.Header("X-Compute-Request-Id");
+  if (request_id.empty()) request_id = response.Header("X-Request-Id");
+  std::string text = fmt::format("{}: HTTP {}: {}", what, status, message);
+  if (!request_id.empty()) text += fmt::format(" (request {})", request_id);
+  return Error{kind, log::Redact(text)};
+}
+
+std::optional<Duration> ParseRetryAfter(std::string_view value, TimePoint now) {
+  while (!value.empty() && value.front() == ' ') value.remove_prefix(1);
+  while (!value.empty() && value.back() == ' ') value.remove_suffix(1);
+  if (value.empty()) return std::nullopt;
+  long long seconds = 0;
+  auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), seconds);
+  if (ec == std::errc() && end == value.data() + value.size()) {
+    if (seconds < 0) return std::nullopt;
+    return std::chrono::seconds(std::min<long long>(seconds, 86400LL * 365));
+  }
+  // HTTP-date: "Sun, 06 Nov 1994 08:49:37 GMT".
+  std::tm tm{};
+  char month[4] = {};
+  char weekday[4] = {};
+  const std::string copy(value);
+  if (std::sscanf(copy.c_str(), "%3s, %d %3s %d %d:%d:%d GMT", weekday, &tm.tm_mday, month,
+                  &tm.tm_year, &tm.tm_hour, &tm.tm_min, &tm.tm_sec) != 7) {
+    return std::nullopt;
+  }
+  static constexpr std::string_view kMonths = "JanFebMarAprMayJunJulAugSepOctNovDec";
+  const size_t m = kMonths.find(month);
+  if (m == std::string_view::npos || m % 3 != 0) return std::nullopt;
+  tm.tm_mon = static_cast<int>(m / 3);
+  tm.tm_year -= 1900;
+  const time_t when = timegm(&tm);
+  const TimePoint at = std::chrono::system_clock::from_time_t(when);
+  if (at <= now) return Duration(0);
+  return std::chrono::duration_cast<Duration>(at - now);
+}
+
+Result<TimePoint> ParseTimestamp(std::string_view text) {
+  std::tm tm{};
+  int consumed = 0;
+  const std::string copy(text);
+  if (std::sscanf(copy.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+                  &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &consumed) != 6 ||
+      consumed != 19) {
+    return Fail(ErrorKind::kParse, fmt::format("not an ISO 8601 timestamp: '{}'", copy));
+  }
+  tm.tm_year -= 1900;
+  tm.tm_mon -= 1;
+  std::string_view rest = text.substr(19);
+  Duration fraction(0);
+  if (!rest.empty() && rest.front() == '.') {
+    rest.remove_prefix(1);
+    long long scale = 100;
+    while (!rest.empty() && std::isdigit(static_cast<unsigned char>(rest.front()))) {
+      fraction += Duration((rest.front() - '0') * scale);
+      scale /= 10;
+      rest.remove_prefix(1);
+    }
+  }
+  Duration offset(0);
+  if (rest == "Z" || rest.empty() || rest == "+00:00" || rest == "-00:00") {
+    // UTC (Nova writes naive UTC timestamps).
+  } else if (rest.size() == 6 && (rest[0] == '+' || rest[0] == '-') && rest[3] == ':') {
+    int hours = 0;
+    int minutes = 0;
+    const std::string zone(rest.substr(1));
+    if (std::sscanf(zone.c_str(), "%2d:%2d", &hours, &minutes) != 2) {
+      return Fail(ErrorKind::kParse, fmt::format("bad UTC offset in '{}'", copy));
+    }
+    offset = std::chrono::hours(hours) + std::chrono::minutes(minutes);
+    if (rest[0] == '-') offset = -offset;
+  } else {
+    return Fail(ErrorKind::kParse, fmt::format("bad time zone in '{}'", copy));
+  }
+  if (tm.tm_mon < 0 || tm.tm_mon > 11 || tm.tm_mday < 1 || tm.tm_mday > 31 || tm.tm_hour > 23 ||
+      tm.tm_min > 59 || tm.tm_sec > 60) {
+    return Fail(ErrorKind::kParse, fmt::format("timestamp out of range: '{}'", copy));
+  }
+  return std::chrono::system_clock::from_time_t(timegm(&tm)) + fraction - offset;
+}
+
+std::string UrlEncode(std::string_view text) {
+  std::string out;
+  for (unsigned char c : text) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      out += fmt::format("%{:02X}", c);
+    }
+  }
+  return out;
+}
+
+}  // namespace ra::openstack

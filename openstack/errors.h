@@ -1,0 +1,40 @@
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "core/clock.h"
+#include "core/http_transport.h"
+#include "core/result.h"
+
+namespace ra::openstack {
+
+/// Turns a non-2xx answer of Keystone, Nova, Cinder, Designate or the Huawei API gateway into a
+/// typed error that keeps the cloud's own message:
+///   400, 422 -> kBadRequest; 401 -> kAuth; 403 -> kAuth, or kQuota for "Quota exceeded";
+///   404 -> kNotFound; 409 -> kConflict; 413 -> kQuota, or kTransient when it is a rate limit
+///   (Retry-After present); 429 and 5xx -> kTransient.
+/// Understands {"badRequest":{"message":..,"code":400}} (any wrapper key: overLimit,
+/// itemNotFound, forbidden, conflictingRequest, computeFault...), Keystone's
+/// {"error":{"message":..}}, Designate's {"message":..,"type":..}, and APIG's
+/// {"error_code":"APIG.0308","error_msg":..}. `what` names the call ("nova: create server").
+/// Registered secrets are redacted from the message. Never throws.
+Error ErrorFromResponse(const HttpResponse& response, std::string_view what);
+
+/// The cloud's message from an error body, "" if none is found.
+std::string CloudMessage(std::string_view body);
+
+/// Retry-After as a wait: delta-seconds ("7") or an HTTP-date relative to `now`. nullopt when
+/// absent or unreadable; a date in the past gives 0.
+std::optional<Duration> ParseRetryAfter(std::string_view value, TimePoint now);
+
+/// Parses the timestamps OpenStack writes: "2026-11-21T05:59:58.000000Z",
+/// "2026-11-21T05:59:58Z", "2026-11-21T05:59:58+00:00", and Nova's "2026-11-21T05:59:58"
+/// (naive means UTC). kParse on anything else.
+Result<TimePoint> ParseTimestamp(std::string_view text);
+
+/// Percent-encodes a query parameter value (RFC 3986 unreserved characters stay).
+std::string UrlEncode(std::string_view text);
+
+}  // namespace ra::openstack

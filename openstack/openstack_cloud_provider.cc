@@ -1,0 +1,251 @@
+#include "openstack/openstack_cloud_provider.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "core/log.h"
+
+namespace ra::openstack {
+
+ServerFacts ToFacts(const Server& s) {
+  return ServerFacts{
+      s.id,     s.name, s.status, s.task_state, s.fault_message, s.FixedIpv4(), s.availability_zone,
+      s.created};
+}
+
+VolumeFacts ToFacts(const Volume& v) {
+  return VolumeFacts{v.id,
+                     v.name,
+                     v.status,
+                     v.snapshot_id,
+                     v.availability_zone,
+                     v.size_gb,
+                     v.attached_server_ids,
+                     v.created};
+}
+
+SnapshotFacts ToFacts(const Snapshot& s) {
+  return SnapshotFacts{s.id, s.name, s.status, s.volume_id, s.size_gb, s.created};
+}
+
+namespace {
+
+std::string Meta(const std::map<std::string, std::string>& m, std::string_view key) {
+  auto it = m.find(std::string(key));
+  return it == m.end() ? std::string() : it->second;
+}
+
+std::map<std::string, std::string> ReplicaVolumeFilter(const std::string& cluster) {
+  return {{std::string(kMetaCluster), cluster}, {std::string(kMetaRole), "replica"}};
+}
+
+bool Gone(const std::string& volume_status) {
+  return volume_status == "deleting" || volume_status == "error_deleting";
+}
+
+}  // namespace
+
+OpenStackCloudProvider::OpenStackCloudProvider(Session& session)
+    : session_(session), nova_(session), cinder_(session) {}
+
+Result<std::vector<ReplicaFacts>> OpenStackCloudProvider::ListReplicas(const std::string& cluster) {
+  if (auto ok = ValidateName("cluster", cluster); !ok) return Fail(ok.error());
+  auto servers = nova_.ListServersByTags({std::string(kManagedTag), ClusterTag(cluster)});
+  if (!servers) return Fail(servers.error());
+  auto volumes = cinder_.ListVolumes(ReplicaVolumeFilter(cluster));
+  if (!volumes) return Fail(volumes.error());
+  std::map<std::string, ReplicaFacts> by_name;
+  for (const Server& s : *servers) {
+    if (s.status == "DELETED" || s.status == "SOFT_DELETED") continue;
+    std::string name = Meta(s.metadata, kMetaReplica);
+    if (name.empty()) name = s.name;
+    ReplicaFacts& r = by_name[name];
+    r.cluster = cluster;
+    r.name = name;
+    r.server = ToFacts(s);
+  }
+  for (const Volume& v : *volumes) {
+    // A second metadata check: a cloud that ignored the filter must not hand us strangers.
+    if (Meta(v.metadata, kMetaCluster) != cluster || Meta(v.metadata, kMetaRole) != "replica") {
+      continue;
+    }
+    const std::string name = Meta(v.metadata, kMetaReplica);
+    if (name.empty()) continue;
+    ReplicaFacts& r = by_name[name];
+    r.cluster = cluster;
+    r.name = name;
+    // Prefer the volume that is not being deleted when a replica name was reused.
+    if (!r.volume || (Gone(r.volume->status) && !Gone(v.status))) r.volume = ToFacts(v);
+  }
+  std::vector<ReplicaFacts> out;
+  for (auto& [name, r] : by_name) out.push_back(std::move(r));
+  return out;
+}
+
+Result<VolumeFacts> OpenStackCloudProvider::CreateReplicaVolume(const ReplicaSpec& spec) {
+  if (auto ok = ValidateName("cluster", spec.cluster); !ok) return Fail(ok.error());
+  if (auto ok = ValidateName("replica", spec.name); !ok) return Fail(ok.error());
+  std::map<std::string, std::string> metadata{
+      {std::string(kMetaManagedBy), std::string(kManagedTag)},
+      {std::string(kMetaCluster), spec.cluster},
+      {std::string(kMetaReplica), spec.name},
+      {std::string(kMetaRole), "replica"}};
+  auto existing = cinder_.ListVolumes(
+      {{std::string(kMetaCluster), spec.cluster}, {std::string(kMetaReplica), spec.name}});
+  if (!existing) return Fail(existing.error());
+  for (const Volume& v : *existing) {
+    if (Meta(v.metadata, kMetaReplica) == spec.name && v.status != "error" && !Gone(v.status)) {
+      return ToFacts(v);
+    }
+  }
+  VolumeCreate create{.name = spec.name,
+                      .snapshot_id = spec.snapshot_id,
+                      .size_gb = spec.volume_size_gb,
+                      .availability_zone = spec.availability_zone,
+                      .volume_type = spec.volume_type,
+                      .description = "replica-autoscaler data volume of " + spec.name,
+                      .metadata = metadata};
+  auto volume = cinder_.CreateVolume(create);
+  if (!volume) return Fail(volume.error());
+  log::Info("cloud: replica volume requested",
+            {{"cluster", spec.cluster}, {"replica", spec.name}, {"volume", volume->id}});
+  return ToFacts(*volume);
+}
+
+Result<ServerFacts> OpenStackCloudProvider::CreateReplicaServer(const ReplicaSpec& spec,
+                                                                const std::string& volume_id) {
+  if (auto ok = ValidateName("cluster", spec.cluster); !ok) return Fail(ok.error());
+  if (auto ok = ValidateName("replica", spec.name); !ok) return Fail(ok.error());
+  auto servers = nova_.ListServersByTags({std::string(kManagedTag), ClusterTag(spec.cluster)});
+  if (!servers) return Fail(servers.error());
+  for (const Server& s : *servers) {
+    if (s.name == spec.name || Meta(s.metadata, kMetaReplica) == spec.name) return ToFacts(s);
+  }
+  auto volume = cinder_.GetVolume(volume_id);
+  if (!volume) return Fail(volume.error());
+  if (volume->status != "available") {
+    return Fail(ErrorKind::kConflict, fmt::format("volume {} of replica {} is '{}', not available",
+                                                  volume_id, spec.name, volume->status));
+  }
+  std::map<std::string, std::string> metadata = spec.metadata;
+  metadata[std::string(kMetaManagedBy)] = std::string(kManagedTag);
+  metadata[std::string(kMetaCluster)] = spec.cluster;
+  metadata[std::string(kMetaReplica)] = spec.name;
+  metadata[std::string(kMetaRole)] = "replica";
+  ServerCreate create{.name = spec.name,
+                      .flavor_ref = spec.flavor_id,
+                      .image_ref = spec.image_id,
+                      .boot_volume_id = volume_id,
+                      .delete_volume_on_termination = false,
+                      .network_ids = spec.network_ids,
+                      .security_groups = spec.security_groups,
+                      .availability_zone = spec.availability_zone,
+                      .key_name = spec.key_name,
+                      .tags = {std::string(kManagedTag), ClusterTag(spec.cluster)},
+                      .metadata = metadata,
+                      .user_data = spec.user_data};
+  auto server = nova_.CreateServer(create);
+  if (!server) return Fail(server.error());
+  log::Info("cloud: replica server requested",
+            {{"cluster", spec.cluster}, {"replica", spec.name}, {"server", server->id}});
+  return ToFacts(*server);
+}
+
+Result<DeleteProgress> OpenStackCloudProvider::DeleteReplica(const std::string& cluster,
+                                                             const std::string& name) {
+  auto replicas = ListReplicas(cluster);
+  if (!replicas) return Fail(replicas.error());
+  for (const ReplicaFacts& r : *replicas) {
+    if (r.name != name) continue;
+    if (r.server) {
+      // Traffic has already left (the caller drains first); the server goes before its disk.
+      if (r.server->task_state != "deleting") {
+        if (auto ok = nova_.DeleteServer(r.server->id); !ok) return Fail(ok.error());
+        log::Info("cloud: replica server delete requested",
+                  {{"cluster", cluster}, {"replica", name}, {"server", r.server->id}});
+      }
+      return DeleteProgress::kServerDeleting;
+    }
+    if (r.volume) {
+      const std::string& status = r.volume->status;
+      if (Gone(status)) return DeleteProgress::kVolumeDeleting;
+      if (status == "in-use" || status == "detaching" || status == "attaching" ||
+          status == "creating" || status == "downloading") {
+        return DeleteProgress::kWaitingForVolume;
+      }
+      if (auto ok = cinder_.DeleteVolume(r.volume->id); !ok) return Fail(ok.error());
+      log::Info("cloud: replica volume delete requested",
+                {{"cluster", cluster}, {"replica", name}, {"volume", r.volume->id}});
+      return DeleteProgress::kVolumeDeleting;
+    }
+  }
+  return DeleteProgress::kDone;
+}
+
+Result<SnapshotFacts> OpenStackCloudProvider::SnapshotVolume(const std::string& cluster,
+                                                             const std::string& volume_id,
+                                                             const std::string& name) {
+  if (auto ok = ValidateName("cluster", cluster); !ok) return Fail(ok.error());
+  SnapshotCreate create{.volume_id = volume_id,
+                        .name = name,
+                        .description = "replica-autoscaler golden snapshot of " + cluster,
+                        .metadata = {{std::string(kMetaManagedBy), std::string(kManagedTag)},
+                                     {std::string(kMetaCluster), cluster},
+                                     {std::string(kMetaRole), "golden"}},
+                        .force = true};
+  auto snapshot = cinder_.CreateSnapshot(create);
+  if (!snapshot) return Fail(snapshot.error());
+  log::Info("cloud: snapshot requested",
+            {{"cluster", cluster}, {"volume", volume_id}, {"snapshot", snapshot->id}});
+  return ToFacts(*snapshot);
+}
+
+Result<std::vector<SnapshotFacts>> OpenStackCloudProvider::ListSnapshots(
+    const std::string& cluster) {
+  if (auto ok = ValidateName("cluster", cluster); !ok) return Fail(ok.error());
+  auto snapshots = cinder_.ListSnapshots(
+      {{std::string(kMetaCluster), cluster}, {std::string(kMetaRole), "golden"}});
+  if (!snapshots) return Fail(snapshots.error());
+  std::vector<SnapshotFacts> out;
+  for (const Snapshot& s : *snapshots) {
+    if (Meta(s.metadata, kMetaCluster) != cluster || Meta(s.metadata, kMetaRole) != "golden") {
+      continue;
+    }
+    out.push_back(ToFacts(s));
+  }
+  std::stable_sort(out.begin(), out.end(), [](const SnapshotFacts& a, const SnapshotFacts& b) {
+    return a.created.value_or(TimePoint{}) < b.created.value_or(TimePoint{});
+  });
+  return out;
+}
+
+Result<void> OpenStackCloudProvider::DeleteSnapshot(const std::string& snapshot_id) {
+  return cinder_.DeleteSnapshot(snapshot_id);
+}
+
+Result<std::vector<std::string>> OpenStackCloudProvider::AvailabilityZones() {
+  auto zones = nova_.ListAvailabilityZones();
+  if (!zones) return Fail(zones.error());
+  std::vector<std::string> out;
+  for (const AvailabilityZone& z : *zones) {
+    if (z.available) out.push_back(z.name);
+  }
+  return out;
+}
+
+Result<Quota> OpenStackCloudProvider::RemainingQuota() {
+  auto compute = nova_.GetLimits();
+  if (!compute) return Fail(compute.error());
+  auto volume = cinder_.GetLimits();
+  if (!volume) return Fail(volume.error());
+  auto left = [](int max, int used) { return max < 0 ? -1 : std::max(0, max - used); };
+  return Quota{left(compute->max_instances, compute->used_instances),
+               left(compute->max_cores, compute->used_cores),
+               left(compute->max_ram_mb, compute->used_ram_mb),
+               left(volume->max_volumes, volume->used_volumes),
+               left(volume->max_gigabytes, volume->used_gigabytes),
+               left(volume->max_snapshots, volume->used_snapshots)};
+}
+
+}  // namespace ra::openstack

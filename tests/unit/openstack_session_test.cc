@@ -1,0 +1,210 @@
+#include <gtest/gtest.h>
+
+#include "openstack/retry.h"
+#include "openstack/session.h"
+#include "openstack_test_support.h"
+
+namespace ra::openstack {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::Harness;
+using testing::PasswordOptions;
+using testing::TokenResponse;
+
+ServiceRequest Get(const std::string& path) {
+  return {.service_type = "compute", .path = path, .what = "nova: get"};
+}
+
+ServiceRequest Post(const std::string& path) {
+  return {.service_type = "compute",
+          .method = "POST",
+          .path = path,
+          .body = "{}",
+          .idempotent = false,
+          .what = "nova: post"};
+}
+
+TEST(Session, SendsTokenAndBothComputeMicroversionHeaders) {
+  Harness h;
+  h.PushToken("gAAAAAB-token-one");
+  h.transport.Push(200, R"({"servers": []})");
+  auto r = h.session.Send(Get("/servers/detail?tags=a"));
+  ASSERT_TRUE(r) << r.error().message;
+  auto requests = h.transport.requests();
+  ASSERT_EQ(requests.size(), 2u);
+  const HttpRequest& call = requests[1];
+  EXPECT_EQ(call.url, "https://compute.example/v2.1/servers/detail?tags=a");
+  EXPECT_EQ(call.headers.at("x-auth-token"), "gAAAAAB-token-one");
+  EXPECT_EQ(call.headers.at("X-OpenStack-Nova-API-Version"), "2.52");
+  EXPECT_EQ(call.headers.at("OpenStack-API-Version"), "compute 2.52");
+}
+
+TEST(Session, VolumeMicroversionHeader) {
+  Harness h;
+  h.PushToken();
+  h.transport.Push(200, R"({"volumes": []})");
+  ASSERT_TRUE(h.session.Send({.service_type = "block-storage", .path = "/volumes", .what = "c"}));
+  const HttpRequest call = h.transport.requests()[1];
+  EXPECT_EQ(call.url, "https://volume.example/v3/p-42/volumes");
+  EXPECT_EQ(call.headers.at("OpenStack-API-Version"), "volume 3.22");
+  EXPECT_EQ(call.headers.count("X-OpenStack-Nova-API-Version"), 0u);
+}
+
+TEST(Session, ReauthenticatesExactlyOnceOn401) {
+  Harness h;
+  h.PushToken("tok-old-abcdef");
+  h.transport.Push(401, R"({"error": {"code": 401, "message": "The token is expired"}})");
+  h.PushToken("tok-new-abcdef");
+  h.transport.Push(200, "{}");
+  ASSERT_TRUE(h.session.Send(Get("/servers")));
+  auto requests = h.transport.requests();
+  ASSERT_EQ(requests.size(), 4u);
+  EXPECT_EQ(requests[3].headers.at("X-Auth-Token"), "tok-new-abcdef");
+  EXPECT_EQ(h.session.auth().authentications(), 2);
+  EXPECT_TRUE(h.sleeper.sleeps.empty());
+}
+
+TEST(Session, A401AfterReauthenticationIsAnAuthError) {
+  Harness h;
+  h.PushToken("tok-old-abcdef");
+  h.transport.Push(401, R"({"error": {"code": 401, "message": "expired"}})");
+  h.PushToken("tok-new-abcdef");
+  h.transport.Push(401, R"({"error": {"code": 401, "message": "still no"}})");
+  auto r = h.session.Send(Get("/servers"));
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().kind, ErrorKind::kAuth);
+  EXPECT_EQ(h.transport.requests().size(), 4u) << "no third authentication";
+}
+
+TEST(Session, RetriesIdempotentCallsOn5xxWithGrowingBackoff) {
+  Harness h;
+  h.PushToken();
+  h.transport.Push(503, "");
+  h.transport.Push(Fail(ErrorKind::kTransient, "connection refused"));
+  h.transport.Push(502, "<html>bad gateway</html>");
+  h.transport.Push(200, "{}");
+  auto r = h.session.Send(Get("/servers"));
+  ASSERT_TRUE(r) << r.error().message;
+  // Jitter is fixed at 0: half of 500ms, 1s, 2s.
+  EXPECT_EQ(h.sleeper.sleeps, (std::vector<Duration>{250ms, 500ms, 1000ms}));
+}
+
+TEST(Session, GivesUpAfterMaxAttempts) {
+  OpenStackOptions o = PasswordOptions();
+  o.retry.max_attempts = 3;
+  Harness h(o);
+  h.PushToken();
+  for (int i = 0; i < 3; ++i) h.transport.Push(500, R"({"computeFault":{"message":"boom"}})");
+  auto r = h.session.Send(Get("/servers"));
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().kind, ErrorKind::kTransient);
+  EXPECT_NE(r.error().message.find("boom"), std::string::npos);
+  EXPECT_NE(r.error().message.find("3 attempts"), std::string::npos);
+  EXPECT_EQ(h.transport.requests().size(), 4u);
+}
+
+TEST(Session, PostIsNotRetriedOn500ButIsOn429WithRetryAfter) {
+  Harness h;
+  h.PushToken();
+  h.transport.Push(500, R"({"computeFault":{"message":"Unexpected API Error."}})");
+  auto r = h.session.Send(Post("/servers"));
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().kind, ErrorKind::kTransient);
+  EXPECT_EQ(h.transport.requests().size(), 2u);
+
+  h.transport.Push(429, R"({"error_code":"APIG.0308","error_msg":"The request is throttled."})",
+                   {{"Retry-After", "7"}});
+  h.transport.Push(202, R"({"server":{"id":"s1"}})");
+  ASSERT_TRUE(h.session.Send(Post("/servers")));
+  EXPECT_EQ(h.sleeper.sleeps, (std::vector<Duration>{7s}));
+}
+
+TEST(Session, HonoursRetryAfterOn413And503) {
+  Harness h;
+  h.PushToken();
+  h.transport.Push(413, R"({"overLimit":{"message":"rate-limited","code":413}})",
+                   {{"Retry-After", "4"}});
+  h.transport.Push(503, "", {{"Retry-After", "2"}});
+  h.transport.Push(200, "{}");
+  ASSERT_TRUE(h.session.Send(Get("/servers")));
+  EXPECT_EQ(h.sleeper.sleeps, (std::vector<Duration>{4s, 2s}));
+}
+
+TEST(Session, ARetryAfterBeyondTheLimitFailsAtOnce) {
+  Harness h;
+  h.PushToken();
+  h.transport.Push(429, R"({"error_code":"APIG.0308","error_msg":"throttled"})",
+                   {{"Retry-After", "3600"}});
+  auto r = h.session.Send(Get("/servers"));
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().kind, ErrorKind::kTransient);
+  EXPECT_NE(r.error().message.find("exceeds"), std::string::npos);
+  EXPECT_TRUE(h.sleeper.sleeps.empty());
+}
+
+TEST(Session, QuotaAndBadRequestAreNotRetried) {
+  Harness h;
+  h.PushToken();
+  h.transport.Push(403, R"({"forbidden":{"message":"Quota exceeded for cores","code":403}})");
+  EXPECT_EQ(h.session.Send(Get("/x")).error().kind, ErrorKind::kQuota);
+  h.transport.Push(400, R"({"badRequest":{"message":"Invalid input","code":400}})");
+  EXPECT_EQ(h.session.Send(Get("/x")).error().kind, ErrorKind::kBadRequest);
+  EXPECT_TRUE(h.sleeper.sleeps.empty());
+}
+
+TEST(Session, TimeoutOfAPostIsNotResent) {
+  Harness h;
+  h.PushToken();
+  h.transport.Push(Fail(ErrorKind::kTimeout, "Operation timed out after 30000 milliseconds"));
+  auto r = h.session.Send(Post("/servers"));
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().kind, ErrorKind::kTimeout);
+  EXPECT_EQ(h.transport.requests().size(), 2u);
+}
+
+TEST(Backoff, ExponentialCappedWithEqualJitter) {
+  RetryOptions o;
+  o.initial_backoff = 1s;
+  o.max_backoff = 5s;
+  EXPECT_EQ(BackoffDelay(o, 2, 0.0), 500ms);
+  EXPECT_EQ(BackoffDelay(o, 2, 0.999), 999ms);
+  EXPECT_EQ(BackoffDelay(o, 3, 0.0), 1s);
+  EXPECT_EQ(BackoffDelay(o, 4, 0.5), 3s);
+  EXPECT_EQ(BackoffDelay(o, 10, 0.0), 2500ms);
+  EXPECT_EQ(BackoffDelay(o, 10, 1.0), 5s);
+}
+
+TEST(RateLimiter, BurstThenOneTokenPerInterval) {
+  FakeClock clock(testing::Start());
+  testing::FakeSleeper sleeper(clock);
+  RateLimiter limiter(2.0, 3, clock, sleeper);
+  for (int i = 0; i < 3; ++i) limiter.Acquire();
+  EXPECT_TRUE(std::all_of(sleeper.sleeps.begin(), sleeper.sleeps.end(),
+                          [](Duration d) { return d == Duration(0); }));
+  limiter.Acquire();
+  EXPECT_EQ(sleeper.sleeps.back(), 500ms);
+  limiter.Acquire();
+  EXPECT_EQ(sleeper.sleeps.back(), 500ms);
+  clock.Advance(10s);  // refills to the burst, not beyond
+  for (int i = 0; i < 3; ++i) limiter.Acquire();
+  EXPECT_EQ(sleeper.sleeps.back(), Duration(0));
+  limiter.Acquire();
+  EXPECT_EQ(sleeper.sleeps.back(), 500ms);
+}
+
+TEST(RateLimiter, SessionWaitsForTheLimiter) {
+  OpenStackOptions o = PasswordOptions();
+  o.requests_per_second = 1;
+  o.burst = 1;
+  Harness h(o);
+  h.PushToken();
+  h.transport.Push(200, "{}");
+  h.transport.Push(200, "{}");
+  ASSERT_TRUE(h.session.Send(Get("/a")));
+  ASSERT_TRUE(h.session.Send(Get("/b")));
+  EXPECT_EQ(h.sleeper.sleeps.back(), 1s);
+}
+
+}  // namespace
+}  // namespace ra::openstack
