@@ -14,12 +14,15 @@ set(ra_pkg_dir ${PROJECT_SOURCE_DIR}/packaging)
 # Absolute destinations on purpose: a Debian package puts units and configuration at fixed
 # system paths whatever the install prefix (/usr for the package, /usr/local for `cmake --install`).
 install(FILES ${ra_pkg_dir}/systemd/replica-autoscaler.service DESTINATION /lib/systemd/system)
+# OPTIONAL: these files are written by other issues; the deploy test (tests/deploy) fails when
+# the package lacks them, rather than the whole build failing while they are being written.
 install(FILES ${PROJECT_SOURCE_DIR}/examples/replica-autoscaler.yaml DESTINATION /etc/replica-autoscaler
-        RENAME config.yaml.example)
-install(FILES ${PROJECT_SOURCE_DIR}/README.md ${PROJECT_SOURCE_DIR}/docs/configuration.md
-              ${PROJECT_SOURCE_DIR}/docs/deployment.md ${PROJECT_SOURCE_DIR}/docs/metrics.md
+        RENAME config.yaml.example OPTIONAL)
+install(FILES ${PROJECT_SOURCE_DIR}/docs/deployment.md ${PROJECT_SOURCE_DIR}/docs/metrics.md
               ${ra_pkg_dir}/debian/copyright
         DESTINATION share/doc/replica-autoscaler)
+install(FILES ${PROJECT_SOURCE_DIR}/README.md ${PROJECT_SOURCE_DIR}/docs/configuration.md
+        DESTINATION share/doc/replica-autoscaler OPTIONAL)
 
 set(CPACK_GENERATOR DEB)
 set(CPACK_PACKAGE_NAME replica-autoscaler)
@@ -41,9 +44,13 @@ set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
 set(CPACK_DEBIAN_PACKAGE_DEPENDS "adduser")
 set(CPACK_DEBIAN_PACKAGE_HOMEPAGE "https://replica-autoscaler.invalid/")
-set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA
-    ${ra_pkg_dir}/debian/conffiles ${ra_pkg_dir}/debian/postinst ${ra_pkg_dir}/debian/prerm
-    ${ra_pkg_dir}/debian/postrm)
+set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA ${ra_pkg_dir}/debian/postinst ${ra_pkg_dir}/debian/prerm
+                                      ${ra_pkg_dir}/debian/postrm)
+# dpkg refuses a conffiles entry for a file the package lacks; re-configure when examples/ changes.
+set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/examples)
+if(EXISTS ${PROJECT_SOURCE_DIR}/examples/replica-autoscaler.yaml)
+  list(APPEND CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA ${ra_pkg_dir}/debian/conffiles)
+endif()
 # Maintainer scripts 0755 and conffiles 0644 whatever the checkout's umask made of them.
 set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION TRUE)
 

@@ -1,0 +1,181 @@
+#!/usr/bin/env bash
+# Applies the pg_replica and replica_autoscaler roles for real to a fresh Debian 12 root
+# (debootstrap + Ansible's community.general.chroot connection), then checks what an operator
+# would: the package installed with its dependencies, `replica-autoscaler --version` runs, the
+# service user, files and their modes, units enabled and valid, the configuration validates as the
+# service user, a second run changes nothing, and the package purges cleanly.
+#
+#   tests/deploy/chroot_roles_test.sh BUILD_DIR
+#
+# Root only (chroot, mounts). The bootstrapped root is cached as a tarball in
+# BUILD_DIR/deploy-cache/ and downloaded packages in BUILD_DIR/deploy-cache/apt/, so a re-run
+# only unpacks; the first run needs Debian's archive.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+need_root
+need_cmd debootstrap ansible-playbook cpack chroot zstd findmnt
+
+build=$(cd "${1:?usage: $0 BUILD_DIR}" && pwd)
+cache=$build/deploy-cache
+mirror=${RA_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+# What a Debian cloud image has before any role runs: Python for Ansible, systemd for units.
+base_packages=python3,systemd,systemd-sysv,ca-certificates
+tarball=$cache/bookworm-$(echo "$base_packages" | md5sum | cut -c1-8).tar.zst
+mkdir -p "$cache/apt" "$build/deploy-work"
+work=$(mktemp -d "$build/deploy-work/chroot.XXXXXX")
+root=$work/root
+
+cleanup() {
+  local rc=$?
+  # Unmount everything below the root, deepest first, before deleting anything.
+  if [ -d "$root" ]; then
+    findmnt -rn -o TARGET | grep -F "$root" | sort -r | while read -r m; do
+      umount -l "$m" 2>/dev/null || true
+    done
+  fi
+  if findmnt -rn -o TARGET | grep -qF "$root"; then
+    echo "cleanup: mounts left under $root; not deleting it" >&2
+  else
+    rm -rf "$work"
+  fi
+  exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+t0=$(date +%s)
+# ---- a fresh root --------------------------------------------------------------------------
+(
+  flock -w 600 9 || fail "another test holds $cache/.lock"
+  if [ ! -s "$tarball" ]; then
+    note "debootstrap bookworm (first run; cached as $tarball)"
+    stage=$(mktemp -d "$build/deploy-work/debootstrap.XXXXXX")
+    timeout 600 debootstrap --variant=minbase --include="$base_packages" bookworm "$stage" "$mirror" \
+      >"$work/debootstrap.log" 2>&1 || { tail -20 "$work/debootstrap.log" >&2; rm -rf "$stage"; fail "debootstrap failed"; }
+    rm -rf "$stage"/var/cache/apt/archives/*.deb
+    tar --zstd -C "$stage" -cf "$tarball.tmp" . && mv "$tarball.tmp" "$tarball"
+    rm -rf "$stage"
+  fi
+) 9>"$cache/.lock"
+mkdir -p "$root"
+tar --zstd -C "$root" -xf "$tarball"
+# mktemp made the directory 0700; as "/" inside the root it must be traversable by every user.
+chmod 0755 "$root"
+note "fresh root unpacked in $(( $(date +%s) - t0 ))s"
+
+mount -t proc proc "$root/proc"
+mount --bind "$cache/apt" "$root/var/cache/apt/archives"
+cp /etc/resolv.conf "$root/etc/resolv.conf"
+# Package scripts must not start services in a chroot (as on an image build).
+printf '#!/bin/sh\nexit 101\n' >"$root/usr/sbin/policy-rc.d"
+chmod 0755 "$root/usr/sbin/policy-rc.d"
+[ ! -e "$root/usr/bin/replica-autoscaler" ] || fail "the fresh root already has replica-autoscaler"
+
+deb=$(build_deb "$build" "$work/pkg")
+note "package: $(basename "$deb")"
+check "package depends on adduser and on shared libraries (dpkg-shlibdeps)" \
+  bash -c "dpkg-deb -f '$deb' Depends | grep -q adduser && dpkg-deb -f '$deb' Depends | grep -q libc6"
+
+# ---- the roles -------------------------------------------------------------------------------
+cat >"$work/inventory.ini" <<INV
+[replica_image]
+root ansible_connection=community.general.chroot ansible_host=$root
+INV
+play=$ra_src/tests/deploy/chroot-play.yml
+export ANSIBLE_CONFIG=$ra_src/ansible/ansible.cfg ANSIBLE_NOCOLOR=1 ANSIBLE_FORCE_COLOR=0
+export ANSIBLE_LOCAL_TEMP=$work/ansible-local ANSIBLE_REMOTE_TEMP=/tmp/.ansible
+run_play() {  # run_play LOG: applies both roles with the test's variables
+  timeout 900 ansible-playbook -i "$work/inventory.ini" "$play" \
+    -e "replica_autoscaler_package_deb=$deb" -e "@$ra_src/tests/deploy/vars/service.yml" \
+    -e '{"replica_autoscaler_start": false, "pg_replica_start": false}' "${extra_vars[@]}" \
+    </dev/null >"$1" 2>&1
+}
+extra_vars=()
+if [ -n "${RA_FIRST_BOOT_SCRIPT:-}" ]; then extra_vars+=(-e "pg_replica_first_boot_script=$RA_FIRST_BOOT_SCRIPT"); fi
+
+t1=$(date +%s)
+if ! run_play "$work/play1.log"; then tail -60 "$work/play1.log" >&2; fail "ansible-playbook (first run)"; fi
+note "roles applied in $(( $(date +%s) - t1 ))s"
+grep -E '^root .*ok=' "$work/play1.log"
+
+# ---- what an operator checks ---------------------------------------------------------------
+in_root() { chroot "$root" "$@"; }
+mode_of() { stat -c '%a %U:%G' "$root$1"; }
+
+check "replica-autoscaler --version runs in the root" \
+  bash -c "chroot '$root' /usr/bin/replica-autoscaler --version | grep -q '^replica-autoscaler [0-9]'"
+in_root /usr/bin/replica-autoscaler --version
+check "package is installed" bash -c "chroot '$root' dpkg-query -W -f='\${Status}' replica-autoscaler | grep -q 'install ok installed'"
+check "service user exists, no login shell" bash -c "chroot '$root' getent passwd replica-autoscaler | grep -q ':/usr/sbin/nologin$'"
+check "state directory 0750 for the user" test "$(mode_of /var/lib/replica-autoscaler)" = "750 replica-autoscaler:replica-autoscaler"
+check "secrets directory 0700 for the user" test "$(mode_of /etc/replica-autoscaler/secrets)" = "700 replica-autoscaler:replica-autoscaler"
+for s in $(/usr/bin/python3 -c 'import sys,yaml; print(" ".join(yaml.safe_load(open(sys.argv[1]))["replica_autoscaler_secrets"]))' "$ra_src/tests/deploy/vars/service.yml"); do
+  check "secret file $s is 0600 for the user" test "$(mode_of "/etc/replica-autoscaler/secrets/$s")" = "600 replica-autoscaler:replica-autoscaler"
+done
+check "configuration 0640 root:replica-autoscaler" test "$(mode_of /etc/replica-autoscaler/config.yaml)" = "640 root:replica-autoscaler"
+check "example configuration shipped" test -s "$root/etc/replica-autoscaler/config.yaml.example"
+check "documentation shipped" test -s "$root/usr/share/doc/replica-autoscaler/deployment.md"
+check "no secret value in the configuration" bash -c "! grep -qF 'deploy-test-secret' '$root/etc/replica-autoscaler/config.yaml'"
+check "configuration validates as the service user (reads its secrets)" \
+  chroot "$root" setpriv --reuid=replica-autoscaler --regid=replica-autoscaler --init-groups \
+  /usr/bin/replica-autoscaler validate /etc/replica-autoscaler/config.yaml
+check "replica-autoscaler.service enabled" bash -c "chroot '$root' systemctl is-enabled replica-autoscaler.service | grep -qx enabled"
+check "replica-autoscaler.service passes systemd-analyze verify" \
+  chroot "$root" systemd-analyze verify /lib/systemd/system/replica-autoscaler.service
+exposure=$(systemd-analyze security --offline=true --root="$root" replica-autoscaler.service 2>/dev/null |
+  sed -n 's/.*Overall exposure level for replica-autoscaler.service: \([0-9.]*\).*/\1/p')
+check "unit hardening: exposure $exposure <= 2.0 (systemd-analyze security)" \
+  /usr/bin/python3 -c "import sys; sys.exit(0 if float('$exposure') <= 2.0 else 1)"
+for directive in 'User=replica-autoscaler' 'NoNewPrivileges=yes' 'ProtectSystem=strict' \
+  'ReadWritePaths=/var/lib/replica-autoscaler' 'PrivateTmp=yes' \
+  'ExecStart=/usr/bin/replica-autoscaler serve --config /etc/replica-autoscaler/config.yaml'; do
+  check "unit has $directive" grep -qx "$directive" "$root/lib/systemd/system/replica-autoscaler.service"
+done
+
+# pg_replica
+pgv=15
+check "PostgreSQL $pgv installed" test -x "$root/usr/lib/postgresql/$pgv/bin/postgres"
+check "node exporter installed" test -x "$root/usr/bin/prometheus-node-exporter"
+check "postgres exporter installed" test -x "$root/usr/bin/prometheus-postgres-exporter"
+check "first-boot script installed, executable" test -x "$root/usr/local/sbin/replica-first-boot"
+fb_src=${RA_FIRST_BOOT_SCRIPT:-$ra_src/ansible/roles/pg_replica/files/$(/usr/bin/python3 -c \
+  'import sys,yaml; print(yaml.safe_load(open(sys.argv[1]))["pg_replica_first_boot_script"])' \
+  "$ra_src/ansible/roles/pg_replica/defaults/main.yml")}
+check "first-boot script is the role's file ($(basename "$fb_src"))" cmp -s "$fb_src" "$root/usr/local/sbin/replica-first-boot"
+for unit in replica-first-boot.service postgresql@$pgv-main.service prometheus-node-exporter.service \
+  prometheus-postgres-exporter.service; do
+  check "$unit enabled" bash -c "chroot '$root' systemctl is-enabled '$unit' | grep -qx enabled"
+done
+check "replica-first-boot.service passes systemd-analyze verify" \
+  chroot "$root" systemd-analyze verify /etc/systemd/system/replica-first-boot.service
+check "PostgreSQL requires and follows the first boot" \
+  bash -c "grep -q 'replica-first-boot.service' '$root/etc/systemd/system/postgresql@$pgv-main.service.d/10-first-boot.conf' && \
+           grep -qx 'Requires=replica-first-boot.service' '$root/etc/systemd/system/postgresql@$pgv-main.service.d/10-first-boot.conf' && \
+           grep -qx 'Before=postgresql@$pgv-main.service postgresql.service' '$root/etc/systemd/system/replica-first-boot.service'"
+check "image keeps no template data directory" bash -c "[ -d '$root/var/lib/postgresql/$pgv/main' ] && [ -z \"\$(ls -A '$root/var/lib/postgresql/$pgv/main')\" ]"
+check "standby settings in conf.d" grep -qx "hot_standby = 'on'" "$root/etc/postgresql/$pgv/main/conf.d/50-replica.conf"
+check "postgres exporter mapped to its database role" grep -q '^exporter *prometheus *postgres_exporter' "$root/etc/postgresql/$pgv/main/pg_ident.conf"
+# PostgreSQL itself parses the configuration the role wrote (a scratch data directory stands in
+# for the volume; -C prints a setting after reading every file, conf.d included).
+scratch=/tmp/pgcheck
+in_root install -d -o postgres -g postgres -m 0700 "$scratch"
+in_root setpriv --reuid=postgres --regid=postgres --init-groups \
+  /usr/lib/postgresql/$pgv/bin/initdb -D "$scratch" -A trust >/dev/null
+check "PostgreSQL reads the role's settings (hot_standby_feedback=on)" bash -c \
+  "chroot '$root' setpriv --reuid=postgres --regid=postgres --init-groups /usr/lib/postgresql/$pgv/bin/postgres \
+     -D '$scratch' -c config_file=/etc/postgresql/$pgv/main/postgresql.conf -c data_directory='$scratch' \
+     -C hot_standby_feedback | grep -qx on"
+
+# ---- idempotence -----------------------------------------------------------------------------
+t2=$(date +%s)
+if ! run_play "$work/play2.log"; then tail -40 "$work/play2.log" >&2; fail "ansible-playbook (second run)"; fi
+note "second run in $(( $(date +%s) - t2 ))s"
+check "second run changes nothing" grep -Eq '^root .*changed=0 .*failed=0' "$work/play2.log"
+
+# ---- removal ---------------------------------------------------------------------------------
+check "package purges" chroot "$root" env DEBIAN_FRONTEND=noninteractive dpkg --purge replica-autoscaler
+check "purge removed binary, unit link, state" bash -c "[ ! -e '$root/usr/bin/replica-autoscaler' ] && \
+  [ ! -e '$root/etc/systemd/system/multi-user.target.wants/replica-autoscaler.service' ] && \
+  [ ! -e '$root/var/lib/replica-autoscaler' ]"
+
+note "chroot roles test passed in $(( $(date +%s) - t0 ))s"
