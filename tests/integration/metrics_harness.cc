@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cmath>
 #include <fstream>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <tuple>
@@ -123,6 +124,34 @@ Result<void> WaitForHttpOk(HttpTransport& http, const std::string& url, const Ht
               fmt::format("{} not ready after {} ms ({})", url, timeout.count(), last));
 }
 
+// Starts a server on a free port and waits until GET base + ready_path answers 200. FreePort()
+// can race with another process taking the port: the server then exits at once, and the next
+// attempt takes another port. Returns the port.
+Result<int> LaunchOnFreePort(const std::function<std::vector<std::string>(int)>& argv_for,
+                             const std::string& log_path, const std::string& path_prefix,
+                             const std::string& ready_path, const HttpHeaders& headers,
+                             ChildProcess* process) {
+  CurlHttpTransport http(LoopbackHttpOptions());
+  Error last{ErrorKind::kInternal, "not started"};
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    const int port = FreePort();
+    if (port == 0) return Fail(ErrorKind::kInternal, "no free port");
+    auto child = ChildProcess::Start({.argv = argv_for(port), .log_path = log_path});
+    if (!child) return Fail(child.error());
+    *process = std::move(*child);
+    auto ready = WaitForTcp("127.0.0.1", port, kStartTimeout, process);
+    if (ready) {
+      ready =
+          WaitForHttpOk(http, fmt::format("http://127.0.0.1:{}{}{}", port, path_prefix, ready_path),
+                        headers, *process, kStartTimeout);
+    }
+    if (ready) return port;
+    last = ready.error();
+    if (process->Running()) break;  // alive but not ready: another port will not help
+  }
+  return Fail(last.kind, last.message + "\n" + Tail(ReadFile(log_path)));
+}
+
 }  // namespace
 
 std::string ToPrometheusText(const std::vector<MetricSample>& samples) {
@@ -162,38 +191,30 @@ Result<std::unique_ptr<VictoriaMetricsServer>> VictoriaMetricsServer::Start(Opti
   vm->dir_ = std::make_unique<TempDir>("ra-vm");
   if (vm->dir_->path().empty()) return Fail(ErrorKind::kInternal, "cannot create a temp dir");
   vm->http_ = std::make_unique<CurlHttpTransport>(LoopbackHttpOptions());
-  const int port = FreePort();
-  if (port == 0) return Fail(ErrorKind::kInternal, "no free port");
-  std::vector<std::string> argv = {
-      "/usr/bin/victoria-metrics",
-      fmt::format("-httpListenAddr=127.0.0.1:{}", port),
-      "-storageDataPath=" + vm->dir_->path() + "/data",
-      "-retentionPeriod=1",
-      // Polling for freshly loaded data must not be answered from a cached empty result.
-      "-search.disableCache",
-  };
-  if (!options.path_prefix.empty()) argv.push_back("-http.pathPrefix=" + options.path_prefix);
-  if (!options.username.empty()) {
-    argv.push_back("-httpAuth.username=" + options.username);
-    argv.push_back("-httpAuth.password=" + options.password);
-  }
-  auto child =
-      ChildProcess::Start({.argv = argv, .log_path = vm->dir_->path() + "/victoria-metrics.log"});
-  if (!child) return Fail(child.error());
-  vm->process_ = std::move(*child);
-  vm->base_url_ = fmt::format("http://127.0.0.1:{}{}", port, options.path_prefix);
-  if (auto up = WaitForTcp("127.0.0.1", port, kStartTimeout, &vm->process_); !up) {
-    return Fail(up.error().kind, up.error().message + "\n" + vm->LogTail());
-  }
   HttpHeaders headers;
   if (!options.username.empty()) {
     headers["Authorization"] = "Basic " + Base64(options.username + ":" + options.password);
   }
-  if (auto ready = WaitForHttpOk(*vm->http_, vm->base_url_ + "/health", headers, vm->process_,
-                                 kStartTimeout);
-      !ready) {
-    return Fail(ready.error().kind, ready.error().message + "\n" + vm->LogTail());
-  }
+  auto argv_for = [&](int port) {
+    std::vector<std::string> argv = {
+        "/usr/bin/victoria-metrics",
+        fmt::format("-httpListenAddr=127.0.0.1:{}", port),
+        "-storageDataPath=" + vm->dir_->path() + "/data",
+        "-retentionPeriod=1",
+        // Polling for freshly loaded data must not be answered from a cached empty result.
+        "-search.disableCache",
+    };
+    if (!options.path_prefix.empty()) argv.push_back("-http.pathPrefix=" + options.path_prefix);
+    if (!options.username.empty()) {
+      argv.push_back("-httpAuth.username=" + options.username);
+      argv.push_back("-httpAuth.password=" + options.password);
+    }
+    return argv;
+  };
+  auto port = LaunchOnFreePort(argv_for, vm->dir_->path() + "/victoria-metrics.log",
+                               options.path_prefix, "/health", headers, &vm->process_);
+  if (!port) return Fail(port.error());
+  vm->base_url_ = fmt::format("http://127.0.0.1:{}{}", *port, options.path_prefix);
   return vm;
 }
 
@@ -323,22 +344,15 @@ Result<std::unique_ptr<PrometheusServer>> PrometheusServer::Start(Options option
     argv.push_back("--web.config.file=" + dir + "/web.yml");
     headers["Authorization"] = "Basic " + Base64(options.username + ":" + options.password);
   }
-  const int port = FreePort();
-  if (port == 0) return Fail(ErrorKind::kInternal, "no free port");
-  argv.push_back(fmt::format("--web.listen-address=127.0.0.1:{}", port));
-  auto child = ChildProcess::Start({.argv = argv, .log_path = dir + "/prometheus.log"});
-  if (!child) return Fail(child.error());
-  prom->process_ = std::move(*child);
-  prom->base_url_ = fmt::format("http://127.0.0.1:{}", port);
-  if (auto up = WaitForTcp("127.0.0.1", port, kStartTimeout, &prom->process_); !up) {
-    return Fail(up.error().kind, up.error().message + "\n" + prom->LogTail());
-  }
-  CurlHttpTransport http(LoopbackHttpOptions());
-  if (auto ready =
-          WaitForHttpOk(http, prom->base_url_ + "/-/ready", headers, prom->process_, kStartTimeout);
-      !ready) {
-    return Fail(ready.error().kind, ready.error().message + "\n" + prom->LogTail());
-  }
+  auto argv_for = [&](int port) {
+    std::vector<std::string> with_port = argv;
+    with_port.push_back(fmt::format("--web.listen-address=127.0.0.1:{}", port));
+    return with_port;
+  };
+  auto port =
+      LaunchOnFreePort(argv_for, dir + "/prometheus.log", "", "/-/ready", headers, &prom->process_);
+  if (!port) return Fail(port.error());
+  prom->base_url_ = fmt::format("http://127.0.0.1:{}", *port);
   return prom;
 }
 
