@@ -1,0 +1,54 @@
+// FakeLoadBalancer keeps the LoadBalancer contracts the service relies on.
+#include <gtest/gtest.h>
+
+#include "haproxy_dataplane/testing/fake_load_balancer.h"
+
+namespace ra::haproxy {
+namespace {
+
+using testing::FakeLoadBalancer;
+
+TEST(DataplaneFakeLoadBalancer, KeepsTheScaleDownContract) {
+  FakeLoadBalancer lb;
+  ASSERT_TRUE(lb.EnsureServer({"r1", "127.0.9.1", 5432}).has_value());
+  ASSERT_TRUE(lb.EnsureServer({"r1", "127.0.9.1", 5432}).has_value());  // idempotent
+  auto listed = lb.ListServers();
+  ASSERT_TRUE(listed.has_value());
+  ASSERT_EQ(listed->size(), 1u);
+  EXPECT_TRUE((*listed)[0].Serving());
+
+  auto ready = lb.Remove("r1", RemoveMode::kWhenIdle);
+  ASSERT_FALSE(ready.has_value());
+  EXPECT_EQ(ready.error().kind, ErrorKind::kConflict);
+
+  ASSERT_TRUE(lb.Drain("r1").has_value());
+  lb.SetSessions("r1", 4);
+  EXPECT_EQ(*lb.SessionCount("r1"), 4);
+  auto busy = lb.Remove("r1", RemoveMode::kWhenIdle);
+  ASSERT_TRUE(busy.has_value());
+  EXPECT_EQ(busy->status, RemoveOutcome::Status::kStillHasConnections);
+  EXPECT_TRUE(lb.Has("r1"));
+
+  lb.SetSessions("r1", 0);
+  EXPECT_EQ(lb.Remove("r1", RemoveMode::kWhenIdle)->status, RemoveOutcome::Status::kRemoved);
+  EXPECT_EQ(lb.Remove("r1", RemoveMode::kWhenIdle)->status, RemoveOutcome::Status::kAbsent);
+  EXPECT_EQ(lb.SessionCount("r1").error().kind, ErrorKind::kNotFound);
+}
+
+TEST(DataplaneFakeLoadBalancer, InjectsErrorsAndRecordsCalls) {
+  FakeLoadBalancer lb;
+  lb.FailNext("EnsureServer", Error{ErrorKind::kTransient, "reload failed"});
+  auto failed = lb.EnsureServer({"r1", "127.0.9.1", 5432});
+  ASSERT_FALSE(failed.has_value());
+  EXPECT_EQ(failed.error().kind, ErrorKind::kTransient);
+  EXPECT_FALSE(lb.Has("r1"));
+  ASSERT_TRUE(lb.EnsureServer({"r1", "127.0.9.1", 5432}).has_value());
+  ASSERT_TRUE(lb.Maint("r1").has_value());
+  EXPECT_EQ(lb.Get("r1").admin_state, AdminState::kMaint);
+  EXPECT_FALSE(lb.Get("r1").Serving());
+  EXPECT_EQ(lb.calls(),
+            (std::vector<std::string>{"EnsureServer(r1)", "EnsureServer(r1)", "Maint(r1)"}));
+}
+
+}  // namespace
+}  // namespace ra::haproxy
