@@ -86,11 +86,13 @@ export ANSIBLE_CONFIG=$ra_src/ansible/ansible.cfg ANSIBLE_NOCOLOR=1 ANSIBLE_FORC
 export ANSIBLE_LOCAL_TEMP=$work/ansible-local ANSIBLE_REMOTE_TEMP=/tmp/.ansible
 run_play() {  # run_play LOG: applies both roles with the test's variables
   timeout 900 ansible-playbook -i "$work/inventory.ini" "$play" \
-    -e "replica_autoscaler_package_deb=$deb" -e "@$ra_src/tests/deploy/vars/service.yml" \
+    -e "replica_autoscaler_package_deb=$deb" \
     -e '{"replica_autoscaler_start": false, "pg_replica_start": false}' "${extra_vars[@]}" \
     </dev/null >"$1" 2>&1
 }
 extra_vars=()
+# For working on the roles: RA_EXTRA_VARS='{"json": "vars"}' is passed to ansible-playbook.
+if [ -n "${RA_EXTRA_VARS:-}" ]; then extra_vars+=(-e "$RA_EXTRA_VARS"); fi
 if [ -n "${RA_FIRST_BOOT_SCRIPT:-}" ]; then extra_vars+=(-e "pg_replica_first_boot_script=$RA_FIRST_BOOT_SCRIPT"); fi
 
 t1=$(date +%s)
@@ -100,7 +102,7 @@ grep -E '^root .*ok=' "$work/play1.log"
 
 # ---- what an operator checks ---------------------------------------------------------------
 in_root() { chroot "$root" "$@"; }
-mode_of() { stat -c '%a %U:%G' "$root$1"; }
+mode_of() { chroot "$root" stat -c '%a %U:%G' "$1"; }  # names as the root sees them
 
 check "replica-autoscaler --version runs in the root" \
   bash -c "chroot '$root' /usr/bin/replica-autoscaler --version | grep -q '^replica-autoscaler [0-9]'"
@@ -165,6 +167,22 @@ check "PostgreSQL reads the role's settings (hot_standby_feedback=on)" bash -c \
   "chroot '$root' setpriv --reuid=postgres --regid=postgres --init-groups /usr/lib/postgresql/$pgv/bin/postgres \
      -D '$scratch' -c config_file=/etc/postgresql/$pgv/main/postgresql.conf -c data_directory='$scratch' \
      -C hot_standby_feedback | grep -qx on"
+
+# haproxy and vmagent: their own tools accept what the roles wrote.
+check "haproxy -c accepts the rendered haproxy.cfg" chroot "$root" /usr/sbin/haproxy -c -q -f /etc/haproxy/haproxy.cfg
+check "replica backend: leastconn, pgsql-check, server-state-file" bash -c "grep -q '^    balance leastconn' '$root/etc/haproxy/haproxy.cfg' && \
+  grep -q '^    option pgsql-check user haproxy_check' '$root/etc/haproxy/haproxy.cfg' && \
+  grep -q '^    server-state-file /var/lib/haproxy/server-state' '$root/etc/haproxy/haproxy.cfg'"
+check "Data Plane API password stored hashed only" bash -c "grep -q 'user replica-autoscaler password \\\$6\\\$' '$root/etc/haproxy/haproxy.cfg' && \
+  ! grep -rqF 'deploy-test-secret-dataplane' '$root/etc/haproxy'"
+check "haproxy.service passes systemd-analyze verify (with the state drop-in)" \
+  chroot "$root" systemd-analyze verify /lib/systemd/system/haproxy.service
+check "vmagent accepts the rendered scrape configuration (dry run, secret from its environment)" \
+  chroot "$root" sh -c 'set -a; . /etc/vmagent/credentials.env; exec /usr/bin/vmagent -promscrape.config=/etc/vmagent/scrape.yml -promscrape.config.dryRun -loggerLevel=ERROR'
+check "vmagent's secret only in credentials.env (0600)" bash -c "[ \"\$(stat -c %a '$root/etc/vmagent/credentials.env')\" = 600 ] && \
+  ! grep -qF 'deploy-test-secret-vmagent' '$root/etc/vmagent/scrape.yml'"
+check "vmagent.service enabled and valid" bash -c "chroot '$root' systemctl is-enabled vmagent.service | grep -qx enabled && \
+  chroot '$root' systemd-analyze verify /etc/systemd/system/vmagent.service"
 
 # ---- idempotence -----------------------------------------------------------------------------
 t2=$(date +%s)
