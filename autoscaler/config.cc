@@ -496,7 +496,7 @@ void Parser::ParseLoadBalancers(const Located& at) {
     lb_names_.push_back(name);
     MapReader m(ctx_, loc,
                 {"url", "api_version", "username", "password", "verify_tls", "ca_bundle",
-                 "timeouts", "max_attempts"},
+                 "timeouts", "version_conflict_retries", "transient_retries", "reload_timeout"},
                 {"password"});
     if (!m.ok()) continue;
     const size_t before = ctx_.count();
@@ -518,7 +518,9 @@ void Parser::ParseLoadBalancers(const Located& at) {
     m.String("username", &lb.username, true);
     m.Secret("password", &lb.password, true);
     ReadHttp(m, &lb.http);
-    m.Int("max_attempts", &lb.max_attempts, 1, 20);
+    m.Int("version_conflict_retries", &lb.version_conflict_retries, 0, 20);
+    m.Int("transient_retries", &lb.transient_retries, 0, 10);
+    m.Dur("reload_timeout", &lb.reload_timeout, 1s);
     if (ctx_.count() == before) cfg_.load_balancers.push_back(std::move(lb));
   }
 }
@@ -740,13 +742,14 @@ void Parser::ParseReplica(const Located& at, Cluster& c, const Cloud* cloud) {
   }
   m.StringList("security_groups", &r.security_groups);
   if (m.StringList("zones", &r.zones) && cloud && !cloud->availability_zones.empty()) {
-    auto items = internal::ReadList(ctx_, *m.Get("zones"));
-    for (size_t i = 0; items && i < r.zones.size(); ++i) {
-      const auto& azs = cloud->availability_zones;
-      if (std::find(azs.begin(), azs.end(), r.zones[i]) == azs.end()) {
-        ctx_.Add((*items)[i],
-                 fmt::format("zone '{}' is not in cloud '{}' availability_zones ({}){}", r.zones[i],
-                             cloud->name, Join(azs), DidYouMean(r.zones[i], azs)));
+    const auto& azs = cloud->availability_zones;
+    std::set<std::string> reported;
+    const auto items = internal::ReadList(ctx_, *m.Get("zones"));
+    for (const Located& item : *items) {
+      const std::string zone = item.node.Scalar();
+      if (std::find(azs.begin(), azs.end(), zone) == azs.end() && reported.insert(zone).second) {
+        ctx_.Add(item, fmt::format("zone '{}' is not in cloud '{}' availability_zones ({}){}", zone,
+                                   cloud->name, Join(azs), DidYouMean(zone, azs)));
       }
     }
   }
@@ -784,17 +787,17 @@ void Parser::ParseReplica(const Located& at, Cluster& c, const Cloud* cloud) {
     }
   }
   if (m.StringList("tags", &r.tags)) {
-    auto items = internal::ReadList(ctx_, *m.Get("tags"));
-    for (size_t i = 0; items && i < r.tags.size(); ++i) {
-      const std::string& tag = r.tags[i];
+    const auto items = internal::ReadList(ctx_, *m.Get("tags"));
+    for (const Located& item : *items) {
+      const std::string tag = item.node.Scalar();
       if (LooksSecretName(tag.substr(0, tag.find_first_of("=:")))) {
-        ctx_.Add((*items)[i],
+        ctx_.Add(item,
                  "tags are visible to every user of the project; a literal secret "
                  "is not allowed here (the value is not shown)");
       } else if (tag.size() > 60 || tag.find_first_of("/,") != std::string::npos) {
-        ctx_.Add((*items)[i], fmt::format("Nova tags are at most 60 characters without '/' or ',';"
-                                          " got '{}'",
-                                          tag));
+        ctx_.Add(item, fmt::format("Nova tags are at most 60 characters without '/' or ',';"
+                                   " got '{}'",
+                                   tag));
       }
     }
   }
@@ -1344,7 +1347,7 @@ void Parser::ParseApi(const std::optional<Located>& at, const Located& root) {
     api.tokens.push_back(std::move(token));
   }
   if (all_ok && !admin) {
-    ctx_.Add(*tokens_at,
+    ctx_.Add(tokens_at->path, tokens_at->key_mark,
              "at least one token with role: admin is required (scale, pause and "
              "resume need one)");
   }
@@ -1571,7 +1574,7 @@ const Cluster* Config::FindCluster(std::string_view name) const {
 
 ConfigResult LoadConfigFromString(std::string_view text, std::string_view name,
                                   const LoadOptions& options) {
-  Context ctx(options);
+  Context ctx(options, text);
   auto fail = [&]() -> ConfigResult {
     auto problems = std::move(ctx.problems());
     std::stable_sort(problems.begin(), problems.end(),

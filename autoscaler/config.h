@@ -119,8 +119,11 @@ struct LoadBalancer {
   DataPlaneApiVersion api_version = DataPlaneApiVersion::kAuto;
   std::string username{};
   SecretRef password{};
-  HttpOptions http{};    ///< connect/request timeouts, verify_tls, ca_bundle
-  int max_attempts = 5;  ///< per call (409 version conflicts and transient failures)
+  /// connect/request timeouts, verify_tls, ca_bundle (request: 10s, as the Data Plane client's)
+  HttpOptions http{.connect_timeout = 5s, .total_timeout = 10s};
+  int version_conflict_retries = 5;  ///< a write re-read and retried after 409
+  int transient_retries = 2;         ///< idempotent requests retried after 5xx, 429, resets
+  Duration reload_timeout = 60s;     ///< how long an HAProxy reload may take
 };
 
 enum class MetricsAuthType { kNone, kBasic, kBearer };

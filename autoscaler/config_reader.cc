@@ -58,6 +58,15 @@ std::string Trimmed(std::string_view text) {
   return std::string(text.substr(b, e - b));
 }
 
+std::string FormatSize(int64_t bytes) {
+  for (auto [shift, unit] : {std::pair{30, "GiB"}, std::pair{20, "MiB"}, std::pair{10, "KiB"}}) {
+    if (bytes != 0 && bytes % (int64_t{1} << shift) == 0) {
+      return fmt::format("{}{}", bytes >> shift, unit);
+    }
+  }
+  return fmt::format("{} bytes", bytes);
+}
+
 std::string FormatNumber(double v) { return fmt::format("{:g}", v); }
 
 bool IsEnvName(std::string_view name) {
@@ -74,6 +83,30 @@ bool LooksSecretName(std::string_view name) {
 }
 
 }  // namespace
+
+Context::Context(const LoadOptions& options, std::string_view text) : options_(options) {
+  size_t begin = 0;
+  while (begin <= text.size()) {
+    const size_t end = std::min(text.find('\n', begin), text.size());
+    lines_.emplace_back(text.substr(begin, end - begin));
+    begin = end + 1;
+  }
+}
+
+YAML::Mark Context::EmptyItemMark(const YAML::Mark& reported) const {
+  YAML::Mark mark = reported;
+  if (reported.line < 0) return mark;
+  const int last = std::min<int>(reported.line, static_cast<int>(lines_.size()) - 1);
+  for (int line = last; line >= 0 && line > reported.line - 100; --line) {
+    const size_t dash = lines_[line].find_first_not_of(" ");
+    if (dash != std::string::npos && lines_[line][dash] == '-') {
+      mark.line = line;
+      mark.column = static_cast<int>(dash);
+      return mark;
+    }
+  }
+  return mark;
+}
 
 void Context::Add(const std::string& path, const YAML::Mark& mark, std::string message) {
   ConfigProblem p;
@@ -248,9 +281,14 @@ std::optional<Duration> ReadDuration(Context& ctx, const Located& at, Duration m
     ctx.Add(at, "expected a duration such as 30s, 5m or 1h30m, got " + Describe(at.node));
     return std::nullopt;
   }
-  auto parsed = ParseDuration(Trimmed(at.node.Scalar()));
+  const std::string text = Trimmed(at.node.Scalar());
+  auto parsed = ParseDuration(text);
   if (!parsed) {
-    ctx.Add(at, parsed.error().message);
+    std::string hint;
+    if (text.find('.') != std::string::npos) {
+      hint = "; fractions are not accepted: write 1500ms rather than 1.5s";
+    }
+    ctx.Add(at, parsed.error().message + hint);
     return std::nullopt;
   }
   if (*parsed < min) {
@@ -295,7 +333,7 @@ std::optional<int64_t> ReadSize(Context& ctx, const Located& at, int64_t min) {
   }
   const int64_t bytes = number << shift;
   if (bytes < min) {
-    ctx.Add(at, fmt::format("must be at least {} bytes, got {}", min, bytes));
+    ctx.Add(at, fmt::format("must be at least {}, got {}", FormatSize(min), FormatSize(bytes)));
     return std::nullopt;
   }
   return bytes;
@@ -412,6 +450,7 @@ std::optional<std::vector<Located>> ReadList(Context& ctx, const Located& at) {
     loc.node = item;
     loc.path = IndexPath(at.path, i++);
     loc.mark = item.Mark().line >= 0 ? item.Mark() : at.mark;
+    if (IsNullish(item)) loc.mark = ctx.EmptyItemMark(loc.mark);
     loc.key_mark = loc.mark;
     items.push_back(std::move(loc));
   }
@@ -434,10 +473,10 @@ std::optional<std::vector<std::string>> ReadStringList(Context& ctx, const Locat
       ok = false;
       continue;
     }
-    auto dup = std::find(out.begin(), out.end(), *s);
-    if (dup != out.end()) {
+    // A repeated entry is reported but does not void the list, so checks of the entries
+    // (zones against the cloud, ...) still run.
+    if (std::find(out.begin(), out.end(), *s) != out.end()) {
       ctx.Add((*items)[i], fmt::format("'{}' is listed twice", *s));
-      ok = false;
       continue;
     }
     out.push_back(*s);

@@ -31,7 +31,10 @@ struct Located {
 /// Collects problems and what must be checked on the machine after the walk.
 class Context {
  public:
-  explicit Context(const LoadOptions& options) : options_(options) {}
+  Context(const LoadOptions& options, std::string_view text);
+
+  /// Where an empty list item ("-" alone on its line) is: yaml-cpp places it at the next token.
+  YAML::Mark EmptyItemMark(const YAML::Mark& reported) const;
 
   void Add(const std::string& path, const YAML::Mark& mark, std::string message);
   void Add(const Located& at, std::string message) { Add(at.path, at.mark, std::move(message)); }
@@ -62,6 +65,7 @@ class Context {
 
  private:
   const LoadOptions& options_;
+  std::vector<std::string> lines_{};
   ConfigProblems problems_{};
   std::vector<SecretUse> secrets_{};
   std::vector<FileUse> files_{};
