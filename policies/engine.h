@@ -83,7 +83,9 @@ struct EvaluationInput {
 
 /// Decides the desired replica count:
 ///  1. an unexpired manual override wins (bounded by min/max);
-///  2. otherwise every policy gives a verdict and the largest desired count wins;
+///  2. otherwise every policy gives a verdict and the largest desired count wins (a schedule's
+///     minimum is a floor under the others: it raises the count but never holds it above that
+///     minimum; with no opinion at all the count holds);
 ///  3. missing data holds the current count (or goes to the fallback, never below current);
 ///  4. the result is bounded by min/max, then by the behaviour: stabilization windows over
 ///     `history` and rate limits over its scale events.
@@ -91,8 +93,11 @@ Decision Evaluate(const ClusterPolicy& policy, const History& history,
                   const EvaluationInput& input);
 
 /// `history` after `decision` was taken at `now`: the recommendation is appended, a scale event
-/// is appended when desired != current, and entries older than every window and period that
-/// could still need them are dropped (so the history stays bounded).
+/// is appended when desired differs from the previous desired count (the newest event's `to`;
+/// `current` when there is none), and entries older than every window and period that could
+/// still need them are dropped, except the newest event (so the history stays bounded).
+/// Evaluate measures stabilization and rate limits from that previous desired count, as the
+/// HPA does from spec.replicas, so replicas still being built neither undo nor repeat a change.
 History Record(const ClusterPolicy& policy, History history, const Decision& decision,
                TimePoint now);
 
