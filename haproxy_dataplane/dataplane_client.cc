@@ -356,7 +356,8 @@ Result<WriteOutcome> DataPlaneClient::VersionedWrite(const std::string& method,
                                                      std::string_view name,
                                                      const std::string& body) {
   const std::string what =
-      fmt::format("Data Plane API: {} server {} in {}", method == "POST" ? "creating" : "deleting",
+      fmt::format("Data Plane API: {} server {} in {}",
+                  method == "POST" ? "creating" : (method == "PUT" ? "replacing" : "deleting"),
                   name, options_.backend);
   for (int attempt = 0;; ++attempt) {
     auto version = GetConfigurationVersion();
@@ -384,6 +385,10 @@ Result<WriteOutcome> DataPlaneClient::VersionedWrite(const std::string& method,
 
 Result<WriteOutcome> DataPlaneClient::CreateServer(const ServerConfig& server) {
   return VersionedWrite("POST", server.name, ServerConfigToJson(server));
+}
+
+Result<WriteOutcome> DataPlaneClient::ReplaceServer(const ServerConfig& server) {
+  return VersionedWrite("PUT", server.name, ServerConfigToJson(server));
 }
 
 Result<WriteOutcome> DataPlaneClient::DeleteServer(std::string_view name) {

@@ -138,6 +138,10 @@ class DataPlaneClient {
   /// retrying on 409 "version mismatch" (bounded). kConflict "already exists" when it is there.
   Result<WriteOutcome> CreateServer(const ServerConfig& server);
 
+  /// Replaces a server's configuration (same name), like CreateServer for versions. kNotFound
+  /// when it is not there.
+  Result<WriteOutcome> ReplaceServer(const ServerConfig& server);
+
   /// Deletes a server from the backend's configuration, like CreateServer for versions.
   /// kNotFound when it is not there.
   Result<WriteOutcome> DeleteServer(std::string_view name);

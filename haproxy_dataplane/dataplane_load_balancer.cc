@@ -91,6 +91,7 @@ Result<void> DataPlaneLoadBalancer::EnsureServer(const ServerSpec& spec) {
   if (!servers) return Fail(servers.error());
   const ServerConfig* existing = Find(servers->servers, spec.name);
   const ServerConfig wanted = ConfigFor(spec);
+  ServerConfig admitted = existing != nullptr ? *existing : wanted;
   if (existing == nullptr) {
     auto created = client_.CreateServer(wanted);
     if (!created && created.error().kind == ErrorKind::kConflict &&
@@ -114,8 +115,18 @@ Result<void> DataPlaneLoadBalancer::EnsureServer(const ServerSpec& spec) {
     });
     if (!replaced) return Fail(replaced.error());
     if (auto reloaded = WaitReload(*replaced); !reloaded) return reloaded;
+    admitted = wanted;
   }
-  return Admit(spec.name);
+  if (auto ready = Admit(spec.name); !ready) return ready;
+  if (!admitted.maintenance) return {};
+  // Admitted: drop `disabled` from haproxy.cfg. The reload keeps the server ready (the
+  // server-state-file says so), a restart will too, and its drain state reads back correctly:
+  // the Data Plane API decodes the runtime admin flags of a `disabled` server wrongly (it reads
+  // HAProxy's decimal flags as hexadecimal, so drain with `disabled` shows as maint).
+  admitted.maintenance = false;
+  auto finalized = client_.ReplaceServer(admitted);
+  if (!finalized) return Fail(finalized.error());
+  return WaitReload(*finalized);
 }
 
 Result<void> DataPlaneLoadBalancer::Admit(const std::string& name) {

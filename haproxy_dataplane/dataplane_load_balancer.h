@@ -7,11 +7,12 @@ namespace ra::haproxy {
 
 /// LoadBalancer over the HAProxy Data Plane API (v2 or v3).
 ///
-/// Servers it creates are written with `check` on and `maintenance` enabled (`disabled` in
-/// haproxy.cfg): after the reload a new server is in maint, the client moves it to drain so its
-/// health check runs without traffic, and sets it ready once the first check has completed. A
-/// server that HAProxy restarts from scratch (no server-state-file entry) therefore waits in maint
-/// until the service admits it again, never taking traffic unchecked.
+/// Admission of a new server: it is written with `check` on and `maintenance` enabled (`disabled`
+/// in haproxy.cfg), so after the reload it is in maint and takes nothing; the client moves it to
+/// drain, where its health check runs without traffic, and sets it ready once the first check has
+/// completed (UP only if PostgreSQL answered). Then `disabled` is removed from the configuration
+/// with a second write (see EnsureServer in the .cc for why); the server-state-file keeps it
+/// ready across that reload.
 class DataPlaneLoadBalancer final : public LoadBalancer {
  public:
   /// `client` must outlive this object.

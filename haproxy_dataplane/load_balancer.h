@@ -81,9 +81,9 @@ class LoadBalancer {
   /// drain and set ready only once that check completed, so it becomes UP only when its
   /// PostgreSQL answers. Idempotent: an existing server with the same address and port is only
   /// set ready (nothing is written when it already is); one with another address or port is
-  /// replaced in a single transaction. Blocks for the configuration write, the reload and the
+  /// replaced in a single transaction. Blocks for the configuration writes, their reloads and the
   /// first check (each bounded); kTimeout when the first check did not complete in time, in which
-  /// case the server stays in drain and calling again continues.
+  /// case the server stays in drain and calling again continues. A failed reload is kTransient.
   virtual Result<void> EnsureServer(const ServerSpec& spec) = 0;
 
   /// Stops new connections to `name` while existing ones continue (admin state drain), at

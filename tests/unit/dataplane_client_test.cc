@@ -441,6 +441,10 @@ TEST(DataplaneLoadBalancer, AddsInMaintThenAdmitsThroughDrainAfterTheFirstCheck)
   f.routes.On(kStatsR2, 200, Stats("r2", "DRAIN", "INI", 0));
   f.routes.On(kStatsR2, 200, Stats("r2", "DRAIN", "* INI", 0));
   f.routes.On(kStatsR2, 200, Stats("r2", "DOWN", "L4CON", 0));
+  f.routes.On("PUT /v3/services/haproxy/configuration/backends/replicas/servers/r2?version=7", 202,
+              "{}", {{"Reload-ID", "2024-05-01-2"}});
+  f.routes.On("GET /v3/services/haproxy/reloads/2024-05-01-2", 200,
+              R"({"id":"2024-05-01-2","status":"succeeded"})");
 
   auto ensured = lb.EnsureServer({"r2", "127.0.9.2", 5432});
   ASSERT_TRUE(ensured.has_value()) << ensured.error().message;
@@ -456,12 +460,20 @@ TEST(DataplaneLoadBalancer, AddsInMaintThenAdmitsThroughDrainAfterTheFirstCheck)
       kStatsR2,
       kStatsR2,
       "PUT /v3/services/haproxy/runtime/backends/replicas/servers/r2",
+      "GET /v3/services/haproxy/configuration/version",
+      "PUT /v3/services/haproxy/configuration/backends/replicas/servers/r2?version=7",
+      "GET /v3/services/haproxy/reloads/2024-05-01-2",
   };
   EXPECT_EQ(calls, want);
   const auto requests = f.transport.requests();
   EXPECT_EQ(nlohmann::json::parse(requests[2].body)["maintenance"], "enabled");
   EXPECT_EQ(requests[5].body, R"({"admin_state":"drain"})");
-  EXPECT_EQ(requests.back().body, R"({"admin_state":"ready"})");
+  EXPECT_EQ(requests[9].body, R"({"admin_state":"ready"})");
+  // Admitted: `disabled` leaves the configuration, the rest stays.
+  auto final_body = nlohmann::json::parse(requests[11].body);
+  EXPECT_FALSE(final_body.contains("maintenance"));
+  EXPECT_EQ(final_body["check"], "enabled");
+  EXPECT_EQ(final_body["address"], "127.0.9.2");
   EXPECT_EQ(f.slept, 2s);
 }
 
@@ -508,8 +520,14 @@ TEST(DataplaneLoadBalancer, ReplacesAServerWhoseAddressChangedInOneTransaction) 
   f.routes.On("GET /v3/services/haproxy/reloads/2024-05-01-2", 200,
               R"({"id":"2024-05-01-2","status":"succeeded"})");
   f.routes.On(kRuntimePath, 200, "[" + Runtime("r2", "ready") + "]");
+  f.routes.On("PUT /v3/services/haproxy/configuration/backends/replicas/servers/r2?version=7", 202,
+              "{}", {{"Reload-ID", "2024-05-01-3"}});
+  f.routes.On("GET /v3/services/haproxy/reloads/2024-05-01-3", 200,
+              R"({"id":"2024-05-01-3","status":"succeeded"})");
   auto ensured = lb.EnsureServer({"r2", "127.0.9.2", 5432});
   ASSERT_TRUE(ensured.has_value()) << ensured.error().message;
+  auto created = nlohmann::json::parse(f.transport.requests()[4].body);
+  EXPECT_EQ(created["address"], "127.0.9.2");
 }
 
 TEST(DataplaneLoadBalancer, RemoveOnlyDrainedAndIdleServers) {

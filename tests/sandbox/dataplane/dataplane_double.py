@@ -538,6 +538,9 @@ def transaction_view(t):
 # Runtime and stats views.
 
 def admin_state_of(flags_text):
+    # HAProxy prints srv_admin_state in decimal, but the Data Plane API (client-native's
+    # GetServerAdminState) parses it as hexadecimal. Reproduced on purpose: a server drained while
+    # it carries `disabled` in haproxy.cfg (flags 12 = CMAINT|FDRAIN) reads as "maint" there too.
     flags = int(flags_text, 16) if re.fullmatch(r"[0-9a-fA-F]+", flags_text) else 0
     if flags & 0x23:
         return "maint"
