@@ -593,8 +593,9 @@ Result<std::vector<ServerStats>> DataPlaneClient::GetServerStats(std::string_vie
   if (!body) return Fail(body.error());
   try {
     std::vector<ServerStats> out;
-    // One collection per runtime API (HAProxy process); each lists objects with their stats.
-    for (const json& collection : *body) {
+    // v2: a list of collections, one per runtime API (HAProxy process); v3: one collection.
+    const json collections = body->is_array() ? *body : json::array({*body});
+    for (const json& collection : collections) {
       if (collection.contains("error") && collection["error"].is_string() &&
           !collection["error"].get<std::string>().empty()) {
         return Fail(ErrorKind::kTransient,

@@ -100,7 +100,7 @@ constexpr char kServersV2[] =
 constexpr char kMismatch[] =
     R"({"code":409,"message":"version mismatch: version in configuration file is 8, given version is 7"})";
 constexpr char kStatsR1[] =
-    R"([{"runtimeAPI":"/run/haproxy/admin.sock","stats":[{"type":"server","name":"r1","backend_name":"replicas","stats":{"scur":3,"stot":40,"status":"UP 1/2","check_status":"* L4TOUT","weight":1}}]}])";
+    R"({"runtimeAPI":"/run/haproxy/admin.sock","stats":[{"type":"server","name":"r1","backend_name":"replicas","stats":{"scur":3,"stot":40,"status":"UP 1/2","check_status":"* L4TOUT","weight":1}}]})";
 
 TEST(DataplaneClient, V3PathsBasicAuthAndBody) {
   Fixture f(ApiVersion::kV3);
@@ -347,9 +347,10 @@ TEST(DataplaneClient, ReloadWaitIsBounded) {
   EXPECT_EQ(f.slept, 10s);
 }
 
+// /v2 answers a list of collections (one per HAProxy process); /v3 one collection.
 TEST(DataplaneClient, ReadsStatsRowsOfTheBackendOnly) {
-  Fixture f(ApiVersion::kV3);
-  f.routes.On("GET /v3/services/haproxy/stats/native?type=server&parent=replicas", 200,
+  Fixture f(ApiVersion::kV2);
+  f.routes.On("GET /v2/services/haproxy/stats/native?type=server&parent=replicas", 200,
               R"json([{"runtimeAPI":"/run/haproxy/admin.sock","stats":[
            {"type":"server","name":"r1","backend_name":"replicas","stats":{"scur":3,"stot":40,"status":"UP 1/2","check_status":"* L4TOUT"}},
            {"type":"server","name":"x","backend_name":"other","stats":{"scur":9,"status":"UP"}},
@@ -416,9 +417,9 @@ constexpr char kStatsR2[] =
 
 std::string Stats(const std::string& name, const std::string& status, const std::string& check,
                   int scur) {
-  return R"([{"runtimeAPI":"/run/haproxy/admin.sock","stats":[{"type":"server","name":")" + name +
+  return R"({"runtimeAPI":"/run/haproxy/admin.sock","stats":[{"type":"server","name":")" + name +
          R"(","backend_name":"replicas","stats":{"scur":)" + std::to_string(scur) +
-         R"(,"status":")" + status + R"(","check_status":")" + check + R"("}}]}])";
+         R"(,"status":")" + status + R"(","check_status":")" + check + R"("}}]})";
 }
 
 std::string Runtime(const std::string& name, const std::string& admin) {

@@ -619,7 +619,9 @@ def native_stats(state, type_filter, name, parent):
             values["scur"] = values.get("scur", 0) + int(stuck[sv])
         entry["stats"] = values
         stats.append(entry)
-    return [{"runtimeAPI": state.haproxy.admin_socket, "stats": stats}]
+    collection = {"runtimeAPI": state.haproxy.admin_socket, "stats": stats}
+    # /v2 answers one collection per HAProxy process (a list); /v3 answers one object.
+    return [collection] if state.api == "v2" else collection
 
 
 # ---------------------------------------------------------------------------------------------
