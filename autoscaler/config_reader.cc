@@ -84,6 +84,49 @@ bool LooksSecretName(std::string_view name) {
 
 }  // namespace
 
+std::optional<std::string> WhereKeyBelongs(std::string_view key) {
+  // Keys that exist in one place only, so that a key written at the wrong level gets a pointer
+  // to the right one.
+  static const std::vector<std::pair<std::vector<std::string_view>, std::string_view>> kPlaces = {
+      {{"clouds", "load_balancers", "metrics", "clusters", "api", "loop", "journal", "logging"},
+       "at the top level"},
+      {{"primary", "donor", "replica", "postgres", "load_balancer", "min_replicas", "max_replicas",
+        "policies", "behavior", "missing_data", "snapshots", "dns"},
+       "in a cluster (an entry of clusters)"},
+      {{"flavor", "image", "networks", "security_groups", "zones", "volume_type", "volume_size",
+        "key_name", "name_template", "tags", "metadata"},
+       "under a cluster's replica:"},
+      {{"max_lag_bytes", "max_lag_time", "sslmode", "dbname"}, "under a cluster's postgres:"},
+      {{"backend", "server_port", "weight", "check"}, "under a cluster's load_balancer:"},
+      {{"target_tracking", "step_scaling", "schedule"}, "in an entry of a cluster's policies:"},
+      {{"query", "target", "tolerance", "steps"},
+       "under a policy's target_tracking: or step_scaling:"},
+      {{"time_zone", "windows"}, "under a policy's schedule:"},
+      {{"stabilization_window", "limits", "select"},
+       "under a cluster's behavior: scale_up: or scale_down:"},
+      {{"scale_up", "scale_down"}, "under a cluster's behavior:"},
+      {{"fallback_replicas", "action"}, "under a cluster's missing_data:"},
+      {{"wal_retention", "keep"}, "under a cluster's snapshots:"},
+      {{"availability_zones", "endpoint_overrides", "region", "interface", "clouds_yaml", "auth",
+        "profile", "rate_limit"},
+       "in a cloud (an entry of clouds)"},
+      {{"auth_url", "project_name", "project_id", "user_domain_name", "project_domain_name",
+        "application_credential_id", "application_credential_secret"},
+       "under a cloud's auth:"},
+      {{"api_version"}, "in a load balancer (an entry of load_balancers)"},
+      {{"listen", "tokens"}, "under api:"},
+      {{"jitter"}, "under loop:"},
+      {{"members"}, "under a cluster's primary: patroni:"},
+      {{"server"}, "under a cluster's donor:"},
+  };
+  for (const auto& [keys, where] : kPlaces) {
+    for (std::string_view k : keys) {
+      if (k == key) return std::string(where);
+    }
+  }
+  return std::nullopt;
+}
+
 Context::Context(const LoadOptions& options, std::string_view text) : options_(options) {
   size_t begin = 0;
   while (begin <= text.size()) {
@@ -559,8 +602,8 @@ void MapReader::Collect(const YAML::Node& node, bool merged, int depth) {
   // over a later one (YAML's merge key rules).
   std::vector<std::pair<YAML::Node, YAML::Mark>> merges;
   for (auto it = node.begin(); it != node.end(); ++it) {
-    const YAML::Node& key = it->first;
-    const YAML::Node& value = it->second;
+    const YAML::Node key = it->first;
+    const YAML::Node value = it->second;
     const YAML::Mark key_mark = key.Mark();
     if (!key.IsScalar()) {
       ctx_.Add(at_.path, key_mark, "keys must be plain words, got " + Describe(key));
@@ -604,6 +647,10 @@ void MapReader::Collect(const YAML::Node& node, bool merged, int depth) {
           if (k != "x-*") candidates.push_back(k);
         }
         hint = DidYouMean(name, candidates);
+        if (hint.empty()) {
+          if (auto where = WhereKeyBelongs(name))
+            hint = fmt::format(" here; it belongs {}", *where);
+        }
         if (hint.empty()) {
           std::string allowed;
           for (const std::string& k : candidates) allowed += (allowed.empty() ? "" : ", ") + k;

@@ -78,6 +78,10 @@ std::string Describe(const YAML::Node& node);
 std::optional<std::string> Suggest(std::string_view word,
                                    const std::vector<std::string>& candidates);
 
+/// Where a key that is unknown at one place belongs ("under a cluster's replica:"), for keys
+/// that exist in one place only.
+std::optional<std::string> WhereKeyBelongs(std::string_view key);
+
 /// " (did you mean 'x'?)" or "".
 std::string DidYouMean(std::string_view word, const std::vector<std::string>& candidates);
 

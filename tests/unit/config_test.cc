@@ -264,6 +264,8 @@ TEST(Config, EachKindOfProblemIsReportedWithItsPathAndLine) {
   const std::vector<ProblemCase> cases = {
       {"unknown key with a suggestion", 22, "      flavour: m1.large",
        "clusters[0].replica.flavour", 22, "unknown key 'flavour' (did you mean 'flavor'?)"},
+      {"key at the wrong level", 25, "      min_replicas: 2", "clusters[0].replica.min_replicas",
+       25, "it belongs in a cluster (an entry of clusters)"},
       {"missing required field", 22, "      key_name: ops", "clusters[0].replica.flavor", 21,
        "missing required field 'flavor'"},
       {"wrong type", 29, "    max_replicas: abc", "clusters[0].max_replicas", 29,
