@@ -380,7 +380,8 @@ Combined Combine(const std::vector<Opinion>& opinions, const MissingData& missin
     reason = fmt::format("every policy abstains, hold at {}", hold);
   }
   auto append = [&reason](const std::string& clause) {
-    reason = reason.empty() ? clause : reason + "; " + clause;
+    if (!reason.empty()) reason += "; ";
+    reason += clause;
   };
   if (floor && *floor->floor > wanted) {
     wanted = *floor->floor;
@@ -482,10 +483,12 @@ Decision Evaluate(const ClusterPolicy& policy, const History& history,
     opinions.push_back(EvaluatePolicy(p, policy, input, current));
 
   Combined combined = Combine(opinions, policy.missing_data, hold);
+  decision.verdicts.reserve(opinions.size());
   for (Opinion& o : opinions) decision.verdicts.push_back(std::move(o.verdict));
   std::string reason = std::move(combined.reason);
   auto append = [&reason](const std::string& clause) {
-    reason = reason.empty() ? clause : reason + "; " + clause;
+    if (!reason.empty()) reason += "; ";
+    reason += clause;
   };
   const int wanted = combined.wanted;
   decision.recommended = std::clamp(wanted, lo, hi);
