@@ -1400,8 +1400,8 @@ void Parser::CheckEnvironment() {
     std::error_code ec;
     if (!std::filesystem::exists(use.file, ec)) {
       ctx_.Add(use.path, use.mark, fmt::format("file {} does not exist", use.file));
-    } else if (std::filesystem::is_directory(use.file, ec)) {
-      ctx_.Add(use.path, use.mark, fmt::format("{} is a directory, not a file", use.file));
+    } else if (!std::filesystem::is_regular_file(use.file, ec)) {
+      ctx_.Add(use.path, use.mark, fmt::format("{} is not a regular file", use.file));
     } else if (std::ifstream in(use.file); !in) {
       ctx_.Add(use.path, use.mark, fmt::format("cannot read {}: {}", use.file, ErrnoText(errno)));
     }
@@ -1418,7 +1418,9 @@ void Parser::CheckCloudsYaml() {
     } else if (auto f = ctx_.options().env("OS_CLIENT_CONFIG_FILE"); f && !f->empty()) {
       candidates.push_back(*f);
     } else {
-      candidates.push_back(ctx_.ResolvePath("clouds.yaml"));
+      // Like the openstack CLI: the working directory's clouds.yaml, not the config's folder.
+      std::error_code ec;
+      candidates.push_back((std::filesystem::current_path(ec) / "clouds.yaml").string());
       if (auto home = ctx_.options().env("HOME"); home && !home->empty()) {
         candidates.push_back(*home + "/.config/openstack/clouds.yaml");
       }
@@ -1519,18 +1521,26 @@ Result<Secret> ResolveSecret(const SecretRef& ref, const EnvLookup& env) {
     if (!std::filesystem::exists(ref.file, ec)) {
       return Fail(ErrorKind::kConfig, fmt::format("secret file {} does not exist", ref.file));
     }
-    if (std::filesystem::is_directory(ref.file, ec)) {
+    // Opening a FIFO would block and /dev/zero would never end: regular files only, bounded.
+    if (!std::filesystem::is_regular_file(ref.file, ec)) {
       return Fail(ErrorKind::kConfig,
-                  fmt::format("secret file {} is a directory, not a file", ref.file));
+                  fmt::format("secret file {} is not a regular file", ref.file));
+    }
+    constexpr std::uintmax_t kMaxSecretFile = 64 * 1024;
+    if (std::filesystem::file_size(ref.file, ec) > kMaxSecretFile) {
+      return Fail(ErrorKind::kConfig,
+                  fmt::format("secret file {} is larger than 64 KiB; it should hold the secret "
+                              "alone",
+                              ref.file));
     }
     std::ifstream in(ref.file, std::ios::binary);
     if (!in) {
       return Fail(ErrorKind::kConfig,
                   fmt::format("cannot read secret file {}: {}", ref.file, ErrnoText(errno)));
     }
-    std::stringstream buf;
-    buf << in.rdbuf();
-    value = buf.str();
+    value.resize(kMaxSecretFile + 1);
+    in.read(value.data(), static_cast<std::streamsize>(value.size()));
+    value.resize(static_cast<size_t>(in.gcount()));
   } else if (!ref.env.empty()) {
     std::optional<std::string> v;
     if (env) v = env(ref.env);

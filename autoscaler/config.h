@@ -41,8 +41,8 @@ std::optional<std::string> ProcessEnv(const std::string& name);
 
 /// Reads the secret `ref` points at: the file's content or the variable's value, without one
 /// trailing newline (CRLF or LF). The value is registered for log redaction (ra::Secret).
-/// Errors (kConfig) name the file or variable, never the value: missing, unreadable, unset or
-/// empty. Blocks on the file read; idempotent.
+/// Errors (kConfig) name the file or variable, never the value: missing, not a regular file,
+/// larger than 64 KiB, unreadable, unset or empty. Blocks on the file read; idempotent.
 Result<Secret> ResolveSecret(const SecretRef& ref, const EnvLookup& env = ProcessEnv);
 
 // ---------------------------------------------------------------------------------------------

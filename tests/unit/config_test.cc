@@ -421,6 +421,7 @@ TEST(Config, SecretReferencesAreCheckedOnTheMachine) {
   TempDir dir;
   dir.Write("secrets/lb", "lb-password-value\n");
   dir.Write("secrets/empty", "\n");
+  dir.Write("secrets/two-lines", "user\npassword\n");
   std::string text = kBase;
   auto replace = [&](const std::string& from, const std::string& to) {
     text.replace(text.find(from), from.size(), to);
@@ -452,8 +453,17 @@ TEST(Config, SecretReferencesAreCheckedOnTheMachine) {
             nullptr)
       << Dump(config.error());
 
-  replace("{file: secrets/missing}", "{file: secrets/lb}");
+  replace("{file: secrets/missing}", "{file: secrets/two-lines}");
   options.env = FakeEnv({{"RA_TOKEN", "0123456789abcdef0123"}});
+  config = LoadConfigFromString(text, "t", options);
+  ASSERT_FALSE(config.has_value());
+  ASSERT_EQ(config.error().size(), 1u) << Dump(config.error());
+  EXPECT_NE(
+      FindProblem(config.error(), "clouds.prod.auth.password.file", 7, "holds more than one line"),
+      nullptr)
+      << Dump(config.error());
+
+  replace("{file: secrets/two-lines}", "{file: secrets/lb}");
   config = LoadConfigFromString(text, "t", options);
   ASSERT_TRUE(config.has_value()) << Dump(config.error());
   EXPECT_EQ(config->load_balancers[0].password.file, dir.path() + "/secrets/lb");
@@ -527,6 +537,16 @@ TEST(Config, ResolveSecretReadsFileOrEnvAndRegistersIt) {
   auto missing = ResolveSecret(SecretRef{dir.path() + "/nope", ""});
   ASSERT_FALSE(missing.has_value());
   EXPECT_NE(missing.error().message.find("does not exist"), std::string::npos);
+
+  // Neither a directory nor a device that never ends (nor a FIFO that would block) is read.
+  for (const std::string& path : {dir.path(), std::string("/dev/zero")}) {
+    auto odd = ResolveSecret(SecretRef{path, ""});
+    ASSERT_FALSE(odd.has_value()) << path;
+    EXPECT_EQ(odd.error().message, "secret file " + path + " is not a regular file");
+  }
+  auto big = ResolveSecret(SecretRef{dir.Write("big", std::string(100 * 1024, 'x')), ""});
+  ASSERT_FALSE(big.has_value());
+  EXPECT_NE(big.error().message.find("larger than 64 KiB"), std::string::npos);
   log::ResetForTesting();
 }
 
