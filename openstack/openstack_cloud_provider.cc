@@ -44,6 +44,12 @@ bool Gone(const std::string& volume_status) {
   return volume_status == "deleting" || volume_status == "error_deleting";
 }
 
+int Rank(const std::string& volume_status) {
+  if (Gone(volume_status)) return 0;
+  if (volume_status == "error") return 1;
+  return 2;
+}
+
 }  // namespace
 
 OpenStackCloudProvider::OpenStackCloudProvider(Session& session)
@@ -75,8 +81,9 @@ Result<std::vector<ReplicaFacts>> OpenStackCloudProvider::ListReplicas(const std
     ReplicaFacts& r = by_name[name];
     r.cluster = cluster;
     r.name = name;
-    // Prefer the volume that is not being deleted when a replica name was reused.
-    if (!r.volume || (Gone(r.volume->status) && !Gone(v.status))) r.volume = ToFacts(v);
+    // A replica name can have an old volume in error or being deleted besides the one in use
+    // (a retried creation): report the live one.
+    if (!r.volume || Rank(v.status) > Rank(r.volume->status)) r.volume = ToFacts(v);
   }
   std::vector<ReplicaFacts> out;
   for (auto& [name, r] : by_name) out.push_back(std::move(r));

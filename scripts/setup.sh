@@ -28,7 +28,7 @@ packages=(
   victoria-metrics prometheus postgresql-15 postgresql-client-15 haproxy etcd-server etcd-client
   python3 python3-yaml python3-jsonschema
   # conformance of the cloud simulator and the OpenStack client (~450 MB with dependencies)
-  python3-tempest python3-openstacksdk python3-nova python3-cinder
+  python3-tempest python3-openstacksdk python3-nova python3-cinder python3-openstackclient
   # deployment proofs (tests/deploy): package, roles in a fresh root, Packer, Terraform HCL
   ansible ansible-lint debootstrap packer zstd
   # metrics tests: htpasswd -B for Prometheus' basic_auth_users, openssl for a self-signed TLS server

@@ -9,7 +9,7 @@
       per service)
   run.py sdk
       openstacksdk, configured by a clouds.yaml, authenticates, creates a volume, a snapshot and
-      a server, and lists servers, volumes and snapshots
+      a server, and lists servers, volumes and snapshots; the openstack CLI lists them too
 """
 import argparse
 import os
@@ -116,8 +116,28 @@ def run_sdk():
             ("snapshot of the volume", snapshots[0].volume_id == vol.id),
             ("servers by tag", [s.id for s in conn.compute.servers(tags="replica-autoscaler")] == [server.id]),
         ]
+        # The openstack CLI (python3-openstackclient) on the same clouds.yaml.
+        env = dict(os.environ, OS_CLOUD="cloudsim")
+        cli = {}
+        for args in (["token", "issue", "-f", "value", "-c", "project_id"],
+                     ["server", "list", "-f", "value", "-c", "Name", "-c", "Status"],
+                     ["volume", "list", "-f", "value", "-c", "Name"],
+                     ["volume", "snapshot", "list", "-f", "value", "-c", "Name"],
+                     ["availability", "zone", "list", "--compute", "-f", "value", "-c", "Zone Name"]):
+            r = subprocess.run(["openstack"] + args, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, timeout=60)
+            cli[" ".join(args[:2])] = r.stdout.strip() if r.returncode == 0 else f"exit {r.returncode}: {r.stdout}"
+        checks += [
+            ("openstack token issue", cli["token issue"] == conn.current_project_id),
+            ("openstack server list", cli["server list"] == "sdk-server ACTIVE"),
+            ("openstack volume list", cli["volume list"] == "sdk-volume"),
+            ("openstack volume snapshot", cli["volume snapshot"] == "sdk-snapshot"),
+            ("openstack availability zone", cli["availability zone"] == "nova"),
+        ]
         conn.compute.delete_server(server.id)
         wait_for(lambda: conn.compute.find_server(server.id) is None, "server deleted")
+        for what, out in cli.items():
+            print(f"     openstack {what}: {out[:200]}")
         failed = [name for name, ok in checks if not ok]
         for name, ok in checks:
             print(("ok   " if ok else "FAIL ") + name)

@@ -146,7 +146,9 @@ class Simulator:
                 service("compute", "nova", self.compute_url()),
                 service("volumev3", "cinderv3", self.volume_url()),
                 service("block-storage", "cinder", self.volume_url()),
-                service("dns", "designate", f"{self.base()}/dns")]
+                service("dns", "designate", f"{self.base()}/dns"),
+                service("image", "glance", f"{self.base()}/image"),
+                service("network", "neutron", f"{self.base()}/network")]
 
     # ------------------------------------------------------------------ routing
     def _routes(self):
@@ -168,6 +170,7 @@ class Simulator:
         add(("GET", rf"/compute/v2\.1{P}/servers/(?P<id>[^/]+)", "compute", "nova.get_server", self.get_server))
         add(("DELETE", rf"/compute/v2\.1{P}/servers/(?P<id>[^/]+)", "compute", "nova.delete_server", self.delete_server))
         add(("GET", rf"/compute/v2\.1{P}/os-availability-zone", "compute", "nova.zones", self.list_zones))
+        add(("GET", rf"/compute/v2\.1{P}/os-availability-zone/detail", "compute", "nova.zones", self.list_zones_detail))
         add(("GET", rf"/compute/v2\.1{P}/limits", "compute", "nova.limits", self.compute_limits))
         add(("GET", rf"/compute/v2\.1{P}/flavors(?:/detail)?", "compute", "nova.flavors", self.list_flavors))
         add(("GET", rf"/compute/v2\.1{P}/flavors/(?P<id>[^/]+)", "compute", "nova.flavors", self.get_flavor))
@@ -183,6 +186,18 @@ class Simulator:
         add(("GET", rf"/volume/v3{V}/snapshots/(?P<id>[^/]+)", "volume", "cinder.get_snapshot", self.get_snapshot))
         add(("DELETE", rf"/volume/v3{V}/snapshots/(?P<id>[^/]+)", "volume", "cinder.delete_snapshot", self.delete_snapshot))
         add(("GET", rf"/volume/v3{V}/limits", "volume", "cinder.limits", self.volume_limits))
+        add(("GET", rf"/volume/v3{V}/os-availability-zone", "volume", "cinder.zones", self.list_volume_zones))
+        # Neutron, only what generic clients look up (networks, security groups by name or id)
+        add(("GET", r"/network/?", "network", None, self.network_versions))
+        add(("GET", r"/network/v2\.0/networks", "network", "neutron.list_networks", self.list_networks))
+        add(("GET", r"/network/v2\.0/networks/(?P<id>[^/]+)", "network", "neutron.get_network", self.get_network))
+        add(("GET", r"/network/v2\.0/security-groups", "network", "neutron.list_security_groups", self.list_security_groups))
+        add(("GET", r"/network/v2\.0/availability_zones", "network", "neutron.zones", self.list_network_zones))
+        add(("GET", r"/network/v2\.0/extensions", "network", "neutron.extensions", self.list_network_extensions))
+        # Glance, only what generic clients look up (image names for server lists)
+        add(("GET", r"/image/?", "image", None, self.image_versions))
+        add(("GET", r"/image/v2/images", "image", "glance.list_images", self.list_images))
+        add(("GET", r"/image/v2/images/(?P<id>[^/]+)", "image", "glance.get_image", self.get_image))
         # Designate
         add(("GET", r"/dns/?", "dns", None, self.dns_versions))
         add(("GET", r"/dns/v2/zones", "dns", "designate.list_zones", self.list_dns_zones))
@@ -226,7 +241,7 @@ class Simulator:
             if service in ("compute", "volume"):
                 req.mv = self.microversion(req, service)
                 extra.update(self.version_headers(service, req.mv))
-            if service in ("compute", "volume", "dns") and op is not None:
+            if service in ("compute", "volume", "dns", "image", "network") and op is not None:
                 self.authenticate(req)
             if op is not None:
                 self.inject_fault(op, service)
@@ -582,10 +597,15 @@ class Simulator:
                 net_name = net_name or found[0]
         else:
             raise self.bad("Invalid input for field/attribute networks.")
-        groups = [g.get("name") for g in server.get("security_groups") or [{"name": "default"}]]
-        for g in groups:
-            if g not in c.security_groups:
-                raise self.bad(f"Security group {g} not found for project {c.project['id']}.")
+        by_id = {str(uuid.uuid5(uuid.NAMESPACE_DNS, "sg." + g)): g for g in c.security_groups}
+        groups = []
+        for g in server.get("security_groups") or [{"name": "default"}]:
+            ref = g.get("name") if isinstance(g, dict) else None
+            # Nova resolves a group given by name or by id and shows names.
+            group = ref if ref in c.security_groups else by_id.get(ref)
+            if group is None:
+                raise self.bad(f"Security group {ref} not found for project {c.project['id']}.")
+            groups.append(group)
         key = server.get("key_name")
         if key is not None and key not in c.keypairs:
             raise self.bad("Invalid key_name provided.")
@@ -799,6 +819,10 @@ class Simulator:
     def list_zones(self, req):
         return 200, {"availabilityZoneInfo": [{"zoneName": z, "zoneState": {"available": True}, "hosts": None}
                                               for z in self.cloud.zones]}, {}
+
+    def list_zones_detail(self, req):
+        # Host details are for admins; Nova's default policy refuses members.
+        raise os_fault(403, "Policy doesn't allow os_compute_api:os-availability-zone:detail to be performed.")
 
     def compute_limits(self, req):
         c = self.cloud
@@ -1118,6 +1142,77 @@ class Simulator:
             "maxTotalSnapshots": q["snapshots"], "maxTotalBackupGigabytes": 1000, "totalBackupGigabytesUsed": 0,
             "maxTotalVolumes": q["volumes"], "totalVolumesUsed": used["volumes"], "totalBackupsUsed": 0,
             "totalGigabytesUsed": used["gigabytes"]}}}, {}
+
+    def list_volume_zones(self, req):
+        return 200, {"availabilityZoneInfo": [{"zoneName": z, "zoneState": {"available": True}}
+                                              for z in self.cloud.zones]}, {}
+
+    # ------------------------------------------------------------------ Neutron
+    def network_versions(self, req):
+        return 200, {"versions": [{"id": "v2.0", "status": "CURRENT",
+                                   "links": [{"rel": "self", "href": f"{self.base()}/network/v2.0/"}]}]}, {}
+
+    def network_view(self, name, id_):
+        return {"id": id_, "name": name, "tenant_id": self.cloud.project["id"],
+                "project_id": self.cloud.project["id"], "admin_state_up": True, "status": "ACTIVE",
+                "subnets": [], "shared": False, "mtu": 1450, "router:external": False,
+                "availability_zones": list(self.cloud.zones), "availability_zone_hints": [],
+                "port_security_enabled": True, "tags": [], "description": "", "revision_number": 1,
+                "ipv4_address_scope": None, "ipv6_address_scope": None, "is_default": False,
+                "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z"}
+
+    def list_networks(self, req):
+        name, id_ = req.q("name"), req.q("id")
+        nets = [self.network_view(n, i) for n, i in self.cloud.networks.items()
+                if (name is None or n == name) and (id_ is None or i == id_)]
+        return 200, {"networks": nets}, {}
+
+    def get_network(self, req, id):
+        for n, i in self.cloud.networks.items():
+            if i == id:
+                return 200, {"network": self.network_view(n, i)}, {}
+        raise ApiError(404, {"NeutronError": {"type": "NetworkNotFound",
+                                              "message": f"Network {id} could not be found.", "detail": ""}})
+
+    def list_security_groups(self, req):
+        name = req.q("name")
+        groups = [{"id": str(uuid.uuid5(uuid.NAMESPACE_DNS, "sg." + g)), "name": g, "description": "",
+                   "tenant_id": self.cloud.project["id"], "project_id": self.cloud.project["id"],
+                   "security_group_rules": [], "stateful": True, "tags": [], "revision_number": 1}
+                  for g in sorted(self.cloud.security_groups) if name is None or g == name]
+        return 200, {"security_groups": groups}, {}
+
+    def list_network_zones(self, req):
+        return 200, {"availability_zones": [{"name": z, "resource": "network", "state": "available"}
+                                            for z in self.cloud.zones]}, {}
+
+    def list_network_extensions(self, req):
+        return 200, {"extensions": [{"alias": "availability_zone", "name": "Availability Zone",
+                                     "description": "The availability zone extension.",
+                                     "updated": "2015-01-01T10:00:00-00:00", "links": []}]}, {}
+
+    # ------------------------------------------------------------------ Glance
+    def image_versions(self, req):
+        return 300, {"versions": [{"id": "v2.15", "status": "CURRENT",
+                                   "links": [{"rel": "self", "href": f"{self.base()}/image/v2/"}]}]}, {}
+
+    def image_view(self, id_, name):
+        t = "2026-01-01T00:00:00Z"
+        return {"id": id_, "name": name, "status": "active", "visibility": "public", "protected": False,
+                "disk_format": "qcow2", "container_format": "bare", "min_disk": 0, "min_ram": 0,
+                "size": 2147483648, "checksum": None, "os_hidden": False, "owner": self.cloud.project["id"],
+                "tags": [], "created_at": t, "updated_at": t, "self": f"/v2/images/{id_}",
+                "file": f"/v2/images/{id_}/file", "schema": "/v2/schemas/image"}
+
+    def list_images(self, req):
+        return 200, {"images": [self.image_view(i, n) for i, n in self.cloud.images.items()],
+                     "first": "/v2/images", "schema": "/v2/schemas/images"}, {}
+
+    def get_image(self, req, id):
+        if id not in self.cloud.images:
+            return 404, b"<html><body><h1>404 Not Found</h1>No image found with ID %s</body></html>" % id.encode(), \
+                {"Content-Type": "text/html; charset=UTF-8"}
+        return 200, self.image_view(id, self.cloud.images[id]), {}
 
     # ------------------------------------------------------------------ Designate
     def dns_versions(self, req):
