@@ -959,7 +959,16 @@ std::optional<policies::Policy> Parser::ParsePolicy(const Located& at, const Clu
                                 {{"per_replica", policies::ValueKind::kPerReplica},
                                  {"total", policies::ValueKind::kTotal}});
     if (auto tol = t.Get("tolerance")) {
-      auto v = internal::ReadNumber(ctx_, *tol, 0, std::numeric_limits<double>::max());
+      // "10%" is how people say it; accept it beside the fraction.
+      Located number = *tol;
+      double scale = 1;
+      if (tol->node.IsScalar() && tol->node.Scalar().ends_with("%")) {
+        const std::string& text = tol->node.Scalar();
+        number.node = YAML::Node(text.substr(0, text.size() - 1));
+        scale = 0.01;
+      }
+      auto v = internal::ReadNumber(ctx_, number, 0, std::numeric_limits<double>::max());
+      if (v) *v *= scale;
       if (v && *v >= 1) {
         ctx_.Add(*tol, fmt::format("tolerance is a fraction below 1 (0.1 = 10 %), got {:g}", *v));
       } else if (v) {

@@ -244,6 +244,27 @@ TEST(Config, DefaultsAreTheDocumentedOnes) {
   EXPECT_EQ(config->logging.level, log::Level::kInfo);
 }
 
+TEST(Config, ToleranceAsAFractionOrAPercentage) {
+  for (const auto& [text, want] : {std::pair{"0.2", 0.2}, std::pair{"15%", 0.15}}) {
+    auto config = LoadConfigFromString(
+        WithLine(32, std::string("        target_tracking: {query: q, target: 4, tolerance: ") +
+                         text + "}"),
+        "t", Offline());
+    ASSERT_TRUE(config.has_value()) << Dump(config.error());
+    EXPECT_DOUBLE_EQ(
+        std::get<policies::TargetTracking>(config->clusters[0].policy.policies[0].rule).tolerance,
+        want);
+  }
+  auto config = LoadConfigFromString(
+      WithLine(32, "        target_tracking: {query: q, target: 4, tolerance: 150%}"), "t",
+      Offline());
+  ASSERT_FALSE(config.has_value());
+  EXPECT_NE(FindProblem(config.error(), "clusters[0].policies[0].target_tracking.tolerance", 32,
+                        "a fraction below 1"),
+            nullptr)
+      << Dump(config.error());
+}
+
 TEST(Config, ServerPortFollowsThePostgresPort) {
   auto config = LoadConfigFromString(WithLine(26, "    postgres: {user: monitor, port: 6432}"), "t",
                                      Offline());
