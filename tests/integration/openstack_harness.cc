@@ -118,6 +118,20 @@ std::string CloudSim::State() const {
   return r && r->status == 200 ? r->body : std::string();
 }
 
+Result<std::string> CloudSim::Control(const std::string& method, const std::string& path,
+                                      const std::string& json_body) const {
+  CurlHttpTransport http;
+  HttpRequest request{method, base_url_ + path, {}, json_body, std::nullopt};
+  if (!json_body.empty()) request.headers["Content-Type"] = "application/json";
+  auto r = http.Send(request);
+  if (!r) return Fail(r.error());
+  if (r->status < 200 || r->status >= 300) {
+    return Fail(ErrorKind::kInternal,
+                fmt::format("{} {}: HTTP {}: {}", method, path, r->status, r->body));
+  }
+  return r->body;
+}
+
 std::string CloudSim::LogTail() const {
   std::string log = ReadFile(log_path_);
   return log.size() > 6000 ? log.substr(log.size() - 6000) : log;

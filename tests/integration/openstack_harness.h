@@ -55,6 +55,9 @@ class CloudSim {
   std::string auth_url() const { return base_url_ + "/identity/v3"; }
   /// Options that authenticate as the simulator's default user (password auth).
   openstack::OpenStackOptions ClientOptions() const;
+  /// Calls the simulator's control API (POST /control/faults, ...); kInternal unless 2xx.
+  Result<std::string> Control(const std::string& method, const std::string& path,
+                              const std::string& json_body = "") const;
   /// The simulator's /control/state as JSON text ("" if it cannot be read).
   std::string State() const;
   std::string LogTail() const;
