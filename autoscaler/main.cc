@@ -2,6 +2,7 @@
 #include <iostream>
 
 #include "autoscaler/config_cli.h"
+#include "autoscaler/plan_cli.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"replica-autoscaler: elastic PostgreSQL read replicas on OpenStack"};
@@ -10,6 +11,8 @@ int main(int argc, char** argv) {
 
   ra::config::ValidateOptions validate;
   CLI::App* validate_cmd = ra::config::AddValidateCommand(app, &validate);
+  ra::autoscaler::PlanOptions plan;
+  CLI::App* plan_cmd = ra::autoscaler::AddPlanCommand(app, &plan);
 
   try {
     app.parse(argc, argv);
@@ -18,5 +21,6 @@ int main(int argc, char** argv) {
     return app.exit(e) == 0 ? 0 : 2;
   }
   if (validate_cmd->parsed()) return ra::config::RunValidate(validate, std::cout, std::cerr);
+  if (plan_cmd->parsed()) return ra::autoscaler::RunPlan(plan, std::cout, std::cerr);
   return 0;
 }

@@ -4,6 +4,8 @@
 
 #include <algorithm>
 
+#include "core/duration.h"
+
 namespace ra::autoscaler {
 
 std::vector<PlanRow> RunPlan(const std::vector<PlanTarget>& targets,
@@ -14,6 +16,7 @@ std::vector<PlanRow> RunPlan(const std::vector<PlanTarget>& targets,
     PlanRow row;
     row.cluster = target.cluster;
     row.current_source = target.current_source;
+    row.evaluated_at = now;
     row.queries = policies::Queries(target.policy);
     policies::EvaluationInput input;
     input.current_replicas = target.current;
@@ -83,6 +86,7 @@ nlohmann::json PlanJson(const std::vector<PlanRow>& rows) {
     clusters.push_back({{"cluster", row.cluster},
                         {"current", d.current},
                         {"current_source", row.current_source},
+                        {"evaluated_at", FormatTime(row.evaluated_at)},
                         {"recommended", d.recommended},
                         {"desired", d.desired},
                         {"override_active", d.override_active},

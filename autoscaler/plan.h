@@ -23,6 +23,7 @@ struct PlanTarget {
 struct PlanRow {
   std::string cluster{};
   std::string current_source{};
+  TimePoint evaluated_at{};
   std::map<std::string, std::string> queries{};  ///< policy name -> PromQL
   policies::Decision decision{};
 };
