@@ -134,7 +134,13 @@ Result<Server> NovaClient::CreateServer(const ServerCreate& c) {
   if (!c.key_name.empty()) server["key_name"] = c.key_name;
   if (!c.tags.empty()) server["tags"] = c.tags;
   if (!c.metadata.empty()) server["metadata"] = c.metadata;
-  if (!c.user_data.empty()) server["user_data"] = Base64Encode(c.user_data);
+  if (!c.user_data.empty()) {
+    server["user_data"] = Base64Encode(c.user_data);
+    if (server["user_data"].get_ref<const std::string&>().size() > 65535) {
+      return Fail(ErrorKind::kBadRequest,
+                  "nova: user_data is larger than 65535 bytes once base64-encoded");
+    }
+  }
   ServiceRequest request{.service_type = "compute",
                          .method = "POST",
                          .path = "/servers",

@@ -103,6 +103,11 @@ Result<HttpResponse> Session::Send(const ServiceRequest& request) {
 
     const TimePoint sent = deps_.clock.Now();
     auto response = deps_.transport.Send(http);
+    if (observer_) {
+      observer_(RequestRecord{
+          request.service_type, request.method, request.what, response ? response->status : 0,
+          std::chrono::duration_cast<Duration>(deps_.clock.Now() - sent), attempt});
+    }
     if (!response) {
       Error error{response.error().kind,
                   fmt::format("{}: {}", request.what, log::Redact(response.error().message))};

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -37,6 +38,17 @@ struct SessionDeps {
   RandomSource random;
 };
 
+/// What one HTTP exchange with the cloud came to, for metrics ("cloud requests by code").
+struct RequestRecord {
+  std::string service_type;  ///< compute, block-storage, dns
+  std::string method;
+  std::string what;  ///< "nova: create server main-r1"
+  int status = 0;    ///< 0 when no answer came (connection failure, timeout)
+  Duration elapsed{0};
+  int attempt = 1;
+};
+using RequestObserver = std::function<void(const RequestRecord&)>;
+
 /// An authenticated connection to one cloud: Keystone tokens, the catalog and endpoint
 /// overrides, microversion headers, retries with backoff and jitter, Retry-After, the client
 /// side rate limit, and typed errors.
@@ -59,6 +71,10 @@ class Session {
   /// The project the token is scoped to. Blocks if it has to authenticate.
   Result<std::string> ProjectId();
 
+  /// Called after every HTTP exchange (each retry too), on the calling thread. Set it before
+  /// the session is shared; it must not call back into the session.
+  void SetObserver(RequestObserver observer) { observer_ = std::move(observer); }
+
   const OpenStackOptions& options() const { return options_; }
   KeystoneAuth& auth() { return auth_; }
 
@@ -69,6 +85,7 @@ class Session {
   SessionDeps deps_;
   KeystoneAuth auth_;
   RateLimiter limiter_;
+  RequestObserver observer_;
 };
 
 /// Replaces {project_id}, %(project_id)s and $(project_id)s in an endpoint override.

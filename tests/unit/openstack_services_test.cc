@@ -87,6 +87,19 @@ TEST(Nova, CreateServerRejectsBadTagsBeforeSending) {
   EXPECT_TRUE(h.transport.requests().empty());
 }
 
+TEST(Nova, OversizedUserDataIsRefusedBeforeSending) {
+  Harness h;
+  NovaClient nova(h.session);
+  auto r = nova.CreateServer({.name = "x",
+                              .flavor_ref = "f",
+                              .boot_volume_id = "v",
+                              .user_data = std::string(50000, 'x')});
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().kind, ErrorKind::kBadRequest);
+  EXPECT_NE(r.error().message.find("65535"), std::string::npos);
+  EXPECT_TRUE(h.transport.requests().empty());
+}
+
 TEST(Base64, Rfc4648Vectors) {
   EXPECT_EQ(Base64Encode(""), "");
   EXPECT_EQ(Base64Encode("f"), "Zg==");

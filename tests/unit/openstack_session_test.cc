@@ -40,6 +40,24 @@ TEST(Session, SendsTokenAndBothComputeMicroversionHeaders) {
   EXPECT_EQ(call.headers.at("OpenStack-API-Version"), "compute 2.52");
 }
 
+TEST(Session, ObserverSeesEveryExchangeWithItsStatus) {
+  Harness h;
+  std::vector<RequestRecord> seen;
+  h.session.SetObserver([&](const RequestRecord& r) { seen.push_back(r); });
+  h.PushToken();
+  h.transport.Push(503, "");
+  h.transport.Push(Fail(ErrorKind::kTransient, "connection reset"));
+  h.transport.Push(200, "{}");
+  ASSERT_TRUE(h.session.Send(Get("/servers")));
+  ASSERT_EQ(seen.size(), 3u);
+  EXPECT_EQ(seen[0].status, 503);
+  EXPECT_EQ(seen[1].status, 0);
+  EXPECT_EQ(seen[2].status, 200);
+  EXPECT_EQ(seen[2].attempt, 3);
+  EXPECT_EQ(seen[2].service_type, "compute");
+  EXPECT_EQ(seen[2].what, "nova: get");
+}
+
 TEST(Session, VolumeMicroversionHeader) {
   Harness h;
   h.PushToken();
