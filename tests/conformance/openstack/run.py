@@ -10,6 +10,9 @@
   run.py sdk
       openstacksdk, configured by a clouds.yaml, authenticates, creates a volume, a snapshot and
       a server, and lists servers, volumes and snapshots; the openstack CLI lists them too
+  run.py vmagent
+      vmagent's OpenStack service discovery (openstack_sd_configs, role instance) finds a server
+      of the simulator with its address and metadata
 """
 import argparse
 import os
@@ -145,14 +148,91 @@ def run_sdk():
         return 1 if failed else 0
 
 
+def run_vmagent():
+    """vmagent's openstack_sd_configs (Prometheus' OpenStack discovery, in Go) finds the
+    simulator's servers with their addresses and metadata."""
+    import json
+    import shutil
+    import signal
+    import urllib.request
+    import openstack
+    from simproc import free_port
+    with Sim() as sim:
+        config = os.path.join(sim.dir, "clouds.yaml")
+        clouds_yaml(config, sim, "demo", "RegionOne")
+        os.environ["OS_CLIENT_CONFIG_FILE"] = config
+        conn = openstack.connect(cloud="cloudsim")
+        vol = conn.block_storage.create_volume(size=1, name="sd-volume")
+        wait_for(lambda: conn.block_storage.get_volume(vol.id).status == "available", "volume")
+        server = conn.compute.create_server(
+            name="main-r1", flavor_id="2", networks=[{"uuid": NETWORK}], metadata={"ra_cluster": "main"},
+            block_device_mapping=[{"boot_index": 0, "uuid": vol.id, "source_type": "volume",
+                                   "destination_type": "volume"}])
+        wait_for(lambda: conn.compute.get_server(server.id).status == "ACTIVE", "server ACTIVE")
+        address = list(conn.compute.get_server(server.id).addresses.values())[0][0]["addr"]
+        scrape = os.path.join(sim.dir, "scrape.yml")
+        with open(scrape, "w") as f:
+            f.write(f"""scrape_configs:
+  - job_name: replicas
+    openstack_sd_configs:
+      - role: instance
+        region: RegionOne
+        identity_endpoint: {sim.auth_url}
+        username: demo
+        password: demo-password
+        domain_name: Default
+        project_name: demo
+        port: 9187
+""")
+        port = free_port()
+        log = open(os.path.join(sim.dir, "vmagent.log"), "w")
+        agent = subprocess.Popen(["vmagent", f"-promscrape.config={scrape}", f"-httpListenAddr=127.0.0.1:{port}",
+                                  "-remoteWrite.url=http://127.0.0.1:1/api/v1/write",
+                                  f"-remoteWrite.tmpDataPath={sim.dir}/vmagent-queue",
+                                  "-promscrape.openstackSDCheckInterval=1s"],
+                                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            def discovered():
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/targets", timeout=2) as r:
+                        targets = json.loads(r.read())["data"]["activeTargets"]
+                except OSError:
+                    return None
+                return targets or None
+            targets = wait_for(discovered, "vmagent to discover the server", timeout=40, interval=0.5)
+        finally:
+            os.killpg(agent.pid, signal.SIGTERM)
+            agent.wait(timeout=20)
+            log.close()
+        labels = targets[0]["discoveredLabels"]
+        checks = [
+            ("one target", len(targets) == 1),
+            ("address is the server's fixed IP", labels.get("__address__") == f"{address}:9187"),
+            ("instance name", labels.get("__meta_openstack_instance_name") == "main-r1"),
+            ("instance status", labels.get("__meta_openstack_instance_status") == "ACTIVE"),
+            ("metadata as tag label", labels.get("__meta_openstack_tag_ra_cluster") == "main"),
+            ("private ip", labels.get("__meta_openstack_private_ip") == address),
+        ]
+        for name, ok in checks:
+            print(("ok   " if ok else "FAIL ") + name)
+        failed = [n for n, ok in checks if not ok]
+        if failed:
+            print(json.dumps(labels, indent=1))
+        print(f"{len(checks) - len(failed)} passed, {len(failed)} failed")
+        return 1 if failed else 0
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("requests")
     r.add_argument("--exercise", required=True)
     sub.add_parser("sdk")
+    sub.add_parser("vmagent")
     args = p.parse_args()
-    return run_requests(args.exercise) if args.cmd == "requests" else run_sdk()
+    if args.cmd == "requests":
+        return run_requests(args.exercise)
+    return run_sdk() if args.cmd == "sdk" else run_vmagent()
 
 
 if __name__ == "__main__":
