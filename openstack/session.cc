@@ -71,8 +71,10 @@ Result<HttpResponse> Session::Send(const ServiceRequest& request) {
   const TimePoint started = deps_.clock.Now();
   bool reauthenticated = false;
   std::optional<Error> last_error;
+  int attempts_made = 0;
   for (int attempt = 1; attempt <= std::max(1, retry.max_attempts); ++attempt) {
     if (attempt > 1 && deps_.clock.Now() - started >= retry.max_elapsed) break;
+    attempts_made = attempt;
     limiter_.Acquire();
     auto token = auth_.GetToken();
     if (!token) {
@@ -174,7 +176,7 @@ Result<HttpResponse> Session::Send(const ServiceRequest& request) {
     }
   }
   if (last_error) {
-    last_error->message += fmt::format(" (gave up after {} attempts)", retry.max_attempts);
+    last_error->message += fmt::format(" (gave up after {} attempts)", attempts_made);
     return Fail(*last_error);
   }
   return Fail(ErrorKind::kInternal, request.what + ": no attempt was made");

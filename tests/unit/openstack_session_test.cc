@@ -122,6 +122,20 @@ TEST(Session, GivesUpAfterMaxAttempts) {
   EXPECT_EQ(h.transport.requests().size(), 4u);
 }
 
+TEST(Session, StopsRetryingWhenTheTimeBudgetIsSpent) {
+  OpenStackOptions o = PasswordOptions();
+  o.retry.max_elapsed = 1s;
+  o.retry.initial_backoff = 800ms;
+  Harness h(o);
+  h.PushToken();
+  for (int i = 0; i < 5; ++i) h.transport.Push(503, "");
+  auto r = h.session.Send(Get("/servers"));
+  ASSERT_FALSE(r);
+  // The second attempt starts 400ms in, the third would start at 1200ms: past the budget.
+  EXPECT_EQ(h.transport.requests().size(), 1u + 2u);
+  EXPECT_NE(r.error().message.find("after 2 attempts"), std::string::npos) << r.error().message;
+}
+
 TEST(Session, PostIsNotRetriedOn500ButIsOn429WithRetryAfter) {
   Harness h;
   h.PushToken();
