@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <libpq-fe.h>
 
+#include <filesystem>
 #include <memory>
 
 #include "core/http_transport.h"
@@ -70,6 +71,7 @@ Result<std::unique_ptr<CloudSim>> CloudSim::Start(Options options) {
   sim->base_url_ = fmt::format("http://127.0.0.1:{}", port);
   sim->log_path_ = options.root + ".log";
   sim->sbercloud_ = options.sbercloud;
+  sim->root_ = options.root;
   ProcessOptions p;
   p.argv = {"/usr/bin/python3", Source("tests/sandbox/cloudsim/cloudsim.py"),
             "--port",           std::to_string(port),
@@ -97,7 +99,19 @@ Result<std::unique_ptr<CloudSim>> CloudSim::Start(Options options) {
   return sim;
 }
 
-CloudSim::~CloudSim() { process_.Stop(std::chrono::seconds(30)); }
+CloudSim::~CloudSim() {
+  process_.Stop(std::chrono::seconds(30));
+  // The simulator stops its servers' PostgreSQL when it exits; if it could not (killed, or a
+  // test failed half-way), stop what is left: pg_ctl starts them in their own sessions.
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(root_ + "/volumes", ec)) {
+    if (std::filesystem::exists(entry.path() / "postmaster.pid", ec)) {
+      RunCommand({"/usr/bin/python3", Source("tests/sandbox/pgctl.py"), "stop", "--dir",
+                  entry.path().string(), "--mode", "immediate"},
+                 60s);
+    }
+  }
+}
 
 openstack::OpenStackOptions CloudSim::ClientOptions() const {
   openstack::OpenStackOptions o;

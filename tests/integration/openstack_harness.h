@@ -66,6 +66,7 @@ class CloudSim {
   ChildProcess process_;
   std::string base_url_;
   std::string log_path_;
+  std::string root_;
   bool sbercloud_ = false;
 };
 
