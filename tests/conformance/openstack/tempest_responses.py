@@ -102,6 +102,10 @@ class TempestAgainstSimulator(unittest.TestCase):
         self.assertEqual([s["id"] for s in by_tags], [server["id"]])
         self.assertEqual(self.servers.list_servers(detail=True, tags="ra-cluster:other")["servers"], [])
         self.servers.list_servers()
+        # Like Nova for a non-admin user, ?metadata= filters nothing: tags are the way.
+        everything = self.servers.list_servers(detail=True)["servers"]
+        by_metadata = self.servers.list_servers(detail=True, metadata='{"ra_cluster": "other"}')["servers"]
+        self.assertEqual(len(by_metadata), len(everything))
         paged = self.servers.list_servers(detail=True, limit=1)
         self.assertEqual(len(paged["servers"]), 1)
 
