@@ -27,8 +27,15 @@ mkdir -p "$cache/apt" "$build/deploy-work"
 work=$(mktemp -d "$build/deploy-work/chroot.XXXXXX")
 root=$work/root
 
+pg_dirs=()   # data directories of PostgreSQL servers started inside the root
+exporter_pid=
 cleanup() {
   local rc=$?
+  [ -z "$exporter_pid" ] || kill "$exporter_pid" 2>/dev/null || true
+  for d in "${pg_dirs[@]}"; do
+    chroot "$root" setpriv --reuid=postgres --regid=postgres --init-groups \
+      /usr/lib/postgresql/15/bin/pg_ctl -D "$d" -m immediate -w -t 30 stop >/dev/null 2>&1 || true
+  done
   # Unmount everything below the root, deepest first, before deleting anything.
   if [ -d "$root" ]; then
     findmnt -rn -o TARGET | grep -F "$root" | sort -r | while read -r m; do
@@ -193,6 +200,70 @@ t2=$(date +%s)
 if ! run_play "$work/play2.log"; then tail -40 "$work/play2.log" >&2; fail "ansible-playbook (second run)"; fi
 note "second run in $(( $(date +%s) - t2 ))s"
 check "second run changes nothing" grep -Eq '^root .*changed=0 .*failed=0' "$work/play2.log"
+
+# ---- a first boot, as on a replica built from this image --------------------------------------
+# A primary inside the root stands in for the cluster's primary; pg_basebackup fills the data
+# directory as the cloned volume would; the installed first-boot script runs with a config drive
+# as replica-first-boot.service would; then PostgreSQL starts with the role's configuration.
+t3=$(date +%s)
+p1=$(free_port); p2=$(free_port); p3=$(free_port)
+as_pg() { chroot "$root" setpriv --reuid=postgres --regid=postgres --init-groups "$@"; }
+pgbin=/usr/lib/postgresql/$pgv/bin
+in_root install -d -o postgres -g postgres -m 2775 /run/postgresql
+as_pg $pgbin/initdb -D /tmp/primary -A trust -U postgres >/dev/null
+pg_dirs+=(/tmp/primary)
+as_pg $pgbin/pg_ctl -D /tmp/primary -l /tmp/primary.log -w -t 60 \
+  -o "-c port=$p1 -c listen_addresses=127.0.0.1 -c unix_socket_directories=/tmp" start >/dev/null ||
+  { cat "$root/tmp/primary.log" >&2; fail "the stand-in primary did not start"; }
+as_pg psql -h /tmp -p "$p1" -U postgres -qAt -c "CREATE ROLE replicator REPLICATION LOGIN" \
+  -c "CREATE ROLE postgres_exporter LOGIN IN ROLE pg_monitor" >/dev/null
+as_pg $pgbin/pg_basebackup -h 127.0.0.1 -p "$p1" -U replicator -D /var/lib/postgresql/$pgv/main -X stream -c fast
+in_root install -d /tmp/drive/openstack/latest
+printf '{"uuid": "7d2f9c8e-0000-4000-8000-000000000001", "name": "main-replica-t1"}\n' \
+  >"$root/tmp/drive/openstack/latest/meta_data.json"
+printf '{"primary_host": "127.0.0.1", "primary_port": %s, "replication_user": "replicator"}\n' "$p1" \
+  >"$root/tmp/drive/openstack/latest/user_data"
+check "the installed first-boot script prepares the volume (config drive, primary from user_data)" \
+  chroot "$root" env RA_CONFIG_DRIVE=/tmp/drive RA_PORT="$p2" RA_LISTEN=127.0.0.1 RA_WAIT_SECONDS=10 \
+  /usr/local/sbin/replica-first-boot
+pg_dirs+=(/var/lib/postgresql/$pgv/main)
+check "PostgreSQL starts with the role's configuration (pg_ctlcluster $pgv main)" \
+  chroot "$root" pg_ctlcluster $pgv main start
+standby_sql() { as_pg psql -h /run/postgresql -p "$p2" -U postgres -d postgres -qAt -c "$1"; }
+check "it is a hot standby" test "$(standby_sql 'SELECT pg_is_in_recovery()')" = t
+check "hot_standby_feedback from conf.d/50-replica.conf" test "$(standby_sql 'SHOW hot_standby_feedback')" = on
+streaming=
+for _ in $(seq 1 60); do
+  streaming=$(as_pg psql -h /tmp -p "$p1" -U postgres -qAt -c \
+    "SELECT state FROM pg_stat_replication WHERE application_name = 'main-replica-t1'")
+  [ "$streaming" = streaming ] && break
+  sleep 0.5
+done
+check "the primary streams to it under its own application_name (main-replica-t1)" test "$streaming" = streaming
+check "the exporter's OS user logs in as postgres_exporter by peer map (pg_ident.conf)" \
+  chroot "$root" setpriv --reuid=prometheus --regid=prometheus --init-groups \
+  psql "host=/run/postgresql port=$p2 user=postgres_exporter dbname=postgres" -qAt -c 'SELECT 1'
+# The postgres exporter as its unit runs it: /etc/default's DATA_SOURCE_NAME, as user prometheus.
+chroot "$root" setpriv --reuid=prometheus --regid=prometheus --init-groups sh -c \
+  ". /etc/default/prometheus-postgres-exporter; export DATA_SOURCE_NAME=\"\$DATA_SOURCE_NAME port=$p2\"; \
+   exec /usr/bin/prometheus-postgres-exporter --web.listen-address=127.0.0.1:$p3" >"$work/exporter.log" 2>&1 &
+exporter_pid=$!
+up=
+for _ in $(seq 1 40); do
+  up=$(curl -fsS --max-time 2 "http://127.0.0.1:$p3/metrics" 2>/dev/null | grep -E '^pg_up ' || true)
+  [ -n "$up" ] && break
+  sleep 0.5
+done
+check "the postgres exporter, configured by the role, reaches the standby (pg_up 1)" test "$up" = "pg_up 1"
+kill "$exporter_pid" 2>/dev/null || true; wait "$exporter_pid" 2>/dev/null || true; exporter_pid=
+# Re-applying the roles to a running replica must leave its data alone.
+if ! run_play "$work/play3.log"; then tail -40 "$work/play3.log" >&2; fail "ansible-playbook (on the running replica)"; fi
+check "re-applying the roles keeps a running replica's data (PG_VERSION) and standby" bash -c \
+  "[ -f '$root/var/lib/postgresql/$pgv/main/PG_VERSION' ] && [ \"\$(chroot '$root' setpriv --reuid=postgres --regid=postgres --init-groups psql -h /run/postgresql -p $p2 -qAt -c 'SELECT pg_is_in_recovery()')\" = t ]"
+chroot "$root" pg_ctlcluster $pgv main stop -m fast
+as_pg $pgbin/pg_ctl -D /tmp/primary -m fast -w -t 60 stop >/dev/null
+pg_dirs=()
+note "first boot simulated in $(( $(date +%s) - t3 ))s"
 
 # ---- removal ---------------------------------------------------------------------------------
 check "package purges" chroot "$root" env DEBIAN_FRONTEND=noninteractive dpkg --purge replica-autoscaler
