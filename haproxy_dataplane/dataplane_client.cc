@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "core/base64.h"
 #include "core/log.h"
 
 namespace ra::haproxy {
@@ -64,34 +65,6 @@ std::vector<std::string> DataPlaneOptions::Validate() const {
 }
 
 namespace {
-
-std::string Base64(std::string_view in) {
-  static constexpr char kAlphabet[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  out.reserve((in.size() + 2) / 3 * 4);
-  size_t i = 0;
-  for (; i + 2 < in.size(); i += 3) {
-    const uint32_t n = (uint8_t(in[i]) << 16) | (uint8_t(in[i + 1]) << 8) | uint8_t(in[i + 2]);
-    out += kAlphabet[(n >> 18) & 63];
-    out += kAlphabet[(n >> 12) & 63];
-    out += kAlphabet[(n >> 6) & 63];
-    out += kAlphabet[n & 63];
-  }
-  if (i + 1 == in.size()) {
-    const uint32_t n = uint8_t(in[i]) << 16;
-    out += kAlphabet[(n >> 18) & 63];
-    out += kAlphabet[(n >> 12) & 63];
-    out += "==";
-  } else if (i + 2 == in.size()) {
-    const uint32_t n = (uint8_t(in[i]) << 16) | (uint8_t(in[i + 1]) << 8);
-    out += kAlphabet[(n >> 18) & 63];
-    out += kAlphabet[(n >> 12) & 63];
-    out += kAlphabet[(n >> 6) & 63];
-    out += '=';
-  }
-  return out;
-}
 
 // Percent-encodes everything but RFC 3986 unreserved characters.
 std::string Escape(std::string_view text) {
@@ -196,7 +169,7 @@ DataPlaneClient::DataPlaneClient(DataPlaneOptions options, HttpTransport& transp
                                  const Clock& clock, Sleeper sleep)
     : options_(std::move(options)), transport_(transport), clock_(clock), sleep_(std::move(sleep)) {
   while (options_.url.ends_with('/')) options_.url.pop_back();
-  authorization_ = "Basic " + Base64(options_.username + ":" + options_.password.Reveal());
+  authorization_ = "Basic " + Base64Encode(options_.username + ":" + options_.password.Reveal());
   if (options_.api_version != ApiVersion::kAuto) detected_ = options_.api_version;
 }
 

@@ -4,7 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "openstack/base64.h"
+#include "core/base64.h"
 #include "openstack/errors.h"
 
 namespace ra::openstack {

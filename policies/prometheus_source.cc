@@ -7,6 +7,7 @@
 #include <cmath>
 #include <nlohmann/json.hpp>
 
+#include "core/base64.h"
 #include "core/log.h"
 
 namespace ra::policies {
@@ -44,32 +45,6 @@ std::string Snippet(std::string_view text, size_t limit = kSnippetLength) {
     out += "...";
   }
   return log::Redact(out);
-}
-
-std::string Base64(std::string_view in) {
-  static constexpr char kAlphabet[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  out.reserve((in.size() + 2) / 3 * 4);
-  size_t i = 0;
-  for (; i + 2 < in.size(); i += 3) {
-    const uint32_t n = (static_cast<unsigned char>(in[i]) << 16) |
-                       (static_cast<unsigned char>(in[i + 1]) << 8) |
-                       static_cast<unsigned char>(in[i + 2]);
-    out.push_back(kAlphabet[(n >> 18) & 63]);
-    out.push_back(kAlphabet[(n >> 12) & 63]);
-    out.push_back(kAlphabet[(n >> 6) & 63]);
-    out.push_back(kAlphabet[n & 63]);
-  }
-  if (i < in.size()) {
-    uint32_t n = static_cast<unsigned char>(in[i]) << 16;
-    if (i + 1 < in.size()) n |= static_cast<unsigned char>(in[i + 1]) << 8;
-    out.push_back(kAlphabet[(n >> 18) & 63]);
-    out.push_back(kAlphabet[(n >> 12) & 63]);
-    out.push_back(i + 1 < in.size() ? kAlphabet[(n >> 6) & 63] : '=');
-    out.push_back('=');
-  }
-  return out;
 }
 
 // Milliseconds as decimal seconds without trailing zeros: 2500 -> "2.5", 10000 -> "10".
@@ -350,7 +325,8 @@ PrometheusSource::PrometheusSource(PrometheusSourceOptions options, HttpTranspor
   while (query_url_.ends_with('/')) query_url_.pop_back();
   query_url_ += kApiPath;
   if (!options_.username.empty()) {
-    const std::string credentials = Base64(options_.username + ":" + options_.password.Reveal());
+    const std::string credentials =
+        Base64Encode(options_.username + ":" + options_.password.Reveal());
     // The encoded form is as secret as the password: a server or proxy that echoes the request
     // must not put it in an error message or a log line either.
     log::RegisterSecret(credentials);

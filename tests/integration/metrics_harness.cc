@@ -15,6 +15,7 @@
 #include <set>
 #include <tuple>
 
+#include "core/base64.h"
 #include "policies/prometheus_source.h"
 
 namespace ra::testing {
@@ -63,25 +64,6 @@ std::string LabelSet(const std::map<std::string, std::string>& labels) {
     out += "\"";
   }
   return out + "}";
-}
-
-std::string Base64(std::string_view in) {
-  static constexpr char kAlphabet[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  uint32_t buffer = 0;
-  int bits = 0;
-  for (unsigned char c : in) {
-    buffer = (buffer << 8) | c;
-    bits += 8;
-    while (bits >= 6) {
-      bits -= 6;
-      out += kAlphabet[(buffer >> bits) & 63];
-    }
-  }
-  if (bits > 0) out += kAlphabet[(buffer << (6 - bits)) & 63];
-  while (out.size() % 4 != 0) out += '=';
-  return out;
 }
 
 std::string Tail(const std::string& text, size_t n = 3000) {
@@ -193,7 +175,7 @@ Result<std::unique_ptr<VictoriaMetricsServer>> VictoriaMetricsServer::Start(Opti
   vm->http_ = std::make_unique<CurlHttpTransport>(LoopbackHttpOptions());
   HttpHeaders headers;
   if (!options.username.empty()) {
-    headers["Authorization"] = "Basic " + Base64(options.username + ":" + options.password);
+    headers["Authorization"] = "Basic " + Base64Encode(options.username + ":" + options.password);
   }
   auto argv_for = [&](int port) {
     std::vector<std::string> argv = {
@@ -227,7 +209,7 @@ std::string VictoriaMetricsServer::LogTail() const {
 Result<HttpResponse> VictoriaMetricsServer::Send(HttpRequest request) {
   if (!options_.username.empty()) {
     request.headers["Authorization"] =
-        "Basic " + Base64(options_.username + ":" + options_.password);
+        "Basic " + Base64Encode(options_.username + ":" + options_.password);
   }
   return http_->Send(request);
 }
@@ -342,7 +324,7 @@ Result<std::unique_ptr<PrometheusServer>> PrometheusServer::Start(Options option
       return Fail(ErrorKind::kInternal, "cannot write web.yml");
     }
     argv.push_back("--web.config.file=" + dir + "/web.yml");
-    headers["Authorization"] = "Basic " + Base64(options.username + ":" + options.password);
+    headers["Authorization"] = "Basic " + Base64Encode(options.username + ":" + options.password);
   }
   auto argv_for = [&](int port) {
     std::vector<std::string> with_port = argv;

@@ -1,10 +1,10 @@
-#include "openstack/base64.h"
+#include "core/base64.h"
 
 #include <openssl/evp.h>
 
 #include <vector>
 
-namespace ra::openstack {
+namespace ra {
 
 std::string Base64Encode(std::string_view data) {
   std::vector<unsigned char> out(4 * ((data.size() + 2) / 3) + 1);
@@ -13,4 +13,4 @@ std::string Base64Encode(std::string_view data) {
   return std::string(reinterpret_cast<const char*>(out.data()), n < 0 ? 0 : n);
 }
 
-}  // namespace ra::openstack
+}  // namespace ra
