@@ -1,6 +1,6 @@
 #include <gtest/gtest.h>
 
-#include "openstack/base64.h"
+#include "core/base64.h"
 #include "openstack/cinder.h"
 #include "openstack/designate.h"
 #include "openstack/nova.h"
