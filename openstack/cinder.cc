@@ -3,33 +3,13 @@
 #include <fmt/format.h>
 
 #include "openstack/errors.h"
+#include "openstack/json_fields.h"
 
 namespace ra::openstack {
 
 namespace {
 
 using nlohmann::json;
-
-std::string Str(const json& j, const char* key) {
-  auto it = j.find(key);
-  return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
-}
-
-int IntField(const json& j, const char* key, int fallback) {
-  auto it = j.find(key);
-  return it != j.end() && it->is_number_integer() ? it->get<int>() : fallback;
-}
-
-Result<json> ParseBody(const HttpResponse& response, std::string_view what, const char* key) {
-  json j = json::parse(response.body, nullptr, false);
-  if (j.is_discarded() || !j.is_object()) {
-    return Fail(ErrorKind::kParse, fmt::format("{}: answer is not a JSON object", what));
-  }
-  if (key != nullptr && !j.contains(key)) {
-    return Fail(ErrorKind::kParse, fmt::format("{}: answer has no '{}'", what, key));
-  }
-  return j;
-}
 
 std::map<std::string, std::string> Metadata(const json& j) {
   std::map<std::string, std::string> out;
@@ -42,7 +22,7 @@ std::map<std::string, std::string> Metadata(const json& j) {
 }
 
 std::optional<TimePoint> Created(const json& j) {
-  auto t = ParseTimestamp(Str(j, "created_at"));
+  auto t = ParseTimestamp(StringField(j, "created_at"));
   if (!t) return std::nullopt;
   return *t;
 }
@@ -67,22 +47,22 @@ Result<void> CheckMetadata(const std::map<std::string, std::string>& metadata) {
 }  // namespace
 
 Result<Volume> CinderClient::ParseVolume(const json& v) {
-  if (!v.is_object() || Str(v, "id").empty()) {
+  if (!v.is_object() || StringField(v, "id").empty()) {
     return Fail(ErrorKind::kParse, "cinder: volume without id");
   }
   Volume out;
-  out.id = Str(v, "id");
-  out.name = Str(v, "name");
-  out.status = Str(v, "status");
+  out.id = StringField(v, "id");
+  out.name = StringField(v, "name");
+  out.status = StringField(v, "status");
   out.size_gb = IntField(v, "size", 0);
-  out.availability_zone = Str(v, "availability_zone");
-  out.snapshot_id = Str(v, "snapshot_id");
-  out.volume_type = Str(v, "volume_type");
+  out.availability_zone = StringField(v, "availability_zone");
+  out.snapshot_id = StringField(v, "snapshot_id");
+  out.volume_type = StringField(v, "volume_type");
   out.metadata = Metadata(v);
   if (auto it = v.find("attachments"); it != v.end() && it->is_array()) {
     for (const json& a : *it) {
-      if (a.is_object() && !Str(a, "server_id").empty()) {
-        out.attached_server_ids.push_back(Str(a, "server_id"));
+      if (a.is_object() && !StringField(a, "server_id").empty()) {
+        out.attached_server_ids.push_back(StringField(a, "server_id"));
       }
     }
   }
@@ -91,14 +71,14 @@ Result<Volume> CinderClient::ParseVolume(const json& v) {
 }
 
 Result<Snapshot> CinderClient::ParseSnapshot(const json& s) {
-  if (!s.is_object() || Str(s, "id").empty()) {
+  if (!s.is_object() || StringField(s, "id").empty()) {
     return Fail(ErrorKind::kParse, "cinder: snapshot without id");
   }
   Snapshot out;
-  out.id = Str(s, "id");
-  out.name = Str(s, "name");
-  out.status = Str(s, "status");
-  out.volume_id = Str(s, "volume_id");
+  out.id = StringField(s, "id");
+  out.name = StringField(s, "name");
+  out.status = StringField(s, "status");
+  out.volume_id = StringField(s, "volume_id");
   out.size_gb = IntField(s, "size", 0);
   out.metadata = Metadata(s);
   out.created = Created(s);
@@ -128,7 +108,7 @@ Result<Volume> CinderClient::CreateVolume(const VolumeCreate& c) {
                          .what = "cinder: create volume " + c.name};
   auto response = session_.Send(request);
   if (!response) return Fail(response.error());
-  auto body = ParseBody(*response, request.what, "volume");
+  auto body = ParseObject(*response, request.what, "volume");
   if (!body) return Fail(body.error());
   return ParseVolume((*body)["volume"]);
 }
@@ -139,7 +119,7 @@ Result<Volume> CinderClient::GetVolume(const std::string& id) {
                          .what = "cinder: show volume " + id};
   auto response = session_.Send(request);
   if (!response) return Fail(response.error());
-  auto body = ParseBody(*response, request.what, "volume");
+  auto body = ParseObject(*response, request.what, "volume");
   if (!body) return Fail(body.error());
   return ParseVolume((*body)["volume"]);
 }
@@ -151,7 +131,7 @@ Result<std::vector<Volume>> CinderClient::ListVolumes(
                          .what = "cinder: list volumes"};
   auto response = session_.Send(request);
   if (!response) return Fail(response.error());
-  auto body = ParseBody(*response, request.what, "volumes");
+  auto body = ParseObject(*response, request.what, "volumes");
   if (!body) return Fail(body.error());
   std::vector<Volume> out;
   for (const json& v : (*body)["volumes"]) {
@@ -187,7 +167,7 @@ Result<Snapshot> CinderClient::CreateSnapshot(const SnapshotCreate& c) {
                          .what = "cinder: create snapshot of " + c.volume_id};
   auto response = session_.Send(request);
   if (!response) return Fail(response.error());
-  auto body = ParseBody(*response, request.what, "snapshot");
+  auto body = ParseObject(*response, request.what, "snapshot");
   if (!body) return Fail(body.error());
   return ParseSnapshot((*body)["snapshot"]);
 }
@@ -198,7 +178,7 @@ Result<Snapshot> CinderClient::GetSnapshot(const std::string& id) {
                          .what = "cinder: show snapshot " + id};
   auto response = session_.Send(request);
   if (!response) return Fail(response.error());
-  auto body = ParseBody(*response, request.what, "snapshot");
+  auto body = ParseObject(*response, request.what, "snapshot");
   if (!body) return Fail(body.error());
   return ParseSnapshot((*body)["snapshot"]);
 }
@@ -210,7 +190,7 @@ Result<std::vector<Snapshot>> CinderClient::ListSnapshots(
                          .what = "cinder: list snapshots"};
   auto response = session_.Send(request);
   if (!response) return Fail(response.error());
-  auto body = ParseBody(*response, request.what, "snapshots");
+  auto body = ParseObject(*response, request.what, "snapshots");
   if (!body) return Fail(body.error());
   std::vector<Snapshot> out;
   for (const json& s : (*body)["snapshots"]) {
@@ -236,7 +216,7 @@ Result<VolumeLimits> CinderClient::GetLimits() {
       .service_type = "block-storage", .path = "/limits", .what = "cinder: limits"};
   auto response = session_.Send(request);
   if (!response) return Fail(response.error());
-  auto body = ParseBody(*response, request.what, "limits");
+  auto body = ParseObject(*response, request.what, "limits");
   if (!body) return Fail(body.error());
   const json& limits = (*body)["limits"];
   if (!limits.is_object() || !limits.contains("absolute") || !limits["absolute"].is_object()) {

@@ -5,17 +5,13 @@
 #include <nlohmann/json.hpp>
 
 #include "openstack/errors.h"
+#include "openstack/json_fields.h"
 
 namespace ra::openstack {
 
 namespace {
 
 using nlohmann::json;
-
-std::string Str(const json& j, const char* key) {
-  auto it = j.find(key);
-  return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
-}
 
 std::string Fqdn(std::string name) {
   if (!name.empty() && name.back() != '.') name += '.';
@@ -36,7 +32,7 @@ Result<std::string> DesignateClient::FindZone(const std::string& zone_name) {
     return Fail(ErrorKind::kParse, request.what + ": answer has no zones");
   }
   for (const json& z : body["zones"]) {
-    if (z.is_object() && Str(z, "name") == name) return Str(z, "id");
+    if (z.is_object() && StringField(z, "name") == name) return StringField(z, "id");
   }
   return Fail(ErrorKind::kNotFound, request.what + ": no such zone in this project");
 }
@@ -59,11 +55,15 @@ Result<Recordset> DesignateClient::CreateARecordset(const std::string& zone_id,
   auto response = session_.Send(request);
   if (!response) return Fail(response.error());
   json body = json::parse(response->body, nullptr, false);
-  if (!body.is_object() || Str(body, "id").empty()) {
+  if (!body.is_object() || StringField(body, "id").empty()) {
     return Fail(ErrorKind::kParse, request.what + ": answer has no id");
   }
-  Recordset out{Str(body, "id"),    Str(body, "zone_id"), Str(body, "name"), Str(body, "type"), {},
-                Str(body, "status")};
+  Recordset out{StringField(body, "id"),
+                StringField(body, "zone_id"),
+                StringField(body, "name"),
+                StringField(body, "type"),
+                {},
+                StringField(body, "status")};
   if (auto it = body.find("records"); it != body.end() && it->is_array()) {
     for (const json& r : *it) {
       if (r.is_string()) out.records.push_back(r.get<std::string>());

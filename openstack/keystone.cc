@@ -7,6 +7,7 @@
 #include "core/duration.h"
 #include "core/log.h"
 #include "openstack/errors.h"
+#include "openstack/json_fields.h"
 
 namespace ra::openstack {
 
@@ -32,11 +33,6 @@ Result<json> User(const AuthOptions& a) {
     return Fail(ErrorKind::kConfig, "keystone: auth needs user_id or username");
   }
   return json{{"name", a.username}, {"domain", Domain(a.user_domain_id, a.user_domain_name)}};
-}
-
-std::string Str(const json& j, const char* key) {
-  auto it = j.find(key);
-  return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
 }
 
 }  // namespace
@@ -111,24 +107,24 @@ Result<Token> ParseTokenResponse(const HttpResponse& response) {
     return Fail(ErrorKind::kParse, "keystone: answer has no token object");
   }
   const json& t = j["token"];
-  auto expires = ParseTimestamp(Str(t, "expires_at"));
+  auto expires = ParseTimestamp(StringField(t, "expires_at"));
   if (!expires) return Fail(ErrorKind::kParse, "keystone: expires_at: " + expires.error().message);
   token.expires_at = *expires;
-  if (t.contains("user") && t["user"].is_object()) token.user_id = Str(t["user"], "id");
+  if (t.contains("user") && t["user"].is_object()) token.user_id = StringField(t["user"], "id");
   if (t.contains("project") && t["project"].is_object()) {
-    token.project_id = Str(t["project"], "id");
-    token.project_name = Str(t["project"], "name");
+    token.project_id = StringField(t["project"], "id");
+    token.project_name = StringField(t["project"], "name");
   }
   if (t.contains("catalog") && t["catalog"].is_array()) {
     for (const json& s : t["catalog"]) {
       if (!s.is_object()) continue;
-      CatalogService service{Str(s, "type"), Str(s, "name"), {}};
+      CatalogService service{StringField(s, "type"), StringField(s, "name"), {}};
       if (s.contains("endpoints") && s["endpoints"].is_array()) {
         for (const json& e : s["endpoints"]) {
           if (!e.is_object()) continue;
-          std::string region = Str(e, "region_id");
-          if (region.empty()) region = Str(e, "region");
-          service.endpoints.push_back({Str(e, "interface"), region, Str(e, "url")});
+          std::string region = StringField(e, "region_id");
+          if (region.empty()) region = StringField(e, "region");
+          service.endpoints.push_back({StringField(e, "interface"), region, StringField(e, "url")});
         }
       }
       token.catalog.push_back(std::move(service));

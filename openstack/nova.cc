@@ -6,30 +6,13 @@
 
 #include "core/base64.h"
 #include "openstack/errors.h"
+#include "openstack/json_fields.h"
 
 namespace ra::openstack {
 
 namespace {
 
 using nlohmann::json;
-
-std::string Str(const json& j, const char* key) {
-  auto it = j.find(key);
-  return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
-}
-
-Result<json> ParseBody(const HttpResponse& response, std::string_view what) {
-  json j = json::parse(response.body, nullptr, false);
-  if (j.is_discarded() || !j.is_object()) {
-    return Fail(ErrorKind::kParse, fmt::format("{}: answer is not a JSON object", what));
-  }
-  return j;
-}
-
-int IntField(const json& j, const char* key, int fallback) {
-  auto it = j.find(key);
-  return it != j.end() && it->is_number_integer() ? it->get<int>() : fallback;
-}
 
 }  // namespace
 
@@ -55,19 +38,19 @@ Result<void> ValidateTag(std::string_view tag) {
 Result<Server> NovaClient::ParseServer(const json& s) {
   if (!s.is_object()) return Fail(ErrorKind::kParse, "nova: server is not an object");
   Server out;
-  out.id = Str(s, "id");
+  out.id = StringField(s, "id");
   if (out.id.empty()) return Fail(ErrorKind::kParse, "nova: server without id");
-  out.name = Str(s, "name");
-  out.status = Str(s, "status");
-  out.task_state = Str(s, "OS-EXT-STS:task_state");
-  out.availability_zone = Str(s, "OS-EXT-AZ:availability_zone");
+  out.name = StringField(s, "name");
+  out.status = StringField(s, "status");
+  out.task_state = StringField(s, "OS-EXT-STS:task_state");
+  out.availability_zone = StringField(s, "OS-EXT-AZ:availability_zone");
   if (auto it = s.find("addresses"); it != s.end() && it->is_object()) {
     for (const auto& [network, list] : it->items()) {
       if (!list.is_array()) continue;
       for (const json& a : list) {
         if (!a.is_object()) continue;
-        out.addresses.push_back(
-            {network, Str(a, "addr"), IntField(a, "version", 4), Str(a, "OS-EXT-IPS:type")});
+        out.addresses.push_back({network, StringField(a, "addr"), IntField(a, "version", 4),
+                                 StringField(a, "OS-EXT-IPS:type")});
       }
     }
   }
@@ -83,15 +66,16 @@ Result<Server> NovaClient::ParseServer(const json& s) {
   }
   if (auto it = s.find("os-extended-volumes:volumes_attached"); it != s.end() && it->is_array()) {
     for (const json& v : *it) {
-      if (v.is_object() && !Str(v, "id").empty()) out.volume_ids.push_back(Str(v, "id"));
+      if (v.is_object() && !StringField(v, "id").empty())
+        out.volume_ids.push_back(StringField(v, "id"));
     }
   }
-  if (std::string created = Str(s, "created"); !created.empty()) {
+  if (std::string created = StringField(s, "created"); !created.empty()) {
     auto t = ParseTimestamp(created);
     if (t) out.created = *t;
   }
   if (auto it = s.find("fault"); it != s.end() && it->is_object()) {
-    out.fault_message = Str(*it, "message");
+    out.fault_message = StringField(*it, "message");
     out.fault_code = IntField(*it, "code", 0);
   }
   return out;
@@ -149,12 +133,12 @@ Result<Server> NovaClient::CreateServer(const ServerCreate& c) {
                          .what = "nova: create server " + c.name};
   auto response = session_.Send(request);
   if (!response) return Fail(response.error());
-  auto body = ParseBody(*response, request.what);
+  auto body = ParseObject(*response, request.what);
   if (!body) return Fail(body.error());
   if (!body->contains("server")) return Fail(ErrorKind::kParse, request.what + ": no server");
   // The create answer holds only the id and links (and adminPass, which is never kept).
   Server out;
-  out.id = Str((*body)["server"], "id");
+  out.id = StringField((*body)["server"], "id");
   if (out.id.empty()) return Fail(ErrorKind::kParse, request.what + ": answer has no id");
   out.name = c.name;
   out.status = "BUILD";
@@ -170,7 +154,7 @@ Result<Server> NovaClient::GetServer(const std::string& id) {
                          .what = "nova: show server " + id};
   auto response = session_.Send(request);
   if (!response) return Fail(response.error());
-  auto body = ParseBody(*response, request.what);
+  auto body = ParseObject(*response, request.what);
   if (!body) return Fail(body.error());
   if (!body->contains("server")) return Fail(ErrorKind::kParse, request.what + ": no server");
   auto server = ParseServer((*body)["server"]);
@@ -197,7 +181,7 @@ Result<std::vector<Server>> NovaClient::ListServersByTags(const std::vector<std:
     ServiceRequest request{.service_type = "compute", .path = path, .what = "nova: list servers"};
     auto response = session_.Send(request);
     if (!response) return Fail(response.error());
-    auto body = ParseBody(*response, request.what);
+    auto body = ParseObject(*response, request.what);
     if (!body) return Fail(body.error());
     auto it = body->find("servers");
     if (it == body->end() || !it->is_array()) {
@@ -210,7 +194,7 @@ Result<std::vector<Server>> NovaClient::ListServersByTags(const std::vector<std:
     }
     bool has_next = false;
     if (auto links = body->find("servers_links"); links != body->end() && links->is_array()) {
-      for (const json& l : *links) has_next = has_next || Str(l, "rel") == "next";
+      for (const json& l : *links) has_next = has_next || StringField(l, "rel") == "next";
     }
     if (!has_next || it->empty()) return out;
     marker = out.back().id;
@@ -233,7 +217,7 @@ Result<std::vector<AvailabilityZone>> NovaClient::ListAvailabilityZones() {
       .service_type = "compute", .path = "/os-availability-zone", .what = "nova: list zones"};
   auto response = session_.Send(request);
   if (!response) return Fail(response.error());
-  auto body = ParseBody(*response, request.what);
+  auto body = ParseObject(*response, request.what);
   if (!body) return Fail(body.error());
   auto it = body->find("availabilityZoneInfo");
   if (it == body->end() || !it->is_array()) {
@@ -247,7 +231,7 @@ Result<std::vector<AvailabilityZone>> NovaClient::ListAvailabilityZones() {
       auto a = st->find("available");
       available = a != st->end() && a->is_boolean() && a->get<bool>();
     }
-    out.push_back({Str(z, "zoneName"), available});
+    out.push_back({StringField(z, "zoneName"), available});
   }
   return out;
 }
@@ -256,7 +240,7 @@ Result<ComputeLimits> NovaClient::GetLimits() {
   ServiceRequest request{.service_type = "compute", .path = "/limits", .what = "nova: limits"};
   auto response = session_.Send(request);
   if (!response) return Fail(response.error());
-  auto body = ParseBody(*response, request.what);
+  auto body = ParseObject(*response, request.what);
   if (!body) return Fail(body.error());
   const json* absolute = nullptr;
   if (auto l = body->find("limits"); l != body->end() && l->is_object()) {
