@@ -56,7 +56,8 @@ int RunValidate(const ValidateOptions& options, std::ostream& out, std::ostream&
             {{"path", p.path}, {"line", p.line}, {"column", p.column}, {"message", p.message}});
       }
     }
-    out << doc.dump(2) << "\n";
+    // Messages quote values, which may hold any bytes: replace invalid UTF-8 rather than throw.
+    out << doc.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
     return result ? 0 : 1;
   }
   if (result) {

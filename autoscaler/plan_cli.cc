@@ -136,7 +136,8 @@ int RunPlan(const PlanOptions& options, std::ostream& out, std::ostream& err) {
   const TimePoint at = clock.Now() - ago;
   const std::vector<PlanRow> rows = RunPlan(targets, *metrics, at);
   if (options.json) {
-    out << PlanJson(rows).dump(2) << "\n";
+    // Reasons quote metric-server answers, which may hold any bytes: replace invalid UTF-8.
+    out << PlanJson(rows).dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
   } else {
     if (ago.count() > 0) out << "as of " << FormatTime(at) << " (" << options.ago << " ago)\n";
     out << FormatPlanTable(rows);

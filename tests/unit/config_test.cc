@@ -808,5 +808,24 @@ TEST(ValidateBinary, ExitCodes) {
   EXPECT_EQ(run("no-such-command"), 2);
 }
 
+// Problem messages echo values, and a value may hold any bytes: the JSON output must still be
+// one valid document (nlohmann::json throws on invalid UTF-8 unless told otherwise).
+TEST(ValidateCommand, JsonOutputSurvivesInvalidUtf8) {
+  TempDir dir;
+  ValidateOptions options;
+  options.file = dir.Write("bad.yaml", WithLine(28,
+                                                "    min_replicas: \xff\xfe"
+                                                "1\n    min_repl\xff"
+                                                "cas: 1"));
+  options.json = true;
+  options.no_secret_check = true;
+  std::ostringstream out, err;
+  EXPECT_EQ(RunValidate(options, out, err), 1);
+  auto doc = nlohmann::json::parse(out.str(), nullptr, /*allow_exceptions=*/false);
+  ASSERT_FALSE(doc.is_discarded()) << out.str();
+  EXPECT_EQ(doc["valid"], false);
+  EXPECT_GE(doc["problems"].size(), 2u) << doc.dump();
+}
+
 }  // namespace
 }  // namespace ra::config
