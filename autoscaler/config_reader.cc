@@ -418,12 +418,17 @@ std::optional<std::string> ReadUrl(Context& ctx, const Located& at) {
       pos = amp + 1;
     }
   }
+  // A password holding '/', '?' or '#' ends the authority before its '@', so the check above
+  // misses it: no message below may quote a URL that has an '@' anywhere.
+  const std::string shown = url.find('@') == std::string::npos
+                                ? Describe(at.node)
+                                : std::string("(the URL is not shown: it contains '@')");
   if (scheme != "http" && scheme != "https") {
-    ctx.Add(at, "expected an http:// or https:// URL, got " + Describe(at.node));
+    ctx.Add(at, "expected an http:// or https:// URL, got " + shown);
     return std::nullopt;
   }
   if (url.find_first_of(" \t\r\n") != std::string::npos) {
-    ctx.Add(at, "the URL contains white space: " + Describe(at.node));
+    ctx.Add(at, "the URL contains white space: " + shown);
     return std::nullopt;
   }
   std::string host = authority;
@@ -431,13 +436,13 @@ std::optional<std::string> ReadUrl(Context& ctx, const Located& at) {
   if (!host.empty() && host[0] == '[') {
     const size_t close = host.find(']');
     if (close == std::string::npos) {
-      ctx.Add(at, "unterminated IPv6 address in URL " + Describe(at.node));
+      ctx.Add(at, "unterminated IPv6 address in URL " + shown);
       return std::nullopt;
     }
     port = host.substr(close + 1);
     host = host.substr(1, close - 1);
     if (!port.empty() && port[0] != ':') {
-      ctx.Add(at, "unexpected text after the IPv6 address in URL " + Describe(at.node));
+      ctx.Add(at, "unexpected text after the IPv6 address in URL " + shown);
       return std::nullopt;
     }
     if (!port.empty()) port = port.substr(1);
@@ -446,7 +451,7 @@ std::optional<std::string> ReadUrl(Context& ctx, const Located& at) {
     host = host.substr(0, colon);
   }
   if (host.empty()) {
-    ctx.Add(at, "the URL has no host: " + Describe(at.node));
+    ctx.Add(at, "the URL has no host: " + shown);
     return std::nullopt;
   }
   if (authority.find(':') != std::string::npos && authority[0] != '[') {
@@ -454,12 +459,12 @@ std::optional<std::string> ReadUrl(Context& ctx, const Located& at) {
     auto [ptr, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
     if (port.empty() || ec != std::errc() || ptr != port.data() + port.size() || value < 1 ||
         value > 65535) {
-      ctx.Add(at, "the URL's port is not a number between 1 and 65535: " + Describe(at.node));
+      ctx.Add(at, "the URL's port is not a number between 1 and 65535: " + shown);
       return std::nullopt;
     }
   }
   if (url.find('#') != std::string::npos) {
-    ctx.Add(at, "the URL must not have a #fragment: " + Describe(at.node));
+    ctx.Add(at, "the URL must not have a #fragment: " + shown);
     return std::nullopt;
   }
   return url;

@@ -827,5 +827,19 @@ TEST(ValidateCommand, JsonOutputSurvivesInvalidUtf8) {
   EXPECT_GE(doc["problems"].size(), 2u) << doc.dump();
 }
 
+// A password holding '/', '?' or '#' ends the URL's authority early, so the '@' check on the
+// authority misses it; no later problem may echo the URL either.
+TEST(Config, UrlWithCredentialsIsNeverEchoed) {
+  const std::string literal = "Hunter2-Sup3r-Secret";
+  for (const std::string& password : {"p/" + literal, "p?" + literal, "p#" + literal}) {
+    SCOPED_TRACE(password);
+    auto config = LoadConfigFromString(
+        WithLine(15, "  url: http://user:" + password + "@vm.example:8428"), "t", Offline());
+    ASSERT_FALSE(config.has_value());
+    ASSERT_NE(FindProblem(config.error(), "metrics.url", 15, ""), nullptr) << Dump(config.error());
+    EXPECT_EQ(Dump(config.error()).find(literal), std::string::npos) << Dump(config.error());
+  }
+}
+
 }  // namespace
 }  // namespace ra::config
