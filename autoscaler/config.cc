@@ -49,6 +49,12 @@ bool IsNameChar(char c) {
   return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.';
 }
 
+// HTTP's token characters (RFC 9110): anything else in a header name breaks the request.
+bool IsHeaderNameChar(char c) {
+  return std::isalnum(static_cast<unsigned char>(c)) ||
+         std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+}
+
 bool IsDnsLabelChar(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'; }
 
 bool LooksSecretName(std::string_view name) {
@@ -558,12 +564,18 @@ void Parser::ParseMetrics(const Located& at) {
   if (auto h = m.Get("headers")) {
     // Header names are free-form: read the mapping's own pairs.
     if (h->node.IsMap()) {
+      std::map<std::string, int> seen;  // lower-case name -> line: names ignore case
       for (auto it = h->node.begin(); it != h->node.end(); ++it) {
         Located v;
         v.node = it->second;
         v.key_mark = it->first.Mark();
         v.mark = v.key_mark;
-        const std::string key = it->first.IsScalar() ? it->first.Scalar() : "";
+        if (!it->first.IsScalar()) {
+          ctx_.Add(h->path, v.key_mark,
+                   "header names must be plain words, got " + internal::Describe(it->first));
+          continue;
+        }
+        const std::string key = it->first.Scalar();
         v.path = internal::ChildPath(h->path, key);
         std::string lower = key;
         for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
@@ -578,7 +590,27 @@ void Parser::ParseMetrics(const Located& at) {
           ctx_.Add(v, "Content-Type is set by the client");
           continue;
         }
-        if (auto s = internal::ReadString(ctx_, v, true)) ms.headers[key] = *s;
+        if (!Matches(key, IsHeaderNameChar)) {
+          ctx_.Add(v, "not a valid header name (letters, digits and -_.!#$%&'*+^`|~): " +
+                          internal::Describe(it->first));
+          continue;
+        }
+        if (auto [first, fresh] = seen.emplace(lower, v.key_mark.line + 1); !fresh) {
+          ctx_.Add(v, fmt::format("duplicate header '{}' (first at line {}; header names ignore "
+                                  "case)",
+                                  key, first->second));
+          continue;
+        }
+        auto s = internal::ReadString(ctx_, v, true);
+        if (!s) continue;
+        // A line break would smuggle further headers (a credential among them) into requests.
+        if (s->find_first_of(std::string_view("\r\n\0", 3)) != std::string::npos) {
+          ctx_.Add(v,
+                   "the value contains a line break or NUL, which would inject headers (the "
+                   "value is not shown)");
+          continue;
+        }
+        ms.headers[key] = *s;
       }
     } else if (!h->node.IsNull()) {
       ctx_.Add(*h, "expected a mapping of header: value, got " + internal::Describe(h->node));

@@ -841,5 +841,33 @@ TEST(Config, UrlWithCredentialsIsNeverEchoed) {
   }
 }
 
+// The Prometheus source refuses these headers when the service starts; validate must say so
+// first, with the header's path, and never echo a smuggled value.
+TEST(Config, MetricsHeadersAreCheckedLikeTheSourceChecksThem) {
+  struct Case {
+    std::string headers;
+    std::string path;
+    int line;
+    std::string message;
+  };
+  const std::vector<Case> cases = {
+      {"    X-Scope-OrgID: \"t1\\r\\nAuthorization: Bearer Literal-Sekrit\"",
+       "metrics.headers.X-Scope-OrgID", 17, "line break"},
+      {"    X-Tenant: a\n    X-Tenant: b", "metrics.headers.X-Tenant", 18, "duplicate"},
+      {"    X-Tenant: a\n    x-tenant: b", "metrics.headers.x-tenant", 18, "duplicate"},
+      {"    \"bad name\": x", "metrics.headers[\"bad name\"]", 17, "not a valid header name"},
+      {"    ? [a]\n    : v", "metrics.headers", 17, "header names"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.headers);
+    auto config = LoadConfigFromString(
+        WithLine(15, "  url: http://vm.example:8428\n  headers:\n" + c.headers), "t", Offline());
+    ASSERT_FALSE(config.has_value());
+    EXPECT_NE(FindProblem(config.error(), c.path, c.line, c.message), nullptr)
+        << Dump(config.error());
+    EXPECT_EQ(Dump(config.error()).find("Literal-Sekrit"), std::string::npos);
+  }
+}
+
 }  // namespace
 }  // namespace ra::config
