@@ -169,7 +169,11 @@ DataPlaneClient::DataPlaneClient(DataPlaneOptions options, HttpTransport& transp
                                  const Clock& clock, Sleeper sleep)
     : options_(std::move(options)), transport_(transport), clock_(clock), sleep_(std::move(sleep)) {
   while (options_.url.ends_with('/')) options_.url.pop_back();
-  authorization_ = "Basic " + Base64Encode(options_.username + ":" + options_.password.Reveal());
+  const std::string credential = Base64Encode(options_.username + ":" + options_.password.Reveal());
+  // The encoded form reveals the password as surely as the password: an answer that echoes the
+  // request's headers must not carry it into an error or a log line.
+  log::RegisterSecret(credential);
+  authorization_ = "Basic " + credential;
   if (options_.api_version != ApiVersion::kAuto) detected_ = options_.api_version;
 }
 
@@ -475,11 +479,16 @@ Result<void> DataPlaneClient::WaitForReload(const std::string& id) {
     }
     auto body = ParseJson("reload", answer->body);
     if (!body) return Fail(body.error());
-    const std::string status = body->is_object() ? body->value("status", "") : "";
+    // Field by field with type checks: json::value() throws on a field of another type.
+    auto text = [&](const char* key) {
+      auto it = body->is_object() ? body->find(key) : body->end();
+      return it != body->end() && it->is_string() ? it->get<std::string>() : std::string();
+    };
+    const std::string status = text("status");
     if (status == "succeeded") return {};
     if (status == "failed") {
       return Fail(ErrorKind::kTransient,
-                  fmt::format("HAProxy reload {} failed: {}", id, body->value("response", "")));
+                  fmt::format("HAProxy reload {} failed: {}", id, text("response")));
     }
     if (status != "in_progress") {
       return Fail(ErrorKind::kParse, "reload " + id + ": unexpected answer " + answer->body);

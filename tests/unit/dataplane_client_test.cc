@@ -613,5 +613,33 @@ TEST(DataplaneLoadBalancer, RejectsBadSpecsBeforeAnyRequest) {
   EXPECT_TRUE(f.transport.requests().empty());
 }
 
+// A proxy or an API build that echoes request headers in its error text must not carry the
+// Basic credential into an error message: the encoded form is a secret like the password.
+TEST(DataplaneClient, EchoedBasicCredentialIsRedactedFromErrors) {
+  log::ResetForTesting();
+  Fixture f(ApiVersion::kV3);
+  f.routes.On(
+      "GET /v3/services/haproxy/configuration/version", 400,
+      R"({"code":400,"message":"bad request, Authorization: Basic YWRtaW46ZGF0YXBsYW5lLXBhc3MtMTIz"})");
+  auto v = f.client.GetConfigurationVersion();
+  ASSERT_FALSE(v.has_value());
+  EXPECT_EQ(v.error().kind, ErrorKind::kBadRequest);
+  EXPECT_EQ(v.error().message.find("YWRtaW46ZGF0YXBsYW5lLXBhc3MtMTIz"), std::string::npos)
+      << v.error().message;
+}
+
+// Reload answers with fields of an unexpected type are a typed error, never an exception.
+TEST(DataplaneClient, OddReloadAnswersAreParseErrorsNotExceptions) {
+  for (const char* body : {R"({"id":"x","status":7})", R"({"id":"x","status":null})",
+                           R"({"id":"x","status":"failed","response":null})",
+                           R"({"id":"x","status":"failed","response":{"a":1}})"}) {
+    Fixture f(ApiVersion::kV3);
+    f.routes.On("GET /v3/services/haproxy/reloads/x", 200, body);
+    Result<void> done;
+    EXPECT_NO_THROW(done = f.client.WaitForReload("x")) << body;
+    EXPECT_FALSE(done.has_value()) << body;
+  }
+}
+
 }  // namespace
 }  // namespace ra::haproxy
