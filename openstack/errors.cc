@@ -96,7 +96,7 @@ std::optional<Duration> ParseRetryAfter(std::string_view value, TimePoint now) {
   char month[4] = {};
   char weekday[4] = {};
   const std::string copy(value);
-  if (std::sscanf(copy.c_str(), "%3s, %d %3s %d %d:%d:%d GMT", weekday, &tm.tm_mday, month,
+  if (std::sscanf(copy.c_str(), "%3s, %2d %3s %4d %2d:%2d:%2d GMT", weekday, &tm.tm_mday, month,
                   &tm.tm_year, &tm.tm_hour, &tm.tm_min, &tm.tm_sec) != 7) {
     return std::nullopt;
   }
@@ -105,10 +105,12 @@ std::optional<Duration> ParseRetryAfter(std::string_view value, TimePoint now) {
   if (m == std::string_view::npos || m % 3 != 0) return std::nullopt;
   tm.tm_mon = static_cast<int>(m / 3);
   tm.tm_year -= 1900;
-  const time_t when = timegm(&tm);
-  const TimePoint at = std::chrono::system_clock::from_time_t(when);
-  if (at <= now) return Duration(0);
-  return std::chrono::duration_cast<Duration>(at - now);
+  // In seconds: a far-future year does not fit a TimePoint and would wrap into the past.
+  const long long when = timegm(&tm);
+  const long long now_s =
+      std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count();
+  if (when <= now_s) return Duration(0);
+  return std::chrono::seconds(std::min<long long>(when - now_s, 86400LL * 365));
 }
 
 Result<TimePoint> ParseTimestamp(std::string_view text) {
@@ -148,8 +150,9 @@ Result<TimePoint> ParseTimestamp(std::string_view text) {
   } else {
     return Fail(ErrorKind::kParse, fmt::format("bad time zone in '{}'", copy));
   }
-  if (tm.tm_mon < 0 || tm.tm_mon > 11 || tm.tm_mday < 1 || tm.tm_mday > 31 || tm.tm_hour > 23 ||
-      tm.tm_min > 59 || tm.tm_sec > 60) {
+  // 1970..2200 fits a TimePoint (nanoseconds from 1970 end in 2262) and every date a cloud means.
+  if (tm.tm_year < 70 || tm.tm_year > 300 || tm.tm_mon < 0 || tm.tm_mon > 11 || tm.tm_mday < 1 ||
+      tm.tm_mday > 31 || tm.tm_hour > 23 || tm.tm_min > 59 || tm.tm_sec > 60) {
     return Fail(ErrorKind::kParse, fmt::format("timestamp out of range: '{}'", copy));
   }
   return std::chrono::system_clock::from_time_t(timegm(&tm)) + fraction - offset;

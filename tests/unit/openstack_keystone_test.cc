@@ -257,6 +257,9 @@ TEST(Errors, RetryAfterSecondsAndHttpDate) {
   EXPECT_FALSE(ParseRetryAfter("", now));
   EXPECT_FALSE(ParseRetryAfter("soon", now));
   EXPECT_FALSE(ParseRetryAfter("-3", now));
+  // Years are four digits: no overflow on the way to a time (UBSan aborts on one).
+  EXPECT_FALSE(ParseRetryAfter("Sun, 06 Nov -2147483648 08:49:37 GMT", now));
+  EXPECT_EQ(*ParseRetryAfter("Fri, 31 Dec 9999 23:59:59 GMT", now), 24h * 365);
 }
 
 TEST(Errors, TimestampsAsOpenStackWritesThem) {
@@ -268,6 +271,17 @@ TEST(Errors, TimestampsAsOpenStackWritesThem) {
        {"", "2026-11-21", "2026-13-21T04:43:40Z", "2026-11-21T04:43:40 UTC", "tomorrow"}) {
     EXPECT_FALSE(ParseTimestamp(bad)) << bad;
   }
+}
+
+// Years a TimePoint cannot hold would overflow into a date in the past (a Keystone token
+// "expired" at once, re-authenticating on every call): they are parse errors instead.
+TEST(Errors, TimestampsOutsideTheClocksRangeAreParseErrors) {
+  for (const char* bad : {"9999-12-31T23:59:59Z", "0001-01-01T00:00:00Z", "2999-01-01T00:00:00"}) {
+    auto t = ParseTimestamp(bad);
+    ASSERT_FALSE(t) << bad;
+    EXPECT_EQ(t.error().kind, ErrorKind::kParse);
+  }
+  EXPECT_TRUE(ParseTimestamp("2200-01-01T00:00:00Z"));
 }
 
 }  // namespace
