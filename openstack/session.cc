@@ -80,7 +80,9 @@ Result<HttpResponse> Session::Send(const ServiceRequest& request) {
     if (!token) {
       if (!IsRetryable(token.error().kind)) return Fail(token.error());
       last_error = token.error();
-      deps_.sleeper.SleepFor(BackoffDelay(retry, attempt + 1, deps_.random()));
+      if (attempt < retry.max_attempts) {
+        deps_.sleeper.SleepFor(BackoffDelay(retry, attempt + 1, deps_.random()));
+      }
       continue;
     }
     auto base = EndpointFor(**token, request.service_type);
@@ -117,12 +119,14 @@ Result<HttpResponse> Session::Send(const ServiceRequest& request) {
                                               {"method", request.method},
                                               {"attempt", attempt},
                                               {"error", error.message}});
-      // A timeout may have reached the cloud; only idempotent calls are sent again.
-      if (!IsRetryable(error.kind) || (!request.idempotent && error.kind == ErrorKind::kTimeout)) {
-        return Fail(error);
-      }
+      // A timeout, a reset or an empty reply may come after the cloud got the request; the
+      // transport cannot tell them from a refused connection, so only idempotent calls are
+      // sent again.
+      if (!IsRetryable(error.kind) || !request.idempotent) return Fail(error);
       last_error = error;
-      deps_.sleeper.SleepFor(BackoffDelay(retry, attempt + 1, deps_.random()));
+      if (attempt < retry.max_attempts) {
+        deps_.sleeper.SleepFor(BackoffDelay(retry, attempt + 1, deps_.random()));
+      }
       continue;
     }
     const int status = response->status;

@@ -238,5 +238,52 @@ TEST(RateLimiter, SessionWaitsForTheLimiter) {
   EXPECT_EQ(h.sleeper.sleeps.back(), 1s);
 }
 
+// A connection reset or an empty reply can come after the cloud received the POST: resending it
+// could boot a second server, so a failed transport is final for a non-idempotent call.
+TEST(Session, PostIsNotResentAfterAConnectionFailure) {
+  Harness h;
+  h.PushToken();
+  h.transport.Push(Fail(ErrorKind::kTransient, "Recv failure: Connection reset by peer"));
+  h.transport.Push(202, R"({"server":{"id":"s1"}})");
+  auto r = h.session.Send(Post("/servers"));
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().kind, ErrorKind::kTransient);
+  EXPECT_EQ(h.transport.requests().size(), 2u);  // the token and one POST
+  EXPECT_TRUE(h.sleeper.sleeps.empty());
+}
+
+// The last attempt's failure is returned at once: a backoff after it delays the caller for no
+// retry at all.
+TEST(Session, NoBackoffAfterTheLastAttempt) {
+  OpenStackOptions o = PasswordOptions();
+  o.retry.max_attempts = 2;
+  {
+    Harness h(o);
+    h.PushToken();
+    for (int i = 0; i < 2; ++i) h.transport.Push(Fail(ErrorKind::kTransient, "refused"));
+    ASSERT_FALSE(h.session.Send(Get("/servers")));
+    EXPECT_EQ(h.sleeper.sleeps, (std::vector<Duration>{250ms}));
+  }
+  {
+    Harness h(o);  // Keystone itself is unavailable
+    for (int i = 0; i < 2; ++i) h.transport.Push(503, "");
+    ASSERT_FALSE(h.session.Send(Get("/servers")));
+    EXPECT_EQ(h.sleeper.sleeps, (std::vector<Duration>{250ms}));
+  }
+}
+
+// An HTTP date far in the future is a very long wait, not a wait of zero.
+TEST(Session, AFarFutureRetryAfterDateFailsAtOnce) {
+  Harness h;
+  h.PushToken();
+  h.transport.Push(429, R"({"error_code":"APIG.0308","error_msg":"throttled"})",
+                   {{"Retry-After", "Fri, 31 Dec 9999 23:59:59 GMT"}});
+  h.transport.Push(200, "{}");
+  auto r = h.session.Send(Get("/servers"));
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find("exceeds"), std::string::npos) << r.error().message;
+  EXPECT_TRUE(h.sleeper.sleeps.empty());
+}
+
 }  // namespace
 }  // namespace ra::openstack
