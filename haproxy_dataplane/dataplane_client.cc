@@ -97,7 +97,8 @@ std::string ApiMessage(const HttpResponse& response) {
   } catch (const json::exception&) {
     // Not the API's error object: fall back to the raw text below.
   }
-  std::string text = response.body.substr(0, 200);
+  // Redacted before the cut: a secret cut in two is no longer recognised afterwards.
+  std::string text = log::Redact(response.body).substr(0, 200);
   while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
   return text.empty() ? "(empty body)" : text;
 }

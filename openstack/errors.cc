@@ -45,7 +45,8 @@ Error ErrorFromResponse(const HttpResponse& response, std::string_view what) {
   std::string message = CloudMessage(response.body);
   if (message.empty()) {
     // Not an OpenStack error body (a proxy's HTML page, an empty 503): keep a short excerpt.
-    std::string excerpt = response.body.substr(0, 200);
+    // Redacted before the cut: a secret cut in two is no longer recognised afterwards.
+    std::string excerpt = log::Redact(response.body).substr(0, 200);
     for (char& c : excerpt)
       if (c == '\n' || c == '\r') c = ' ';
     message = excerpt.empty() ? "(no body)" : excerpt;

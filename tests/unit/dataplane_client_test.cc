@@ -641,5 +641,16 @@ TEST(DataplaneClient, OddReloadAnswersAreParseErrorsNotExceptions) {
   }
 }
 
+// A non-JSON answer is cut to an excerpt; a password straddling the cut must still be redacted.
+TEST(DataplaneClient, APasswordAcrossTheExcerptCutIsStillRedacted) {
+  log::ResetForTesting();
+  Fixture f(ApiVersion::kV3);
+  f.routes.On("GET /v3/services/haproxy/configuration/version", 502,
+              std::string(186, 'x') + "dataplane-pass-123" + std::string(100, 'y'));
+  auto v = f.client.GetConfigurationVersion();
+  ASSERT_FALSE(v.has_value());
+  EXPECT_EQ(v.error().message.find("dataplane-pass"), std::string::npos) << v.error().message;
+}
+
 }  // namespace
 }  // namespace ra::haproxy

@@ -284,5 +284,16 @@ TEST(Errors, TimestampsOutsideTheClocksRangeAreParseErrors) {
   EXPECT_TRUE(ParseTimestamp("2200-01-01T00:00:00Z"));
 }
 
+// A non-JSON body is cut to an excerpt; a secret straddling the cut must not survive as a prefix
+// that redaction no longer recognises.
+TEST(Errors, ASecretAcrossTheExcerptCutIsStillRedacted) {
+  log::ResetForTesting();
+  const Secret secret("very-secret-password-value");
+  HttpResponse r{502, {}, std::string(185, 'x') + secret.Reveal() + std::string(100, 'y')};
+  const Error e = ErrorFromResponse(r, "nova: get");
+  EXPECT_EQ(e.message.find("very-secret-pas"), std::string::npos) << e.message;
+  log::ResetForTesting();
+}
+
 }  // namespace
 }  // namespace ra::openstack
