@@ -96,7 +96,11 @@ Result<void> DataPlaneLoadBalancer::EnsureServer(const ServerSpec& spec) {
     auto created = client_.CreateServer(wanted);
     if (!created && created.error().kind == ErrorKind::kConflict &&
         created.error().message.find("already exists") != std::string::npos) {
-      // Another writer created it in between: check it is the same server.
+      // Another writer created it in between: check it is the same server. Only once it is
+      // listed: an API that says "already exists" without listing it would recurse forever.
+      auto again = client_.GetServers();
+      if (!again) return Fail(again.error());
+      if (Find(again->servers, spec.name) == nullptr) return Fail(created.error());
       return EnsureServer(spec);
     }
     if (!created) return Fail(created.error());

@@ -652,5 +652,22 @@ TEST(DataplaneClient, APasswordAcrossTheExcerptCutIsStillRedacted) {
   EXPECT_EQ(v.error().message.find("dataplane-pass"), std::string::npos) << v.error().message;
 }
 
+// An API that says "already exists" for a server its listing does not show (another backend's
+// server of that name in an API build that checks globally, a stale read) must give an error,
+// not an EnsureServer that calls itself until the stack runs out.
+TEST(DataplaneLoadBalancer, AlreadyExistsButNotListedIsAConflictNotEndlessRecursion) {
+  Fixture f(ApiVersion::kV3);
+  DataPlaneLoadBalancer lb(f.client);
+  f.routes.On(kServersPath, 200, "[]", {{"Configuration-Version", "7"}});
+  f.routes.On("GET /v3/services/haproxy/configuration/version", 200, "7");
+  f.routes.On(
+      "POST /v3/services/haproxy/configuration/backends/replicas/servers?version=7", 409,
+      R"({"code":409,"message":"object already exists: server r2 already exists in backend replicas"})");
+  auto ensured = lb.EnsureServer({"r2", "127.0.9.2", 5432});
+  ASSERT_FALSE(ensured.has_value());
+  EXPECT_EQ(ensured.error().kind, ErrorKind::kConflict);
+  EXPECT_LE(f.Calls().size(), 10u);
+}
+
 }  // namespace
 }  // namespace ra::haproxy
