@@ -166,8 +166,10 @@ std::string Redact(std::string_view text) {
 
 bool IsSecretName(std::string_view name) {
   std::string lower(name);
-  std::transform(lower.begin(), lower.end(), lower.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  // Header names spell words with '-' (X-Api-Key, X-Auth-Token): read them as '_'.
+  std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) {
+    return c == '-' ? '_' : static_cast<char>(std::tolower(c));
+  });
   // A reference to a secret (password_file, token_env) is not itself secret.
   for (std::string_view suffix : {"_file", "_env", "_ref"}) {
     if (lower.size() > suffix.size() && lower.ends_with(suffix)) return false;

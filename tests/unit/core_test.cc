@@ -74,6 +74,21 @@ TEST(Log, SurvivesInvalidUtf8) {
   log::ResetForTesting();
 }
 
+// HTTP header names spell words with '-': "X-Api-Key" says api_key as much as "api_key" does.
+TEST(Log, SecretNamesIgnoreHyphens) {
+  EXPECT_TRUE(log::IsSecretName("X-Api-Key"));
+  EXPECT_TRUE(log::IsSecretName("private-key"));
+  EXPECT_TRUE(log::IsSecretName("X-Auth-Token"));
+  EXPECT_FALSE(log::IsSecretName("X-Scope-OrgID"));
+  EXPECT_FALSE(log::IsSecretName("token-file"));  // a reference, not a secret
+  log::ResetForTesting();
+  std::string out;
+  log::CaptureForTesting(&out);
+  log::Info("request", {{"headers", {{"X-Api-Key", "literal-key-value"}}}});
+  EXPECT_EQ(out.find("literal-key-value"), std::string::npos) << out;
+  log::ResetForTesting();
+}
+
 TEST(Result, ErrorKindsReadable) {
   Result<int> r = Fail(ErrorKind::kQuota, "cores exhausted");
   ASSERT_FALSE(r.has_value());
