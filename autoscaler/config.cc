@@ -521,7 +521,10 @@ void Parser::ParseLoadBalancers(const Located& at) {
                                 {{"auto", DataPlaneApiVersion::kAuto},
                                  {"v2", DataPlaneApiVersion::kV2},
                                  {"v3", DataPlaneApiVersion::kV3}});
-    m.String("username", &lb.username, true);
+    // The Data Plane API takes HTTP basic auth, which joins user and password with ':'.
+    if (m.String("username", &lb.username, true) && lb.username.find(':') != std::string::npos) {
+      ctx_.Add(*m.Get("username"), "must not contain ':' (HTTP basic auth)");
+    }
     m.Secret("password", &lb.password, true);
     ReadHttp(m, &lb.http);
     m.Int("version_conflict_retries", &lb.version_conflict_retries, 0, 20);
@@ -550,7 +553,11 @@ void Parser::ParseMetrics(const Located& at) {
         }
       }
       if (ms.auth == MetricsAuthType::kBasic) {
-        am.String("username", &ms.username, true);
+        // HTTP basic auth joins user and password with ':'; the source refuses one in the user.
+        if (am.String("username", &ms.username, true) &&
+            ms.username.find(':') != std::string::npos) {
+          ctx_.Add(*am.Get("username"), "must not contain ':' (HTTP basic auth)");
+        }
         am.Secret("password", &ms.password, true);
         if (auto t = am.Get("token")) ctx_.Add(t->path, t->key_mark, "only used with type: bearer");
       } else if (ms.auth == MetricsAuthType::kBearer) {
@@ -613,7 +620,7 @@ void Parser::ParseMetrics(const Located& at) {
         ms.headers[key] = *s;
       }
     } else if (!h->node.IsNull()) {
-      ctx_.Add(*h, "expected a mapping of header: value, got " + internal::Describe(h->node));
+      ctx_.Add(*h, "expected a mapping of header: value, got " + internal::DescribeValue(*h));
     }
   }
   m.Dur("timeout", &ms.timeout, 100ms);

@@ -202,6 +202,14 @@ std::string Describe(const YAML::Node& node) {
   return "'" + text + "'";
 }
 
+std::string DescribeValue(const Located& at) {
+  if (!at.node.IsScalar()) return Describe(at.node);
+  const std::string last = at.path.substr(at.path.find_last_of('.') + 1);
+  const bool credentials = last == "auth" || last == "headers" || last == "tokens" ||
+                           last.starts_with("tokens[") || LooksSecretName(last);
+  return credentials ? "a plain value (not shown: it may be a secret)" : Describe(at.node);
+}
+
 std::optional<std::string> Suggest(std::string_view word,
                                    const std::vector<std::string>& candidates) {
   const size_t limit = word.size() <= 3 ? 1 : word.size() <= 6 ? 2 : 3;
@@ -489,7 +497,7 @@ std::optional<std::vector<Located>> ReadList(Context& ctx, const Located& at) {
   if (IsNullish(at.node)) return items;
   if (!at.node.IsSequence()) {
     ctx.Add(at,
-            "expected a list, got " + Describe(at.node) + " (write [a, b] or one '- a' per line)");
+            "expected a list, got " + DescribeValue(at) + " (write [a, b] or one '- a' per line)");
     return std::nullopt;
   }
   size_t i = 0;
@@ -596,7 +604,7 @@ MapReader::MapReader(Context& ctx, const Located& at, std::vector<std::string> k
   if (IsNullish(at.node)) return;
   if (!at.node.IsMap()) {
     ok_ = false;
-    ctx_.Add(at_, "expected a mapping (key: value lines), got " + Describe(at.node));
+    ctx_.Add(at_, "expected a mapping (key: value lines), got " + DescribeValue(at));
     return;
   }
   Collect(at.node, /*merged=*/false, 0);

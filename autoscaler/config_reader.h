@@ -74,6 +74,10 @@ class Context {
 /// "a mapping", "a list", "nothing", or the scalar quoted and shortened.
 std::string Describe(const YAML::Node& node);
 
+/// Describe(at.node), except that a scalar where credentials belong (auth:, headers:, an API
+/// token entry, a key named like a secret) is not quoted: it is likely the secret itself.
+std::string DescribeValue(const Located& at);
+
 /// The closest of `candidates` to `word` when it is close enough to be a likely typo.
 std::optional<std::string> Suggest(std::string_view word,
                                    const std::vector<std::string>& candidates);

@@ -869,5 +869,48 @@ TEST(Config, MetricsHeadersAreCheckedLikeTheSourceChecksThem) {
   }
 }
 
+// Where credentials belong, a plain value in place of a mapping or list is likely the secret
+// itself: the problem says what is wrong without quoting it.
+TEST(Config, ScalarsWhereCredentialsBelongAreNotEchoed) {
+  const std::string literal = "Literal-Sekrit-42";
+  struct Case {
+    int line;
+    std::string text;
+    std::string path;
+    int problem_line;
+  };
+  const std::vector<Case> cases = {
+      {15, "  url: http://vm.example:8428\n  auth: Bearer " + literal, "metrics.auth", 16},
+      {15, "  url: http://vm.example:8428\n  headers: X-Api-Key " + literal, "metrics.headers", 16},
+      {40, "    - {name: ops, role: admin, token: {env: RA_TOKEN}}\n    - " + literal,
+       "api.tokens[1]", 41},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.text);
+    auto config = LoadConfigFromString(WithLine(c.line, c.text), "t", Offline());
+    ASSERT_FALSE(config.has_value());
+    EXPECT_NE(FindProblem(config.error(), c.path, c.problem_line, "not shown"), nullptr)
+        << Dump(config.error());
+    EXPECT_EQ(Dump(config.error()).find(literal), std::string::npos) << Dump(config.error());
+  }
+}
+
+// HTTP basic auth joins user and password with ':', so a user holding one cannot log in (the
+// Prometheus source refuses it at start-up; the Data Plane API would answer 401): validate says so.
+TEST(Config, BasicAuthUsernamesWithoutColon) {
+  auto lb = LoadConfigFromString(WithLine(12, "    username: \"admin:x\""), "t", Offline());
+  ASSERT_FALSE(lb.has_value());
+  EXPECT_NE(FindProblem(lb.error(), "load_balancers.lb.username", 12, "':'"), nullptr)
+      << Dump(lb.error());
+  auto config = LoadConfigFromString(
+      WithLine(15,
+               "  url: http://vm.example:8428\n"
+               "  auth: {type: basic, username: \"svc:x\", password: {env: VM_PASSWORD}}"),
+      "t", Offline());
+  ASSERT_FALSE(config.has_value());
+  EXPECT_NE(FindProblem(config.error(), "metrics.auth.username", 16, "':'"), nullptr)
+      << Dump(config.error());
+}
+
 }  // namespace
 }  // namespace ra::config
