@@ -1698,13 +1698,18 @@ ConfigResult LoadConfig(const std::string& path, LoadOptions options) {
     return tl::unexpected(
         ConfigProblems{{"", 0, 0, fmt::format("cannot read {}: {}", path, ErrnoText(errno))}});
   }
-  std::stringstream text;
-  text << in.rdbuf();
+  std::string text(kMaxConfigBytes + 1, '\0');
+  in.read(text.data(), static_cast<std::streamsize>(text.size()));
+  text.resize(static_cast<size_t>(in.gcount()));
+  if (text.size() > kMaxConfigBytes) {
+    return tl::unexpected(ConfigProblems{
+        {"", 0, 0, fmt::format("{} is larger than 16 MiB; not a configuration", path)}});
+  }
   if (options.base_dir.empty()) {
     options.base_dir = std::filesystem::path(path).parent_path().string();
     if (options.base_dir.empty()) options.base_dir = ".";
   }
-  return LoadConfigFromString(text.str(), path, options);
+  return LoadConfigFromString(text, path, options);
 }
 
 std::string FormatProblem(const ConfigProblem& problem, std::string_view file) {

@@ -311,6 +311,10 @@ struct ConfigProblem {
 using ConfigProblems = std::vector<ConfigProblem>;
 using ConfigResult = tl::expected<Config, ConfigProblems>;
 
+/// Larger files are refused unread: a configuration is a few KiB, and /dev/zero or an endless
+/// pipe must not exhaust memory.
+inline constexpr size_t kMaxConfigBytes = size_t{16} << 20;
+
 struct LoadOptions {
   /// Also check what exists only on the service's machine: secret files are readable and not
   /// empty, environment variables are set, CA bundles and clouds.yaml files exist (and the

@@ -37,13 +37,18 @@ int RunValidate(const ValidateOptions& options, std::ostream& out, std::ostream&
     err << "validate: cannot read " << options.file << ": " << std::strerror(errno) << "\n";
     return 2;
   }
-  std::stringstream text;
-  text << in.rdbuf();
+  std::string text(kMaxConfigBytes + 1, '\0');
+  in.read(text.data(), static_cast<std::streamsize>(text.size()));
+  text.resize(static_cast<size_t>(in.gcount()));
+  if (text.size() > kMaxConfigBytes) {
+    err << "validate: " << options.file << " is larger than 16 MiB; not a configuration\n";
+    return 2;
+  }
   LoadOptions load;
   load.check_environment = !options.no_secret_check;
   load.base_dir = std::filesystem::path(options.file).parent_path().string();
   if (load.base_dir.empty()) load.base_dir = ".";
-  ConfigResult result = LoadConfigFromString(text.str(), options.file, load);
+  ConfigResult result = LoadConfigFromString(text, options.file, load);
 
   if (options.json) {
     nlohmann::json doc{{"file", options.file}, {"valid", result.has_value()}};

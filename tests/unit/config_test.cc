@@ -912,5 +912,17 @@ TEST(Config, BasicAuthUsernamesWithoutColon) {
       << Dump(config.error());
 }
 
+// /dev/zero never ends: reading it whole exhausted memory and aborted.
+TEST(ValidateCommand, EndlessInputIsRefusedUnread) {
+  ValidateOptions options;
+  options.file = "/dev/zero";
+  std::ostringstream out, err;
+  EXPECT_EQ(RunValidate(options, out, err), 2);
+  EXPECT_NE(err.str().find("larger than 16 MiB"), std::string::npos) << err.str();
+  auto loaded = LoadConfig("/dev/zero", Offline());
+  ASSERT_FALSE(loaded.has_value());
+  EXPECT_NE(Dump(loaded.error()).find("larger than 16 MiB"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace ra::config
