@@ -273,6 +273,11 @@ class Simulator:
         for k, v in headers.items():
             handler.send_header(k, v)
         handler.send_header("Content-Length", str(len(data)) if status != 204 else "0")
+        if handler.close_connection:
+            # The client asked for Connection: close (tempest does). Say so, as real API servers
+            # do: without it, http.client keeps the socket for reuse, and a request sent on it
+            # while this side closes it fails with "closed connection without response".
+            handler.send_header("Connection", "close")
         handler.end_headers()
         if data and status != 204 and handler.command != "HEAD":
             handler.wfile.write(data)
