@@ -10,22 +10,15 @@ namespace ra {
 namespace {
 
 using namespace std::chrono_literals;
+using ra::testing::LoopbackHttpOptions;
 using ra::testing::LoopbackHttpServer;
-
-HttpOptions Loopback() {
-  HttpOptions options;
-  options.connect_timeout = 2s;
-  options.total_timeout = 5s;
-  options.proxy_from_env = false;
-  return options;
-}
 
 TEST(CurlHttpTransport, SendsHeadersAndBodyAndCallsHooks) {
   auto server = LoopbackHttpServer::Start();
   ASSERT_TRUE(server.has_value()) << server.error().message;
   (*server)->SetReply({201, {{"X-Reply", "yes"}, {"Content-Type", "text/plain"}}, "created"});
 
-  CurlHttpTransport transport(Loopback());
+  CurlHttpTransport transport(LoopbackHttpOptions());
   std::vector<std::string> calls;
   int answered_status = 0;
   transport.SetHooks(
@@ -68,7 +61,7 @@ TEST(CurlHttpTransport, ErrorStatusesAreResponsesNotErrors) {
   auto server = LoopbackHttpServer::Start();
   ASSERT_TRUE(server.has_value()) << server.error().message;
   (*server)->SetReply({503, {}, "busy"});
-  CurlHttpTransport transport(Loopback());
+  CurlHttpTransport transport(LoopbackHttpOptions());
   auto got = transport.Send({.url = (*server)->url() + "/"});
   ASSERT_TRUE(got.has_value()) << got.error().message;
   EXPECT_EQ(got->status, 503);
@@ -80,7 +73,8 @@ TEST(CurlHttpTransport, PerRequestTimeoutWinsAndReachesTheHook) {
   auto server = LoopbackHttpServer::Start();
   ASSERT_TRUE(server.has_value()) << server.error().message;
   (*server)->SetHang(true);
-  CurlHttpTransport transport(Loopback());  // 5 s by default; the request asks for 700 ms
+  CurlHttpTransport transport(
+      LoopbackHttpOptions());  // 5 s by default; the request asks for 700 ms
   std::optional<ErrorKind> hooked;
   transport.SetHooks(nullptr, [&](const HttpRequest&, const Result<HttpResponse>& answer) {
     if (!answer) hooked = answer.error().kind;
@@ -96,7 +90,7 @@ TEST(CurlHttpTransport, PerRequestTimeoutWinsAndReachesTheHook) {
 }
 
 TEST(CurlHttpTransport, RefusedConnectionIsTransientAndBadUrlIsConfig) {
-  CurlHttpTransport transport(Loopback());
+  CurlHttpTransport transport(LoopbackHttpOptions());
   const int port = ra::testing::FreePort();
   auto refused = transport.Send({.url = "http://127.0.0.1:" + std::to_string(port) + "/"});
   ASSERT_FALSE(refused.has_value());
@@ -141,13 +135,13 @@ class TlsServerTest : public ::testing::Test {
 };
 
 TEST_F(TlsServerTest, RefusesAnUntrustedCertificate) {
-  CurlHttpTransport transport(Loopback());
+  CurlHttpTransport transport(LoopbackHttpOptions());
   auto got = transport.Send({.url = Url()});
   ASSERT_FALSE(got.has_value());
   EXPECT_EQ(got.error().kind, ErrorKind::kAuth) << got.error().ToString();
   EXPECT_NE(got.error().message.find("TLS verification failed"), std::string::npos);
 
-  HttpOptions wrong_ca = Loopback();
+  HttpOptions wrong_ca = LoopbackHttpOptions();
   wrong_ca.ca_bundle = dir_.path() + "/other.pem";
   auto other = CurlHttpTransport(wrong_ca).Send({.url = Url()});
   ASSERT_FALSE(other.has_value());
@@ -155,13 +149,13 @@ TEST_F(TlsServerTest, RefusesAnUntrustedCertificate) {
 }
 
 TEST_F(TlsServerTest, TrustsItsOwnCaBundleOrNoVerification) {
-  HttpOptions with_ca = Loopback();
+  HttpOptions with_ca = LoopbackHttpOptions();
   with_ca.ca_bundle = dir_.path() + "/server.pem";
   auto trusted = CurlHttpTransport(with_ca).Send({.url = Url()});
   ASSERT_TRUE(trusted.has_value()) << trusted.error().message;
   EXPECT_EQ(trusted->status, 200);
 
-  HttpOptions unverified = Loopback();
+  HttpOptions unverified = LoopbackHttpOptions();
   unverified.verify_tls = false;
   auto insecure = CurlHttpTransport(unverified).Send({.url = Url()});
   ASSERT_TRUE(insecure.has_value()) << insecure.error().message;
@@ -169,7 +163,7 @@ TEST_F(TlsServerTest, TrustsItsOwnCaBundleOrNoVerification) {
 }
 
 TEST_F(TlsServerTest, MissingCaBundleIsAConfigError) {
-  HttpOptions missing = Loopback();
+  HttpOptions missing = LoopbackHttpOptions();
   missing.ca_bundle = dir_.path() + "/no-such-bundle.pem";
   auto got = CurlHttpTransport(missing).Send({.url = Url()});
   ASSERT_FALSE(got.has_value());

@@ -76,15 +76,6 @@ bool WriteFile(const std::string& path, const std::string& content) {
   return static_cast<bool>(out);
 }
 
-HttpOptions LoopbackHttpOptions() {
-  HttpOptions options;
-  options.connect_timeout = 2s;
-  options.total_timeout = 5s;
-  // A proxy from the environment must never see loopback test traffic.
-  options.proxy_from_env = false;
-  return options;
-}
-
 // Polls GET url until it answers 200, the child dies, or the timeout passes.
 Result<void> WaitForHttpOk(HttpTransport& http, const std::string& url, const HttpHeaders& headers,
                            ChildProcess& child, Duration timeout) {
@@ -135,6 +126,15 @@ Result<int> LaunchOnFreePort(const std::function<std::vector<std::string>(int)>&
 }
 
 }  // namespace
+
+HttpOptions LoopbackHttpOptions() {
+  HttpOptions options;
+  options.connect_timeout = 2s;
+  options.total_timeout = 5s;
+  // A proxy from the environment must never see loopback test traffic.
+  options.proxy_from_env = false;
+  return options;
+}
 
 std::string ToPrometheusText(const std::vector<MetricSample>& samples) {
   std::string out;

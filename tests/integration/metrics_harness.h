@@ -27,6 +27,9 @@ struct MetricSample {
   TimePoint at{};
 };
 
+/// Short timeouts and no proxy from the environment: what tests talking to loopback servers use.
+HttpOptions LoopbackHttpOptions();
+
 /// Prometheus text exposition with millisecond timestamps (VictoriaMetrics' import format).
 std::string ToPrometheusText(const std::vector<MetricSample>& samples);
 
