@@ -1,0 +1,65 @@
+#pragma once
+
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "autoscaler/config.h"
+#include "autoscaler/service.h"
+#include "core/clock.h"
+#include "core/result.h"
+#include "core/secret.h"
+
+namespace prometheus {
+class Registry;
+}
+
+/// The HTTP API (cpprestsdk), described by docs/openapi.yaml. cpprestsdk is included only in
+/// api_server.cc (it costs ~14 s of compile per translation unit).
+namespace ra::autoscaler {
+
+/// A resolved bearer token.
+struct ResolvedToken {
+  std::string name{};
+  config::TokenRole role = config::TokenRole::kReadOnly;
+  Secret value{};
+};
+
+/// JSON shapes shared by the API server and the CLI client (documented in docs/openapi.yaml).
+nlohmann::json StatusJson(const ClusterStatus& status);
+nlohmann::json EventJson(const Event& event);
+
+/// Routes:
+///   GET  /healthz  /readyz  /metrics                 (no token)
+///   GET  /v1/clusters                                read-only
+///   GET  /v1/clusters/{name}                         read-only
+///   PUT  /v1/clusters/{name}/override  {"replicas":N, "ttl":"30m", "reason":"..."}   admin
+///   DELETE /v1/clusters/{name}/override              admin
+///   POST /v1/clusters/{name}/pause {"reason":"..."}  admin
+///   POST /v1/clusters/{name}/resume                  admin
+///   POST /v1/clusters/{name}/snapshot                admin
+///   GET  /v1/events?cluster=&limit=&since=           read-only
+/// Errors are JSON {"error": {"code": "bad_request", "message": "..."}}: 400 for a bad body or
+/// parameter (the message names the field), 401 without a valid token, 403 for a read-only token
+/// on an admin route, 404 unknown cluster or route, 405 wrong method, 409 conflict, 413 body
+/// over 64 KiB, 500 otherwise. Tokens are compared in constant time and never logged.
+class ApiServer {
+ public:
+  ApiServer(config::ApiConfig config, std::vector<ResolvedToken> tokens, ServiceControl& control,
+            prometheus::Registry& registry, const Clock& clock);
+  ~ApiServer();
+  ApiServer(const ApiServer&) = delete;
+  ApiServer& operator=(const ApiServer&) = delete;
+
+  /// Starts listening on config.host:config.port. kConfig when the address cannot be bound.
+  Result<void> Start();
+  /// Stops accepting and waits for requests in progress. Idempotent.
+  void Stop();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace ra::autoscaler

@@ -1,0 +1,231 @@
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "autoscaler/config.h"
+#include "core/clock.h"
+#include "core/result.h"
+#include "haproxy_dataplane/load_balancer.h"
+#include "openstack/cloud_provider.h"
+#include "policies/engine.h"
+
+/// The control loop's brain: plain structs for what was observed, one pure function that derives
+/// each replica's phase and plans the next actions. No I/O, no clock reads, no randomness: the
+/// loop passes `now` and fresh replica ids in. See DESIGN.md, "Principles".
+namespace ra::autoscaler {
+
+// ---------------------------------------------------------------------------------------------
+// phases
+
+/// Where a replica stands. Up: kVolumeCreating -> kServerBuilding -> kPostgresStarting ->
+/// kCatchingUp -> kAdmitting -> kServing (kLagging while a serving replica's lag is above the
+/// threshold: it is in maint). Down: kDraining -> kDrained -> kDeleting (removed from HAProxy,
+/// DNS record deleted, server deleted, volume deleted). kFailed: cleaned up like kDeleting.
+enum class Phase {
+  kVolumeCreating,    ///< the data volume is being cloned from the golden snapshot
+  kServerBuilding,    ///< the volume is available and the server is to be created or is BUILD
+  kPostgresStarting,  ///< the server is ACTIVE; PostgreSQL does not answer PQping yet
+  kCatchingUp,        ///< PostgreSQL answers; replay lag is above the threshold
+  kAdmitting,         ///< caught up; being added to HAProxy (or in HAProxy, not yet UP/ready)
+  kServing,           ///< ready and UP in HAProxy, lag within the threshold
+  kLagging,           ///< was serving; lag above the threshold, so it is (to be) in maint
+  kDraining,          ///< leaving: drain in HAProxy, sessions still open
+  kDrained,           ///< leaving: no session left, or the drain timeout passed; to leave HAProxy
+  kDeleting,          ///< leaving: out of HAProxy; DNS record, server, volume being deleted
+  kFailed,            ///< broken (ERROR, volume error, phase timeout); being cleaned up
+};
+
+std::string_view ToString(Phase phase);  ///< "volume_creating", "serving", ...
+
+/// Counted towards the cluster's current replicas (everything up, serving or lagging).
+bool IsActive(Phase phase);
+
+// ---------------------------------------------------------------------------------------------
+// what was observed
+
+/// One PostgreSQL probe of a replica (see ReplicaProbe).
+struct ProbeResult {
+  bool reachable = false;  ///< PQping said PQPING_OK
+  bool in_recovery = false;
+  std::optional<int64_t> lag_bytes{};   ///< primary's current LSN - replica's replay LSN, >= 0
+  std::optional<double> lag_seconds{};  ///< now() - pg_last_xact_replay_timestamp(), or 0 when
+                                        ///< caught up on bytes
+  std::string error{};                  ///< why it is not reachable or the lag is unknown
+};
+
+/// One replica as every source showed it this cycle. Each part may be missing.
+struct ObservedReplica {
+  std::string name{};
+  std::optional<openstack::ServerFacts> server{};
+  std::optional<openstack::VolumeFacts> volume{};
+  std::optional<haproxy::LbServer> lb{};  ///< the backend's server of that name
+  std::optional<ProbeResult> probe{};     ///< absent when not probed (no ACTIVE server, address)
+};
+
+/// Everything the loop saw of one cluster in one cycle. A source that could not be read is an
+/// error here, and Reconcile plans nothing that depends on it.
+struct Observed {
+  std::vector<ObservedReplica> replicas{};  ///< the service's own (tagged) replicas only
+  std::optional<Error> cloud_error{};       ///< ListReplicas failed
+  std::optional<Error> lb_error{};          ///< ListServers failed
+  /// Servers of the backend that are not ours (the donor, hand-made ones): never touched.
+  std::vector<std::string> foreign_lb_servers{};
+  std::vector<openstack::SnapshotFacts> snapshots{};  ///< golden snapshots, oldest first
+  std::optional<Error> snapshots_error{};
+  std::string donor_volume_id{};     ///< resolved donor data volume; "" when unknown
+  std::vector<std::string> zones{};  ///< configured zones, or the cloud's when none configured
+  std::string primary_host{};        ///< current primary (static or Patroni); "" when unknown
+  int primary_port = 5432;
+};
+
+// ---------------------------------------------------------------------------------------------
+// what the loop remembers (in memory only: lost on restart, and everything still works)
+
+/// What the loop knows about a replica beyond what the world shows.
+struct ReplicaMemory {
+  Phase phase = Phase::kVolumeCreating;  ///< last derived phase
+  TimePoint phase_since{};               ///< when it entered `phase` (or was first seen in it)
+  TimePoint first_seen{};
+  bool leaving = false;  ///< chosen to go: never re-admitted, only taken down
+  std::optional<TimePoint> drain_started{};
+  std::string failure{};  ///< non-empty once failed: why
+  std::string zone{};
+  std::optional<TimePoint> serving_since{};
+};
+
+/// Failures of one availability zone and flavor: new replicas skip it until `until`.
+struct ZoneBackoff {
+  int failures = 0;  ///< consecutive
+  TimePoint until{};
+  std::string reason{};
+};
+
+struct ClusterMemory {
+  std::map<std::string, ReplicaMemory> replicas{};  ///< by replica name
+  std::map<std::string, ZoneBackoff> backoff{};     ///< by "zone/flavor"
+  policies::History policy_history{};
+  std::optional<TimePoint> snapshot_requested_at{};  ///< the last SnapshotVolume we issued
+  bool snapshot_on_demand = false;                   ///< the API asked for one now
+};
+
+/// The backoff after `failures` consecutive failures of a zone: 30 s, doubled each time, at most
+/// 10 minutes; quota and capacity errors start at 2 minutes.
+Duration BackoffFor(int failures, ErrorKind kind);
+
+/// Records the failure of provisioning in `zone` with `flavor` at `now` into `memory.backoff`.
+void RecordZoneFailure(ClusterMemory& memory, const std::string& zone, const std::string& flavor,
+                       const Error& error, TimePoint now);
+
+/// A success clears the zone's backoff.
+void RecordZoneSuccess(ClusterMemory& memory, const std::string& zone, const std::string& flavor);
+
+// ---------------------------------------------------------------------------------------------
+// the plan
+
+enum class ActionKind {
+  kCreateVolume,    ///< CloudProvider::CreateReplicaVolume(replica, zone, snapshot_id)
+  kCreateServer,    ///< CloudProvider::CreateReplicaServer(replica, volume_id, zone)
+  kAdmit,           ///< LoadBalancer::EnsureServer(replica, address): add, or re-admit from maint
+  kMaint,           ///< LoadBalancer::Maint(replica): lag above the threshold
+  kDrain,           ///< LoadBalancer::Drain(replica): chosen to leave
+  kRemoveFromLb,    ///< LoadBalancer::Remove(replica, force ? kEvenWithSessions : kWhenIdle)
+  kEnsureDns,       ///< an A record for the replica's address (when DNS is configured)
+  kDeleteDns,       ///< its A record removed
+  kDeleteReplica,   ///< one step of CloudProvider::DeleteReplica (server, then volume)
+  kTakeSnapshot,    ///< CloudProvider::SnapshotVolume(donor volume)
+  kDeleteSnapshot,  ///< CloudProvider::DeleteSnapshot(snapshot_id)
+};
+
+std::string_view ToString(ActionKind kind);  ///< "create_volume", ...
+
+struct Action {
+  ActionKind kind = ActionKind::kCreateVolume;
+  std::string replica{};      ///< empty for snapshot actions
+  std::string zone{};         ///< kCreateVolume/kCreateServer: "" lets the cloud choose
+  std::string snapshot_id{};  ///< kCreateVolume, kDeleteSnapshot
+  std::string volume_id{};    ///< kCreateServer, kTakeSnapshot
+  std::string address{};      ///< kAdmit, kEnsureDns
+  bool force = false;         ///< kRemoveFromLb: the drain timeout passed
+  int64_t sessions = 0;       ///< kRemoveFromLb with force: sessions cut short
+  std::string reason{};       ///< one sentence: why this action, with the figures
+};
+
+/// Something Reconcile would do but may not now, and why ("no usable snapshot: the newest is
+/// 30h old, max_age 24h", "zone az1 backed off until 10:05 after quota exceeded").
+struct Blocked {
+  ActionKind kind = ActionKind::kCreateVolume;
+  std::string replica{};
+  std::string reason{};
+};
+
+/// Each replica's phase as Reconcile derived it, for status, metrics and the next cycle.
+struct ReplicaView {
+  std::string name{};
+  Phase phase = Phase::kVolumeCreating;
+  TimePoint phase_since{};
+  std::string zone{};
+  std::string address{};
+  std::optional<int64_t> lag_bytes{};
+  std::optional<double> lag_seconds{};
+  int64_t sessions = 0;
+  TimePoint created{};   ///< the server's (or volume's) creation time
+  std::string detail{};  ///< e.g. "server BUILD", "PQping: no response", "3 sessions left"
+};
+
+struct Plan {
+  std::vector<Action> actions{};
+  std::vector<Blocked> blocked{};
+  std::vector<ReplicaView> replicas{};  ///< every replica, by name
+  int desired = 0;
+  int active = 0;  ///< replicas counted as current (IsActive)
+  /// One sentence for the cycle's log line: "desired 3, active 1 (1 serving): create 2 in
+  /// az1, az2 from snapshot 2026-11-21T06:00Z".
+  std::string reason{};
+};
+
+/// What Reconcile needs of the configuration.
+struct ReconcileInput {
+  const config::Cluster* cluster = nullptr;
+  int desired = 0;      ///< the policies' (or the override's) desired count
+  bool paused = false;  ///< automatic scaling paused: keep the count, still heal and finish
+  Observed observed{};
+  /// Replicas whose action is still running in the actuator: nothing new is planned for them.
+  std::set<std::string> busy{};
+  bool snapshot_busy = false;  ///< a snapshot action is still running
+  /// Names for new replicas, already unique (the loop makes them from random ids); Reconcile
+  /// uses them in order and never makes names itself.
+  std::vector<std::string> fresh_names{};
+  TimePoint now{};
+};
+
+/// Derives every replica's phase and plans actions. Pure: reads `input`, updates `memory`
+/// (phases and their start times, leaving/failed marks, drain start) and returns the plan.
+/// Rules, each tested in tests/unit/reconcile_test.cc:
+///  - phases from what was observed (server status, volume status, probe, HAProxy state); a
+///    replica longer in a phase than its timeout (config::PhaseTimeouts) fails; a server in
+///    ERROR or a volume in error fails; failed replicas leave HAProxy and are deleted;
+///  - a replica is admitted (kAdmit) only when PQping succeeded and both lags are within
+///    postgres.max_lag_bytes / max_lag_time; a serving one above them goes to maint and is
+///    re-admitted once within them;
+///  - active < desired: re-admit leaving-but-healthy replicas first, then finish half-made ones,
+///    then create new ones spread over zones (fewest active first, zones in backoff skipped,
+///    blocked with the reason when every zone is), from the newest available snapshot not older
+///    than snapshots.max_age (blocked with the reason otherwise);
+///  - active > desired (never while paused, never on a cloud or HAProxy read error): victims
+///    are failed or unhealthy first, then fewest sessions, then most lag, never a foreign one;
+///    a victim in HAProxy is drained, otherwise deleted at once;
+///  - a draining replica leaves HAProxy when its sessions reach 0, or with force (and the
+///    session count) when drain timeout passed; then DNS, then the server and volume;
+///  - a volume without a server that is not needed is deleted (orphans);
+///  - snapshots: one taken when the newest is older than snapshots.interval (or on demand) and
+///    none is being created; available ones beyond `keep` newest, and error ones, deleted;
+///  - nothing at all is planned for a replica in `busy`.
+Plan Reconcile(const ReconcileInput& input, ClusterMemory& memory);
+
+}  // namespace ra::autoscaler

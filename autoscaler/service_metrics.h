@@ -1,0 +1,52 @@
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "autoscaler/reconcile.h"
+#include "core/result.h"
+#include "policies/engine.h"
+
+namespace prometheus {
+class Registry;
+}
+
+/// The service's Prometheus metrics, named and labelled exactly as docs/metrics.md says.
+/// Thread-safe (prometheus-cpp's families are).
+namespace ra::autoscaler {
+
+/// docs/metrics.md's `phase` label for a replica phase: creating, booting, catching_up, ready,
+/// ejected, draining, deleting, failed.
+std::string_view MetricPhase(Phase phase);
+
+class ServiceMetrics {
+ public:
+  ServiceMetrics();
+  ~ServiceMetrics();
+
+  prometheus::Registry& registry();
+
+  /// After each cluster's cycle: desired, replicas by phase (every phase exported, 0 included),
+  /// lag per replica (series of replicas no longer present are removed), policy triggers, and a
+  /// decision when the desired count changed.
+  void RecordCycle(const std::string& cluster, const policies::Decision& decision,
+                   int previous_desired, const Plan& plan);
+  void ObservePhaseDuration(const std::string& cluster, std::string_view phase, double seconds);
+  /// reason: quota, capacity, volume_error, server_error, timeout, catch_up, admission, other.
+  void CountProvisioningFailure(const std::string& cluster, const std::string& zone,
+                                std::string_view reason);
+  void CountForcedDrain(const std::string& cluster);
+  void SetQuota(const std::string& cluster, std::string_view resource, double remaining);
+  /// service: compute, volumev3, identity, dns; code: the HTTP status or "error".
+  void CountCloudRequest(std::string_view service, std::string_view method, std::string_view code);
+  void CountDataPlaneRequest(std::string_view method, std::string_view code);
+  /// component: cloud, dataplane, metrics, postgres, journal, api, config.
+  void CountError(std::string_view component, ErrorKind kind);
+  void ObserveCycle(double seconds, bool success, double unix_now);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace ra::autoscaler
