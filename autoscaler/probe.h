@@ -1,7 +1,9 @@
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "autoscaler/config.h"
@@ -17,30 +19,48 @@ namespace ra::autoscaler {
 struct PrimaryState {
   std::string host{};
   int port = 5432;
+  /// Who said so, for logs: "static", or the Patroni member URL that answered 200.
+  std::string source{};
 };
 
 /// Probes PostgreSQL servers. Implementations are thread-safe; every call blocks for at most the
-/// configured connect timeout plus one short query, and opens (and closes) its own connection.
+/// configured connect timeout (once for PQping, once for the connection) plus one short query,
+/// and opens (and closes) its own connection. Every call is read-only, so repeating it is safe.
 class ReplicaProbe {
  public:
   virtual ~ReplicaProbe() = default;
 
-  /// The primary's pg_current_wal_lsn(). kTransient when it does not answer, kConflict when the
-  /// server is in recovery (not a primary). Read-only.
+  /// The primary's pg_current_wal_lsn(). kTransient when it does not answer (kAuth when it wants
+  /// a password it was not given, kTimeout when the query outlived its bound), kConflict when the
+  /// server is in recovery (not a primary), kParse on an LSN that cannot be read, kConfig for an
+  /// empty host, a host list ("a,b") or a port outside 1..65535. Read-only.
   virtual Result<int64_t> PrimaryLsn(const std::string& host, int port) = 0;
 
-  /// PQping on host:port, then, when it answers, pg_is_in_recovery(), pg_last_wal_replay_lsn()
-  /// and pg_last_xact_replay_timestamp(); lag_bytes = primary_lsn - replay LSN (never negative);
-  /// lag_seconds = seconds since the last replayed transaction, or 0 when lag_bytes is 0. Never
-  /// fails: an unreachable server is reachable=false with the reason in `error`. Read-only.
+  /// PQping on host:port, then, when it answers PQPING_OK, one query of pg_is_in_recovery(),
+  /// pg_last_wal_replay_lsn() and now() - pg_last_xact_replay_timestamp(). Never fails:
+  ///  - reachable is true exactly when PQping said PQPING_OK; otherwise `error` says why and
+  ///    nothing else is set (a server that is starting up is not reachable);
+  ///  - reachable but the connection or the query failed: `error` says why, lags unknown;
+  ///  - not in recovery (a primary, or a promoted replica): in_recovery=false, lags unknown,
+  ///    `error` says so;
+  ///  - `primary_lsn` < 0 means the caller does not know it: lags unknown, `error` says so;
+  ///  - otherwise lag_bytes = max(0, primary_lsn - replay LSN); lag_seconds = 0 when lag_bytes
+  ///    is 0, else max(0, seconds since the last replayed transaction's commit), or unknown
+  ///    (with `error`) when no transaction has been replayed since the server started.
+  /// The caller reads `primary_lsn` before probing, so a replica that replayed past it in the
+  /// meantime shows 0 rather than a negative lag. Errors never contain the password. Read-only.
   virtual ProbeResult ProbeReplica(const std::string& host, int port, int64_t primary_lsn) = 0;
 };
 
-/// libpq. Connection strings are built with keyword/value arrays (PQconnectdbParams), so no
-/// value is ever parsed as connection-string syntax; the password never appears in an error.
+/// libpq. Connection parameters are keyword/value arrays (PQconnectdbParams, expand_dbname=0),
+/// so no value is ever parsed as connection-string syntax; the password never appears in an
+/// error. Each connection says application_name=replica-autoscaler and runs with
+/// statement_timeout=5s; the query is also bounded on the client side (statement timeout plus
+/// one second), so a server that stops answering mid-query cannot hold a caller for longer.
 class LibpqReplicaProbe final : public ReplicaProbe {
  public:
-  /// `probe` gives user, dbname, sslmode, connect_timeout; `password` may be empty.
+  /// `probe` gives user, dbname, sslmode, connect_timeout (rounded up to whole seconds, at least
+  /// 1, as libpq takes it); `password` may be empty (trust, .pgpass or certificates then).
   LibpqReplicaProbe(config::PostgresProbe probe, Secret password);
   Result<int64_t> PrimaryLsn(const std::string& host, int port) override;
   ProbeResult ProbeReplica(const std::string& host, int port, int64_t primary_lsn) override;
@@ -50,21 +70,36 @@ class LibpqReplicaProbe final : public ReplicaProbe {
   Secret password_;
 };
 
-/// Parses "16/B374D848" into a byte position. kParse on anything else.
+/// Parses a pg_lsn as PostgreSQL prints it, "16/B374D848" (two hexadecimal halves of 1 to 8
+/// digits, upper or lower case) into the byte position (0x16 << 32) + 0xB374D848. kParse on
+/// anything else: an empty half, a missing or second '/', a non-hex digit, a sign, spaces, or a
+/// position beyond INT64_MAX (a high half above 7FFFFFFF).
 Result<int64_t> ParseLsn(std::string_view text);
 
-/// Finds the cluster's current primary. Thread-safe; blocks for its HTTP requests (bounded).
+/// Finds the cluster's current primary. Thread-safe; blocks for its HTTP requests (each bounded
+/// by the configured total timeout, so at most members x total_timeout). Read-only.
 class PrimaryLocator {
  public:
   virtual ~PrimaryLocator() = default;
-  /// host and port of the primary now. Static: always the configured one. Patroni: the member
-  /// whose GET /primary answers 200 (host from that member's /patroni "host"/conn_url when
-  /// given, else the member URL's host; port from conn_url, else postgres.port); kTransient
-  /// when no member answers 200, with each member's answer in the message.
+  /// host and port of the primary now.
+  ///
+  /// Static: always the configured one (kConfig when its host is empty).
+  ///
+  /// Patroni: GET {member}/primary on each member, starting with the one that answered 200 last
+  /// time, then in configured order; the first to answer 200 is the primary (Patroni answers 200
+  /// there only on the member that runs as primary and holds the leader lock, 503 elsewhere).
+  /// Patroni's answer (state, role, server_version, xlog, timeline, replication, patroni{...})
+  /// carries no address, so the host is the member URL's host and the port is the cluster's
+  /// postgres.port; a "host" string or "port" number in the body, as a proxy in front of Patroni
+  /// may add, takes precedence. A 200 whose body is not JSON still names that member. kTransient
+  /// when no member answers 200, with each member's answer (status and role, or the transport
+  /// error) in the message.
   virtual Result<PrimaryState> Locate() = 0;
 };
 
-/// The configured primary (config::StaticPrimary or config::PatroniPrimary).
+/// The configured primary (config::StaticPrimary or config::PatroniPrimary). `transport` must
+/// outlive the locator; for Patroni it should be built with PatroniPrimary::http (TLS settings,
+/// connect timeout): the locator sets each request's total timeout from it.
 std::unique_ptr<PrimaryLocator> MakePrimaryLocator(const config::Cluster& cluster,
                                                    HttpTransport& transport);
 
