@@ -1,0 +1,698 @@
+#!/usr/bin/python3
+"""The whole sandbox on loopback: what the demo, the end-to-end tests and the benchmarks run.
+
+  sandbox.py up     --root DIR [--profile fast|realistic] [--octet N] [--binary PATH] [--no-service]
+  sandbox.py down   --root DIR
+  sandbox.py status --root DIR [--json]
+
+`up` starts, each on its own loopback address or free port, and returns once all of them answer:
+  - PostgreSQL 15: a primary with pgbench data (127.0.N.1:5432, `pgbench -i -s 5`) and a donor
+    standby streaming from it (127.0.N.2:5432), both through tests/sandbox/pgctl.py
+  - the cloud simulator (tests/sandbox/cloudsim), zones az1 and az2, which knows the donor as the
+    server `orders-donor` with its data volume; the replicas it boots are real standbys on
+    127.0.N.x:5432 (x = 3, 4, ...)
+  - HAProxy 2.6 driven by the Data Plane API double (tests/sandbox/dataplane): frontend pg_read
+    (pgbench connects there) -> backend pg_replicas, empty at first: the donor stays out of it,
+    so the replicas that serve are the service's own; a stats frontend with HAProxy's Prometheus
+    exporter on /metrics
+  - VictoriaMetrics scraping HAProxy's exporter and the service's /metrics every 2 s
+  - replica-autoscaler serve, with tests/sandbox/demo/config.yaml.in rendered into
+    DIR/service/config.yaml (API tokens in DIR/service/secrets/)
+Everything it started is recorded in DIR/state.json; `down` stops it all (process groups, then
+the simulated VMs and PostgreSQL), each wait bounded. The Sandbox class does the same for Python
+code (a context manager) and has the helpers the tests use: the service's API, the simulator's
+control API, HAProxy's stats, pgbench through HAProxy, replay lag.
+Debian's python3 only.
+"""
+import argparse
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
+sys.path.insert(0, HERE)
+import pgctl  # noqa: E402
+
+CLUSTER = "orders"
+BACKEND = "pg_replicas"
+DONOR_NAME = "orders-donor"
+PG_PORT = 5432
+
+
+class SandboxError(RuntimeError):
+    pass
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(what, predicate, timeout, interval=0.2, proc=None, log=None):
+    """Polls `predicate` until it is true; raises SandboxError after `timeout` seconds or when
+    `proc` has exited (with the tail of `log`)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if predicate():
+                return
+        except Exception:  # noqa: BLE001 - not up yet
+            pass
+        if proc is not None and proc.poll() is not None:
+            raise SandboxError(f"{what}: the process exited ({proc.returncode})\n{tail(log)}")
+        if time.monotonic() > deadline:
+            raise SandboxError(f"{what}: not ready after {timeout:.0f} s\n{tail(log)}")
+        time.sleep(interval)
+
+
+def tail(path, lines=30):
+    if not path or not os.path.exists(path):
+        return ""
+    with open(path, errors="replace") as f:
+        return "".join(f.readlines()[-lines:])
+
+
+def tcp_open(host, port):
+    with socket.create_connection((host, port), timeout=1):
+        return True
+
+
+def http(method, url, body=None, token=None, timeout=10):
+    """(status, parsed JSON or text). Never raises on an HTTP error status."""
+    data = None
+    headers = {}
+    if body is not None:
+        data = json.dumps(body).encode()
+        headers["Content-Type"] = "application/json"
+    if token:
+        headers["Authorization"] = "Bearer " + token
+    req = urllib.request.Request(url, data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            status, raw = r.status, r.read()
+    except urllib.error.HTTPError as e:
+        status, raw = e.code, e.read()
+    text = raw.decode(errors="replace")
+    try:
+        return status, json.loads(text) if text else None
+    except ValueError:
+        return status, text
+
+
+def parse_pgbench(output, returncode):
+    """What a pgbench run did: transactions processed, failed (pgbench 15 counts failed
+    transactions) and whether any client aborted (a connection that could not be made)."""
+    def num(pattern):
+        m = re.search(pattern, output)
+        return int(m.group(1)) if m else 0
+    processed = num(r"number of transactions actually processed: (\d+)")
+    failed = num(r"number of failed transactions: (\d+)")
+    aborted = len(re.findall(r"client \d+ aborted", output))
+    tps = re.search(r"tps = ([\d.]+)", output)
+    return {"processed": processed, "failed": failed, "aborted_clients": aborted,
+            "returncode": returncode, "tps": float(tps.group(1)) if tps else 0.0,
+            "ok": returncode == 0 and failed == 0 and aborted == 0}
+
+
+class Sandbox:
+    """The sandbox as a context manager: `with Sandbox(root) as sb: ...` starts it all and
+    stops it all on exit, even after an exception."""
+
+    def __init__(self, root, profile="fast", octet=None, binary=None, start_service=True,
+                 settings=None, scale=5, log=None):
+        self.root = os.path.abspath(root)
+        self.profile = profile
+        self.octet = octet if octet is not None else 200 + os.getpid() % 40
+        self.binary = os.path.abspath(binary or os.path.join(REPO, "build", "bin", "replica-autoscaler"))
+        self.start_service_on_up = start_service
+        self.scale = scale
+        self.log = log or (lambda message: print(message, flush=True))
+        # What config.yaml.in leaves open; tests change the windows and timeouts.
+        self.settings = {"MIN_REPLICAS": 1, "MAX_REPLICAS": 4, "TARGET": 6, "SESSIONS_WINDOW": "6s",
+                         "SCALE_DOWN_WINDOW": "20s", "LOOP_INTERVAL": "2s", "DRAIN_TIMEOUT": "1m",
+                         "SERVER_BUILD_TIMEOUT": "3m"}
+        self.settings.update(settings or {})
+        self.state = {}
+        self.service_proc = None
+
+    # ------------------------------------------------------------------ layout
+    def path(self, *parts):
+        return os.path.join(self.root, *parts)
+
+    @property
+    def primary_host(self):
+        return f"127.0.{self.octet}.1"
+
+    @property
+    def donor_host(self):
+        return f"127.0.{self.octet}.2"
+
+    def _save(self):
+        tmp = self.path("state.json.tmp")
+        with open(tmp, "w") as f:
+            json.dump(self.state, f, indent=2)
+        os.replace(tmp, self.path("state.json"))
+
+    @classmethod
+    def attach(cls, root):
+        """A Sandbox for one that `up` left running (reads DIR/state.json)."""
+        with open(os.path.join(root, "state.json")) as f:
+            state = json.load(f)
+        sb = cls(root, profile=state["profile"], octet=state["octet"], binary=state["binary"])
+        sb.state = state
+        return sb
+
+    # ------------------------------------------------------------------ up / down
+    def __enter__(self):
+        try:
+            self.up()
+        except BaseException:
+            self.down()
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        self.down()
+        return False
+
+    def up(self):
+        if os.path.exists(self.path("state.json")):
+            old = Sandbox.attach(self.root)
+            self.log(f"sandbox: stopping what a previous run left in {self.root}")
+            old.down()
+        for d in ("pg", "cloud", "haproxy", "metrics", "service"):
+            shutil.rmtree(self.path(d), ignore_errors=True)
+        os.makedirs(self.root, exist_ok=True)
+        os.chmod(self.root, 0o755)  # PostgreSQL (user ra-test) lives below it
+        self.state = {"profile": self.profile, "octet": self.octet, "binary": self.binary,
+                      "root": self.root, "groups": {}, "pg_dirs": []}
+        self._save()
+        t0 = time.monotonic()
+        self._start_postgres()
+        self._start_cloud()
+        self._start_haproxy()
+        self._start_metrics()
+        self._write_service_config()
+        if self.start_service_on_up:
+            self.start_service()
+        self.log(f"sandbox: up in {time.monotonic() - t0:.1f} s ({self.root})")
+
+    def down(self):
+        """Stops everything `up` started. Idempotent; every wait bounded."""
+        groups = dict(self.state.get("groups", {}))
+        # The service first (it would otherwise act on a world going away), then the rest; the
+        # simulator shuts its VMs down on SIGTERM.
+        order = ["service", "metrics", "dataplane", "cloud"]
+        for name in order + [g for g in groups if g not in order]:
+            if name in groups:
+                stop_group(groups[name], grace=15 if name == "cloud" else 10)
+        # Whatever PostgreSQL is still running below the root (a VM of a simulator that was
+        # killed, the donor, the primary) is stopped too.
+        for pid_file in find_postmasters(self.root):
+            data_dir = os.path.dirname(pid_file)
+            subprocess.run(pgctl.as_user([f"{pgctl.PG_BIN}/pg_ctl", "-D", data_dir, "-m",
+                                          "immediate", "-w", "-t", "20", "stop"]),
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30)
+        self.state["groups"] = {}
+        self.service_proc = None
+        if os.path.isdir(self.root):
+            self._save()
+
+    # ------------------------------------------------------------------ components
+    def _spawn(self, name, argv, log_name, env=None):
+        log = self.path(log_name)
+        with open(log, "ab") as out:
+            proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    start_new_session=True, cwd=self.root,
+                                    env=dict(os.environ, **(env or {})))
+        self.state["groups"][name] = proc.pid
+        self._save()
+        return proc, log
+
+    def _pgctl(self, *args):
+        r = subprocess.run(["/usr/bin/python3", os.path.join(HERE, "pgctl.py")] + list(args),
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=300)
+        if r.returncode != 0:
+            raise SandboxError(f"pgctl {args[0]} failed:\n{r.stdout}")
+
+    def _start_postgres(self):
+        primary, donor = self.path("pg", "primary"), self.path("pg", "donor")
+        for host in (self.primary_host, self.donor_host):
+            if not address_free(host, PG_PORT):
+                raise SandboxError(f"{host}:{PG_PORT} is taken (another sandbox with octet "
+                                   f"{self.octet}?); choose another --octet")
+        self.state["pg_dirs"] = [primary, donor]
+        self._save()
+        self.log(f"sandbox: PostgreSQL primary on {self.primary_host}:{PG_PORT} "
+                 f"(pgbench -i -s {self.scale})")
+        self._pgctl("init-primary", "--dir", primary, "--host", self.primary_host,
+                    "--port", str(PG_PORT), "--scale", str(self.scale))
+        self.log(f"sandbox: donor standby on {self.donor_host}:{PG_PORT}")
+        self._pgctl("init-standby", "--dir", donor, "--host", self.donor_host, "--port",
+                    str(PG_PORT), "--primary-host", self.primary_host, "--primary-port",
+                    str(PG_PORT), "--application-name", DONOR_NAME)
+
+    def _start_cloud(self):
+        port = free_port()
+        password = secrets.token_hex(12)
+        os.makedirs(self.path("service", "secrets"), mode=0o700, exist_ok=True)
+        write_secret(self.path("service", "secrets", "cloud-password"), password)
+        volume_id = str(uuid.uuid5(uuid.NAMESPACE_DNS, f"volume.{DONOR_NAME}.{self.octet}"))
+        argv = ["/usr/bin/python3", os.path.join(HERE, "cloudsim", "cloudsim.py"),
+                "--port", str(port), "--root", self.path("cloud"), "--profile", self.profile,
+                "--zones", "az1,az2", "--password", password,
+                "--address-base", f"127.0.{self.octet}",
+                "--donor-dir", self.path("pg", "donor"), "--donor-address", self.donor_host,
+                "--donor-name", DONOR_NAME, "--donor-volume-id", volume_id,
+                "--capture", self.path("cloud-requests.jsonl")]
+        proc, log = self._spawn("cloud", argv, "cloud.log")
+        url = f"http://127.0.0.1:{port}"
+        wait_until("cloud simulator", lambda: http("GET", url + "/control/state", timeout=2)[0] == 200,
+                   30, proc=proc, log=log)
+        self.state.update(cloud_url=url, donor_volume_id=volume_id)
+        self._save()
+        self.log(f"sandbox: cloud simulator on {url} (profile {self.profile})")
+
+    def _start_haproxy(self):
+        d = self.path("haproxy")
+        os.makedirs(d, exist_ok=True)
+        fe, stats, api = free_port(), free_port(), free_port()
+        with open(os.path.join(d, "haproxy.cfg"), "w") as f:
+            f.write(HAPROXY_CFG.format(dir=d, frontend=fe, stats=stats, backend=BACKEND))
+        write_secret(self.path("service", "secrets", "dataplane-password"), secrets.token_hex(12))
+        argv = ["/usr/bin/python3", os.path.join(HERE, "dataplane", "dataplane_double.py"),
+                "--dir", d, "--listen", f"127.0.0.1:{api}", "--api", "v3", "--user", "admin",
+                "--password-file", self.path("service", "secrets", "dataplane-password"),
+                "--reload-delay-ms", "50"]
+        proc, log = self._spawn("dataplane", argv, "dataplane.log")
+        wait_until("Data Plane API double", lambda: tcp_open("127.0.0.1", api), 30, proc=proc, log=log)
+        wait_until("HAProxy frontend", lambda: tcp_open("127.0.0.1", fe), 30, proc=proc, log=log)
+        wait_until("HAProxy exporter",
+                   lambda: http("GET", f"http://127.0.0.1:{stats}/metrics", timeout=2)[0] == 200,
+                   30, proc=proc, log=log)
+        self.state.update(frontend_port=fe, stats_port=stats, dataplane_url=f"http://127.0.0.1:{api}",
+                          admin_socket=os.path.join(d, "admin.sock"))
+        self._save()
+        self.log(f"sandbox: HAProxy frontend 127.0.0.1:{fe} -> backend {BACKEND}, exporter "
+                 f"http://127.0.0.1:{stats}/metrics, Data Plane API double http://127.0.0.1:{api}")
+
+    def _start_metrics(self):
+        d = self.path("metrics")
+        os.makedirs(d, exist_ok=True)
+        port = free_port()
+        api_port = free_port()
+        self.state["api_port"] = api_port
+        with open(os.path.join(d, "scrape.yml"), "w") as f:
+            f.write(SCRAPE_CFG.format(stats=self.state["stats_port"], api=api_port))
+        argv = ["/usr/bin/victoria-metrics", f"-httpListenAddr=127.0.0.1:{port}",
+                f"-storageDataPath={d}/data", "-retentionPeriod=1d",
+                f"-promscrape.config={d}/scrape.yml",
+                # Queries see samples as soon as they are scraped (the default hides 30 s).
+                "-search.latencyOffset=1s", "-loggerLevel=WARN"]
+        proc, log = self._spawn("metrics", argv, "victoria-metrics.log")
+        url = f"http://127.0.0.1:{port}"
+        wait_until("VictoriaMetrics", lambda: http("GET", url + "/health", timeout=2)[0] == 200,
+                   30, proc=proc, log=log)
+        self.state["metrics_url"] = url
+        self._save()
+        self.log(f"sandbox: VictoriaMetrics on {url}, scraping HAProxy and the service every 2 s")
+
+    def _write_service_config(self):
+        sec = self.path("service", "secrets")
+        write_secret(os.path.join(sec, "admin.token"), secrets.token_hex(24))
+        write_secret(os.path.join(sec, "read-only.token"), secrets.token_hex(24))
+        values = dict(self.settings, CLOUD_URL=self.state["cloud_url"], SECRETS=sec,
+                      DATAPLANE_URL=self.state["dataplane_url"], METRICS_URL=self.state["metrics_url"],
+                      PRIMARY_HOST=self.primary_host, DONOR_VOLUME_ID=self.state["donor_volume_id"],
+                      API_PORT=self.state["api_port"], ROOT=self.root)
+        with open(os.path.join(HERE, "demo", "config.yaml.in")) as f:
+            text = f.read()
+        for key, value in values.items():
+            text = text.replace(f"@{key}@", str(value))
+        left = re.findall(r"@[A-Z_]+@", text)
+        if left:
+            raise SandboxError(f"config.yaml.in: no value for {', '.join(sorted(set(left)))}")
+        config = self.path("service", "config.yaml")
+        with open(config, "w") as f:
+            f.write(text)
+        self.state.update(config=config, api_url=f"http://127.0.0.1:{self.state['api_port']}",
+                          admin_token_file=os.path.join(sec, "admin.token"),
+                          read_only_token_file=os.path.join(sec, "read-only.token"))
+        self._save()
+
+    # ------------------------------------------------------------------ the service
+    def start_service(self, wait=True):
+        """Starts `replica-autoscaler serve`; with `wait`, returns once /readyz answers 200."""
+        if not os.access(self.binary, os.X_OK):
+            raise SandboxError(f"{self.binary} is not built (cmake --build build)")
+        argv = [self.binary, "serve", "--config", self.state["config"]]
+        self.service_proc, log = self._spawn("service", argv, "service.log")
+        self.log(f"sandbox: replica-autoscaler serve on {self.state['api_url']} (log {log})")
+        wait_until("replica-autoscaler", lambda: tcp_open("127.0.0.1", self.state["api_port"]),
+                   30, proc=self.service_proc, log=log)
+        if wait:
+            wait_until("replica-autoscaler /readyz",
+                       lambda: http("GET", self.state["api_url"] + "/readyz", timeout=2)[0] == 200,
+                       60, proc=self.service_proc, log=log)
+        return self.service_proc
+
+    def kill_service(self, sig=signal.SIGKILL):
+        """Kills the service (SIGKILL by default, as a crash would) and waits for it to go."""
+        pgid = self.state["groups"].pop("service", None)
+        self._save()
+        if pgid is not None:
+            stop_group(pgid, grace=10, first=sig)
+        if self.service_proc is not None:
+            try:
+                self.service_proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                pass
+            self.service_proc = None
+
+    def service_alive(self):
+        pgid = self.state.get("groups", {}).get("service")
+        return pgid is not None and pid_alive(pgid)
+
+    def service_log_tail(self, lines=40):
+        return tail(self.path("service.log"), lines)
+
+    # ------------------------------------------------------------------ helpers for callers
+    def token(self, role="admin"):
+        name = "admin_token_file" if role == "admin" else "read_only_token_file"
+        with open(self.state[name]) as f:
+            return f.read().strip()
+
+    def api(self, method, path, body=None, role="admin", token=None, timeout=10):
+        return http(method, self.state["api_url"] + path, body,
+                    token=token if token is not None else self.token(role), timeout=timeout)
+
+    def cluster_status(self):
+        status, body = self.api("GET", f"/v1/clusters/{CLUSTER}", role="read-only")
+        if status != 200:
+            raise SandboxError(f"GET /v1/clusters/{CLUSTER}: {status} {body}")
+        return body
+
+    def events(self, limit=1000):
+        status, body = self.api("GET", f"/v1/events?cluster={CLUSTER}&limit={limit}", role="read-only")
+        if status != 200:
+            raise SandboxError(f"GET /v1/events: {status} {body}")
+        return body.get("events", body) if isinstance(body, dict) else body
+
+    def cloud(self, method, path, body=None):
+        status, out = http(method, self.state["cloud_url"] + path, body)
+        if status >= 300:
+            raise SandboxError(f"cloud simulator {method} {path}: {status} {out}")
+        return out
+
+    def cloud_state(self):
+        return self.cloud("GET", "/control/state")
+
+    def haproxy(self, command):
+        """One command on HAProxy's admin socket; its answer."""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(5)
+            s.connect(self.state["admin_socket"])
+            s.sendall(command.encode() + b"\n")
+            chunks = []
+            while True:
+                b = s.recv(65536)
+                if not b:
+                    break
+                chunks.append(b)
+        return b"".join(chunks).decode(errors="replace")
+
+    def backend_servers(self):
+        """{server name: {"addr", "status", "scur", "stot", "admin"}} of pg_replicas, from
+        `show stat` and `show servers state`."""
+        out = {}
+        lines = self.haproxy("show stat").splitlines()
+        if not lines or not lines[0].startswith("# "):
+            return out
+        header = lines[0][2:].split(",")
+        for line in lines[1:]:
+            row = dict(zip(header, line.split(",")))
+            if row.get("pxname") != BACKEND or row.get("svname") in ("BACKEND", "FRONTEND", None):
+                continue
+            out[row["svname"]] = {"status": row.get("status", ""), "scur": int(row.get("scur") or 0),
+                                  "stot": int(row.get("stot") or 0)}
+        state_lines = self.haproxy(f"show servers state {BACKEND}").splitlines()
+        for line in state_lines:
+            f = line.split()
+            # be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state ...
+            if len(f) > 6 and f[1] == BACKEND and f[3] in out:
+                out[f[3]].update(addr=f[4], admin=int(f[6]))
+        return out
+
+    def pgbench(self, clients=16, seconds=10, extra=(), host="127.0.0.1", port=None, select_only=True,
+                new_connection=True, timeout_margin=60):
+        """pgbench through HAProxy's frontend (by default): -n, -S (select only), -C (a new
+        connection per transaction). Bounded: killed `timeout_margin` s after its -T."""
+        argv = ["pgbench", "-n", "-c", str(clients), "-j", str(min(clients, 2)), "-T", str(int(seconds)),
+                "-h", host, "-p", str(port or self.state["frontend_port"]), "-U", "postgres"]
+        if select_only:
+            argv.append("-S")
+        if new_connection:
+            argv.append("-C")
+        argv += list(extra) + ["postgres"]
+        try:
+            r = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               timeout=seconds + timeout_margin, env=dict(os.environ, PGCONNECT_TIMEOUT="5"))
+            return dict(parse_pgbench(r.stdout, r.returncode), output=r.stdout)
+        except subprocess.TimeoutExpired as e:
+            out = e.stdout.decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
+            return dict(parse_pgbench(out, -1), output=out + "\n(timed out)")
+
+    def start_pgbench(self, clients=16, seconds=10, select_only=True, host="127.0.0.1", port=None,
+                      log_name=None):
+        """pgbench in the background (a Popen whose stdout is a file); see finish_pgbench."""
+        argv = ["pgbench", "-n", "-c", str(clients), "-j", str(min(clients, 2)), "-T", str(int(seconds)),
+                "-h", host, "-p", str(port or self.state["frontend_port"]), "-U", "postgres"]
+        argv += ["-S", "-C"] if select_only else []
+        argv.append("postgres")
+        log = self.path(log_name or f"pgbench-{time.time_ns()}.log")
+        out = open(log, "w")
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                env=dict(os.environ, PGCONNECT_TIMEOUT="5"))
+        out.close()
+        proc.log_path = log
+        proc.deadline = time.monotonic() + seconds + 60
+        return proc
+
+    @staticmethod
+    def finish_pgbench(proc):
+        try:
+            proc.wait(timeout=max(1, proc.deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        with open(proc.log_path, errors="replace") as f:
+            out = f.read()
+        return dict(parse_pgbench(out, proc.returncode), output=out)
+
+    def sql(self, host, query, port=PG_PORT, timeout=10):
+        """One value from psql (as text), or raises SandboxError."""
+        r = subprocess.run(["psql", "-X", "-At", "-h", host, "-p", str(port), "-U", "postgres", "-d",
+                            "postgres", "-c", query], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True, timeout=timeout, env=dict(os.environ, PGCONNECT_TIMEOUT="3"))
+        if r.returncode != 0:
+            raise SandboxError(f"psql {host}: {r.stderr.strip()}")
+        return r.stdout.strip()
+
+    def lag_bytes(self, replica_host):
+        """The primary's current LSN minus the replica's replay LSN, in bytes."""
+        primary_lsn = self.sql(self.primary_host, "SELECT pg_current_wal_lsn()")
+        return int(self.sql(replica_host, f"SELECT pg_wal_lsn_diff('{primary_lsn}', "
+                                          "pg_last_wal_replay_lsn())::bigint"))
+
+    def status_text(self):
+        lines = [f"root {self.root} (profile {self.state.get('profile')}, octet {self.state.get('octet')})"]
+        for name, pgid in sorted(self.state.get("groups", {}).items()):
+            lines.append(f"  {name:10} pid {pgid:<8} {'running' if pid_alive(pgid) else 'STOPPED'}")
+        for d in self.state.get("pg_dirs", []):
+            lines.append(f"  postgres   {os.path.basename(d):8} "
+                         f"{'running' if os.path.exists(os.path.join(d, 'postmaster.pid')) else 'STOPPED'}")
+        for key in ("api_url", "cloud_url", "dataplane_url", "metrics_url", "frontend_port", "stats_port",
+                    "config", "admin_token_file", "read_only_token_file"):
+            if key in self.state:
+                lines.append(f"  {key:20} {self.state[key]}")
+        return "\n".join(lines)
+
+
+HAPROXY_CFG = """\
+global
+    stats socket {dir}/admin.sock mode 600 level admin
+    server-state-file {dir}/server-state
+    maxconn 2000
+
+defaults
+    mode tcp
+    timeout connect 3s
+    timeout client 10m
+    timeout server 10m
+    load-server-state-from-file global
+
+frontend stats
+    mode http
+    bind 127.0.0.1:{stats}
+    http-request use-service prometheus-exporter if {{ path /metrics }}
+    stats enable
+    stats uri /stats
+
+frontend pg_read
+    bind 127.0.0.1:{frontend}
+    default_backend {backend}
+
+backend {backend}
+    balance leastconn
+    option pgsql-check user postgres
+    default-server inter 1s fall 2 rise 1
+"""
+
+SCRAPE_CFG = """\
+global:
+  scrape_interval: 2s
+  scrape_timeout: 2s
+scrape_configs:
+  - job_name: haproxy
+    static_configs:
+      - targets: ["127.0.0.1:{stats}"]
+  - job_name: replica-autoscaler
+    static_configs:
+      - targets: ["127.0.0.1:{api}"]
+"""
+
+
+def write_secret(path, value):
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(value + "\n")
+
+
+def address_free(host, port):
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        # As PostgreSQL binds: connections of a previous run in TIME_WAIT do not count.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+            return True
+        except OSError:
+            return False
+
+
+def pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+
+
+def group_alive(pgid):
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+
+
+def stop_group(pgid, grace=10, first=signal.SIGTERM):
+    """Signals a process group, waits up to `grace` s for it to go, then SIGKILLs it."""
+    try:
+        os.killpg(pgid, first)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        # Reap our own child if it is one, so it does not linger as a zombie.
+        try:
+            os.waitpid(pgid, os.WNOHANG)
+        except ChildProcessError:
+            pass
+        if not group_alive(pgid):
+            return
+        time.sleep(0.1)
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def find_postmasters(root):
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        if "postmaster.pid" in filenames and os.path.exists(os.path.join(dirpath, "PG_VERSION")):
+            found.append(os.path.join(dirpath, "postmaster.pid"))
+            dirnames[:] = []
+    return found
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    up = sub.add_parser("up", help="start everything and leave it running")
+    up.add_argument("--root", required=True)
+    up.add_argument("--profile", choices=["fast", "realistic"], default="fast")
+    up.add_argument("--octet", type=int, default=210, help="PostgreSQL and replicas on 127.0.N.x (2-254)")
+    up.add_argument("--binary", help="replica-autoscaler (default build/bin/replica-autoscaler)")
+    up.add_argument("--no-service", action="store_true", help="everything but the service")
+    up.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="a config.yaml.in value, e.g. SCALE_DOWN_WINDOW=1m")
+    for name in ("down", "status"):
+        s = sub.add_parser(name)
+        s.add_argument("--root", required=True)
+        if name == "status":
+            s.add_argument("--json", action="store_true")
+    args = p.parse_args()
+
+    if args.cmd == "up":
+        if not 2 <= args.octet <= 254:
+            p.error("--octet must be between 2 and 254")
+        settings = {}
+        for item in args.set:
+            key, sep, value = item.partition("=")
+            if not sep or not re.fullmatch(r"[A-Z_]+", key):
+                p.error(f"--set expects KEY=VALUE with an upper-case key, not '{item}'")
+            settings[key] = value
+        sb = Sandbox(args.root, profile=args.profile, octet=args.octet, binary=args.binary,
+                     start_service=not args.no_service, settings=settings)
+        try:
+            sb.up()
+        except (SandboxError, subprocess.TimeoutExpired, OSError) as e:
+            print(f"sandbox: {e}", file=sys.stderr)
+            sb.down()
+            return 1
+        print(sb.status_text())
+        return 0
+    if not os.path.exists(os.path.join(args.root, "state.json")):
+        print(f"sandbox: nothing recorded in {args.root} (no state.json)", file=sys.stderr)
+        return 0 if args.cmd == "down" else 1
+    sb = Sandbox.attach(args.root)
+    if args.cmd == "down":
+        sb.down()
+        print(f"sandbox: stopped everything in {args.root}")
+        return 0
+    if args.json:
+        print(json.dumps(sb.state, indent=2))
+    else:
+        print(sb.status_text())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
