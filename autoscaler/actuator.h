@@ -1,0 +1,152 @@
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "autoscaler/config.h"
+#include "autoscaler/journal.h"
+#include "autoscaler/reconcile.h"
+#include "core/clock.h"
+#include "core/result.h"
+#include "haproxy_dataplane/load_balancer.h"
+#include "openstack/cloud_provider.h"
+
+/// Performs the plan's actions away from the control loop, so a cycle never waits for the cloud
+/// or HAProxy: a small pool of workers, one replica's actions strictly in order and never two at
+/// once, results journaled and handed back to the next cycle.
+namespace ra::autoscaler {
+
+/// The cloud's ids of what a replica is built from (the template's names resolved).
+struct TemplateIds {
+  std::string flavor_id{};
+  std::string image_id{};  ///< "" when the image is on the volume
+  std::vector<std::string> network_ids{};
+};
+
+/// A cluster's DNS records (Designate through openstack::DnsRecords in the service, a recorder in
+/// tests). Both block for their requests; both are idempotent. `record` is DnsRecordName().
+struct DnsHooks {
+  std::function<Result<void>(const std::string& record, const std::string& address)> ensure{};
+  std::function<Result<void>(const std::string& record)> remove{};
+  bool enabled() const { return ensure && remove; }
+};
+
+/// Everything one action needs besides the Action itself. Pointers must outlive the actuator.
+struct ActionContext {
+  const config::Cluster* cluster = nullptr;
+  openstack::CloudProvider* cloud = nullptr;
+  haproxy::LoadBalancer* lb = nullptr;
+  DnsHooks dns{};              ///< not enabled: DNS actions fail with kConfig
+  TemplateIds ids{};           ///< for kCreateVolume / kCreateServer
+  std::string primary_host{};  ///< written into user_data for the first boot
+  int primary_port = 5432;
+  std::string donor_volume_id{};  ///< kTakeSnapshot when the action carries no volume id
+};
+
+/// What became of one action; drained by the next cycle.
+struct Completion {
+  std::string cluster{};
+  Action action{};
+  std::optional<Error> error{};  ///< absent: it succeeded
+  std::string detail{};          ///< e.g. "server_deleting", "removed with 3 sessions"
+  TimePoint finished{};
+};
+
+/// The replicas (and the snapshot slot) of one cluster with queued or running work.
+struct BusySet {
+  std::set<std::string> replicas{};
+  bool snapshot = false;
+};
+
+/// user_data for a replica's first boot (ansible/roles/pg_replica/files/replica-first-boot.sh):
+/// a JSON object of non-secret facts only — cluster, replica, primary_host, primary_port,
+/// replication_user, application_name, sslmode. Never a password.
+std::string ReplicaUserData(const config::Cluster& cluster, const std::string& replica,
+                            const std::string& primary_host, int primary_port);
+
+/// The spec CreateReplicaVolume / CreateReplicaServer get for `action`'s replica.
+openstack::ReplicaSpec ReplicaSpecFor(const ActionContext& context, const Action& action);
+
+/// The DNS record name of a replica: cluster.dns.record_template with {name} and {cluster}
+/// replaced, then the zone appended ("pg-replica-1a2b3c.db.example.com.").
+std::string DnsRecordName(const config::Cluster& cluster, const std::string& replica);
+
+/// Golden snapshot names: "<cluster>-golden-<UTC yyyymmddThhmmss>".
+std::string GoldenSnapshotName(const std::string& cluster, TimePoint now);
+
+/// Performs one action synchronously (blocks for the calls it makes). kRemoveFromLb that finds
+/// sessions left without force is kConflict, so the replica's later actions do not run.
+/// Returns a short detail on success.
+Result<std::string> PerformAction(const ActionContext& context, const Action& action,
+                                  TimePoint now);
+
+class Actuator {
+ public:
+  struct Options {
+    int threads = 8;
+    /// Run each action on the submitting thread, at once (deterministic unit tests).
+    bool inline_execution = false;
+    /// Stop() waits this long for running actions.
+    Duration stop_timeout = std::chrono::seconds(30);
+  };
+
+  /// `journal` and `clock` must outlive the actuator. Starts the workers (unless inline).
+  Actuator(Options options, EventJournal& journal, const Clock& clock);
+  /// Stops (see Stop) and joins what it can.
+  ~Actuator();
+  Actuator(const Actuator&) = delete;
+  Actuator& operator=(const Actuator&) = delete;
+
+  /// Queues `actions` (one cycle's plan) behind the same replica's earlier ones, in order
+  /// (snapshot actions share one slot per cluster). Returns at once (inline: after running
+  /// them). When an action fails, the replica's actions still queued are dropped: the next
+  /// cycle plans again from what it sees. Ignored after Stop().
+  void Submit(const std::string& cluster, ActionContext context, std::vector<Action> actions);
+
+  /// Queued or running work of `cluster`. Thread-safe.
+  BusySet Busy(const std::string& cluster) const;
+
+  /// Results since the last call, oldest first, of `cluster` only. Thread-safe.
+  std::vector<Completion> TakeCompletions(const std::string& cluster);
+
+  /// Drops queued actions and waits up to options.stop_timeout for running ones. Idempotent.
+  /// Returns false when some action was still running at the deadline; the destructor then
+  /// still joins it (every action is bounded by its client's own timeouts).
+  bool Stop();
+
+ private:
+  struct Job {
+    std::string cluster;
+    ActionContext context;
+    Action action;
+  };
+  static std::string KeyOf(const std::string& cluster, const Action& action);
+  void WorkerLoop();
+  /// Runs one action, journals it and queues its completion; true when it succeeded.
+  bool Execute(const Job& job);
+
+  Options options_;
+  EventJournal& journal_;
+  const Clock& clock_;
+
+  mutable std::mutex mu_;
+  std::condition_variable work_cv_;
+  std::condition_variable idle_cv_;
+  std::map<std::string, std::deque<Job>> queues_;  // by key: queued, not yet running
+  std::set<std::string> running_;                  // keys with an action in progress
+  std::deque<std::string> ready_;                  // keys with queued work and nothing running
+  std::map<std::string, std::vector<Completion>> completions_;  // by cluster
+  bool stopping_ = false;
+  std::vector<std::thread> workers_;
+};
+
+}  // namespace ra::autoscaler
