@@ -1,14 +1,21 @@
 #!/usr/bin/env bash
-# The sandbox demo (README: "Run the main job").
+# The sandbox demo (README: "Run the main job"): the service scaling a PostgreSQL read cluster on
+# a simulated OpenStack cloud, everything on loopback.
 #
-# Today (issue #2) it shows `replica-autoscaler plan`: a real VictoriaMetrics on loopback is fed
-# two hours of sample load for a cluster "orders" ending in a surge, and plan evaluates the
-# cluster's policies against it — before the surge and now — acting on nothing. The full sandbox
-# (cloud simulator, HAProxy, PostgreSQL replicas, the running service) comes with issue #5.
+# It installs and builds (scripts/setup.sh), starts the sandbox (tests/sandbox/sandbox.py up: a
+# PostgreSQL primary with pgbench data and a donor standby, the cloud simulator whose servers are
+# real standbys, HAProxy behind the Data Plane API double, VictoriaMetrics scraping HAProxy's
+# exporter and the service, and `replica-autoscaler serve` with target tracking on sessions per
+# replica), then drives the scenario (tests/sandbox/demo/scenario.py): the first replica is built
+# from a golden snapshot; a surge of pgbench -C -S through HAProxy scales 1 -> 3; a lull scales
+# back to 1 while light load keeps connecting; a live view every 2 s; a summary with the time of
+# each phase and the queries run and failed. Bounded (15 minutes by default).
 #
 #   scripts/demo.sh           run it and stop everything at the end
-#   scripts/demo.sh --keep    leave VictoriaMetrics running for exploration
-# Environment: RA_DEMO_PORT (VictoriaMetrics port, default 18428), RA_DEMO_DIR (default .sandbox/)
+#   scripts/demo.sh --keep    leave it all running for exploration (stop: sandbox.py down)
+# Environment: RA_DEMO_DIR (default .sandbox/), RA_DEMO_TIMEOUT (seconds, default 900),
+# RA_DEMO_PROFILE (fast or realistic cloud latencies, default fast), RA_DEMO_OCTET (PostgreSQL
+# and replicas on 127.0.N.x, default 210), BUILD_DIR (default build/).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -17,67 +24,51 @@ keep=0
 for arg in "$@"; do
   case "$arg" in
     --keep) keep=1 ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
     *) echo "demo.sh: unknown argument '$arg' (try --help)" >&2; exit 2 ;;
   esac
 done
 
 scripts/setup.sh
 
-port=${RA_DEMO_PORT:-18428}
 dir=${RA_DEMO_DIR:-"$here/.sandbox"}
-url="http://127.0.0.1:$port"
-bin="$here/build/bin/replica-autoscaler"
-mkdir -p "$dir"
+timeout_s=${RA_DEMO_TIMEOUT:-900}
+bin="${BUILD_DIR:-$here/build}/bin/replica-autoscaler"
+sandbox=(/usr/bin/python3 "$here/tests/sandbox/sandbox.py")
 
-if [ -f "$dir/victoria-metrics.pid" ] && kill -0 "$(cat "$dir/victoria-metrics.pid")" 2>/dev/null; then
-  echo "demo: stopping the VictoriaMetrics a previous --keep left running"
-  kill "$(cat "$dir/victoria-metrics.pid")"; sleep 1
-fi
-if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-  echo "demo: port $port is taken by another program; set RA_DEMO_PORT to a free one" >&2
-  exit 1
-fi
-
-rm -rf "$dir/vm-data"
-echo "==> starting VictoriaMetrics on $url (data in $dir/vm-data, log in $dir/victoria-metrics.log)"
-victoria-metrics -httpListenAddr="127.0.0.1:$port" -storageDataPath="$dir/vm-data" \
-  -retentionPeriod=1d >"$dir/victoria-metrics.log" 2>&1 &
-vm_pid=$!
-echo "$vm_pid" >"$dir/victoria-metrics.pid"
+echo "==> starting the sandbox in $dir"
+started=0
 cleanup() {
-  if [ "$keep" = 0 ]; then
-    kill "$vm_pid" 2>/dev/null || true
-    wait "$vm_pid" 2>/dev/null || true
-    rm -f "$dir/victoria-metrics.pid"
+  status=$?
+  if [ "$keep" = 0 ] && [ "$started" = 1 ]; then
+    echo "==> stopping the sandbox"
+    "${sandbox[@]}" down --root "$dir" || true
   fi
+  exit "$status"
 }
 trap cleanup EXIT
-for _ in $(seq 1 100); do
-  curl -fsS "$url/health" >/dev/null 2>&1 && break
-  kill -0 "$vm_pid" 2>/dev/null || { echo "demo: VictoriaMetrics exited:" >&2; tail -5 "$dir/victoria-metrics.log" >&2; exit 1; }
-  sleep 0.1
-done
-
-echo "==> loading two hours of sample load for cluster 'orders' (2 replicas), ending in a surge"
-tests/sandbox/metrics/load_sample.py --url "$url"
-
-sed "s|http://127.0.0.1:18428|$url|" tests/sandbox/plan-demo.yaml >"$dir/plan-demo.yaml"
-echo
-echo "==> replica-autoscaler validate $dir/plan-demo.yaml --no-secret-check"
-"$bin" validate "$dir/plan-demo.yaml" --no-secret-check
+trap 'exit 130' INT TERM
+started=1
+"${sandbox[@]}" up --root "$dir" --binary "$bin" --profile "${RA_DEMO_PROFILE:-fast}" \
+  --octet "${RA_DEMO_OCTET:-210}"
 
 echo
-echo "==> replica-autoscaler plan --config $dir/plan-demo.yaml --current 2"
-"$bin" plan --config "$dir/plan-demo.yaml" --current 2
-
-echo "==> the same as JSON, for scripts (first lines)"
-"$bin" plan --config "$dir/plan-demo.yaml" --current 2 --json | head -n 20
+"$bin" validate "$dir/service/config.yaml" | sed 's/^/    /'
+echo
+# The scenario bounds itself; timeout(1) is the last resort should something hang regardless.
+timeout --kill-after=30 "$((timeout_s + 120))" \
+  /usr/bin/python3 "$here/tests/sandbox/demo/scenario.py" --root "$dir" --timeout "$timeout_s"
 
 if [ "$keep" = 1 ]; then
+  api=$(/usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["api_url"])' "$dir/state.json")
   echo
-  echo "VictoriaMetrics keeps running at $url (pid $vm_pid). Try:"
-  echo "  $bin plan --config $dir/plan-demo.yaml --current 4"
-  echo "  curl -s '$url/api/v1/query' --data-urlencode 'query=sum(haproxy_backend_current_sessions)'"
-  echo "Stop it with: kill $vm_pid"
+  echo "Everything keeps running. Explore:"
+  "${sandbox[@]}" status --root "$dir" | sed 's/^/  /'
+  echo
+  echo "  curl -s -H \"Authorization: Bearer \$(cat $dir/service/secrets/read-only.token)\" $api/v1/clusters/orders"
+  echo "  $bin status --api $api --token-file $dir/service/secrets/read-only.token"
+  echo "  $bin scale orders 2 --api $api --token-file $dir/service/secrets/admin.token --wait"
+  echo "  pgbench -n -C -S -c 16 -T 60 -h 127.0.0.1 -p \$(python3 -c 'import json;print(json.load(open(\"$dir/state.json\"))[\"frontend_port\"])') -U postgres postgres"
+  echo "  the service's log: $dir/service.log; its events: $dir/service/events.jsonl"
+  echo "Stop it all with: tests/sandbox/sandbox.py down --root $dir"
 fi
