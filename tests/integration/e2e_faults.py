@@ -1,0 +1,85 @@
+#!/usr/bin/python3
+"""End to end: cloud failures during scale-up are cleaned up, backed off and reported.
+
+1. a server that goes ERROR (simulator: POST /control/servers outcome error): the service
+   records the failure (event, provisioning_failures_total{reason="server_error"}), deletes the
+   server and its volume, and builds another replica that serves
+2. a quota error (simulator: POST /control/quotas instances = what exists): the failure is
+   reported (event, provisioning_failures_total{reason="quota"}), no volume is left behind, and
+   the service backs off instead of asking Nova every cycle; with the quota raised, it scales
+"""
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from e2e_common import check, eventually, log, metric_value, no_orphans, owned_resources, run, settled  # noqa: E402
+
+C = "/v1/clusters/orders"
+FAILURES = "replica_autoscaler_provisioning_failures_total"
+
+
+def status(sb):
+    return sb.cluster_status()
+
+
+def create_server_calls(sb):
+    reqs = sb.cloud("GET", "/control/requests?service=compute")["requests"]
+    return [r for r in reqs if r.get("method") == "POST" and r.get("path", "").rstrip("/").endswith("/servers")]
+
+
+def events_text(sb):
+    return json.dumps(sb.events()).lower()
+
+
+def body(sb, args):
+    eventually("one serving replica", lambda: settled(status(sb), 1), 150)
+
+    # --- a server that goes ERROR
+    sb.cloud("POST", "/control/servers", {"match": "orders", "outcome": "error", "count": 1,
+                                          "fault": "No valid host was found. There are not enough hosts available."})
+    code, out = sb.api("PUT", C + "/override", {"replicas": 2, "reason": "e2e faults"})
+    check(code == 200, f"PUT override 2 ({code} {out})")
+    eventually("a failure with reason server_error on /metrics",
+               lambda: metric_value(sb, FAILURES, {"reason": "server_error"}) >= 1, 90)
+    check(True, "provisioning_failures_total{reason=server_error} counted the ERROR server")
+    eventually("the failure in the events", lambda: "server_error" in events_text(sb) or "error" in
+               " ".join(e.get("type", "") for e in sb.events()), 30)
+    check(any(e.get("type") in ("replica_failed", "action_failed") for e in sb.events()),
+          "an event reports the failed replica")
+    eventually("2 serving replicas despite the ERROR", lambda: settled(status(sb), 2), 150)
+    eventually("the ERROR server and its volume were deleted", lambda: no_orphans(sb, 2), 60)
+    servers, _ = owned_resources(sb)
+    check(all(s["status"] == "ACTIVE" for s in servers), "no server in ERROR is left")
+
+    # --- a quota error
+    in_use = sb.cloud_state()["usage"]["instances"]
+    sb.cloud("POST", "/control/quotas", {"instances": in_use})
+    calls_before = len(create_server_calls(sb))
+    code, out = sb.api("PUT", C + "/override", {"replicas": 3, "reason": "e2e quota"})
+    check(code == 200, f"PUT override 3 ({code} {out})")
+    eventually("a failure with reason quota on /metrics",
+               lambda: metric_value(sb, FAILURES, {"reason": "quota"}) >= 1, 60)
+    check(True, "provisioning_failures_total{reason=quota} counted the quota error")
+    check("quota" in events_text(sb), "the events say quota")
+    t_first = time.monotonic()
+    time.sleep(15)
+    calls = len(create_server_calls(sb)) - calls_before
+    log(f"{calls} server creations asked in ~15 s after the quota error (cycles every 1 s)")
+    check(calls <= 5, f"the service backed off: {calls} create-server calls in 15+ s, not one per cycle")
+    eventually("no volume left behind by the refused servers", lambda: no_orphans(sb, 2), 60)
+    check(True, "no orphan volume after the quota errors")
+    check(status(sb).get("serving") == 2, "the 2 serving replicas stayed")
+
+    sb.cloud("POST", "/control/quotas", {"instances": 20})
+    log("quota raised; waiting for the third replica (after the backoff)")
+    eventually("3 serving replicas once the quota allows", lambda: settled(status(sb), 3), 240)
+    log(f"the third replica served {time.monotonic() - t_first:.0f} s after the first quota error")
+    eventually("3 servers and 3 volumes", lambda: no_orphans(sb, 3), 60)
+    check(True, "no orphan at the end")
+
+
+if __name__ == "__main__":
+    sys.exit(run("e2e_faults", body, settings={"LOOP_INTERVAL": "1s", "SCALE_DOWN_WINDOW": "5s"},
+                 budget=480))

@@ -1,0 +1,98 @@
+#!/usr/bin/python3
+"""End to end: kill -9 the service mid-provisioning and mid-drain; restarted, it adopts what
+exists, converges, and leaves no orphan server or volume.
+
+1. one replica serves; the simulator's server_build latency is raised to 5 s; a manual count of
+   2; once the new server is in BUILD, SIGKILL; restart; 2 serve; the cloud holds exactly 2
+   servers and 2 volumes (besides the donor's)
+2. two psql sessions sleep through HAProxy (one on each replica, leastconn); a manual count of
+   1; once a replica drains, SIGKILL; restart; the drained replica stays in drain in HAProxy
+   (the restarted service does not re-admit it) and gets no new session while pgbench connects;
+   the sleeping sessions end; 1 replica serves; the cloud holds 1 server and 1 volume
+"""
+import os
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from e2e_common import check, eventually, log, no_orphans, owned_resources, run, settled  # noqa: E402
+
+C = "/v1/clusters/orders"
+
+
+def status(sb):
+    return sb.cluster_status()
+
+
+def restart(sb):
+    log("kill -9 the service")
+    sb.kill_service()
+    check(not sb.service_alive(), "the service is gone")
+    time.sleep(1)
+    sb.start_service()
+    log("the service restarted")
+
+
+def body(sb, args):
+    eventually("one serving replica", lambda: settled(status(sb), 1), 150)
+
+    # --- mid-provisioning
+    sb.cloud("POST", "/control/profile", {"latency": {"server_build": 5}})
+    code, out = sb.api("PUT", C + "/override", {"replicas": 2, "reason": "e2e restart"})
+    check(code == 200, f"PUT override 2 ({code} {out})")
+
+    def building():
+        servers, _ = owned_resources(sb)
+        return [s for s in servers if s["status"] == "BUILD"]
+    eventually("a second server in BUILD", building, 60, interval=0.2)
+    restart(sb)
+    eventually("2 serving replicas after the restart", lambda: settled(status(sb), 2), 150)
+    check(True, "the restarted service finished the replica it had started (or rebuilt it)")
+    eventually("2 servers and 2 volumes in the cloud", lambda: no_orphans(sb, 2), 60)
+    check(True, "no orphan after the kill mid-provisioning")
+    sb.cloud("POST", "/control/profile", {"latency": {"server_build": 0.3}})
+
+    # --- mid-drain
+    fe = sb.state["frontend_port"]
+    sleepers = [subprocess.Popen(["psql", "-X", "-h", "127.0.0.1", "-p", str(fe), "-U", "postgres", "-d",
+                                  "postgres", "-c", "SELECT pg_sleep(120)"],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(2)]
+    try:
+        eventually("a sleeping session on each replica",
+                   lambda: all(s["scur"] >= 1 for s in sb.backend_servers().values()), 20, interval=0.2)
+        code, out = sb.api("PUT", C + "/override", {"replicas": 1, "reason": "e2e drain"})
+        check(code == 200, f"PUT override 1 ({code} {out})")
+
+        def draining():
+            for name, s in sb.backend_servers().items():
+                if s["status"].startswith("DRAIN") or (s.get("admin", 0) & 8):
+                    return name
+            return None
+        victim = eventually("a replica in drain in HAProxy", draining, 60, interval=0.2)
+        log(f"{victim} drains")
+        restart(sb)
+        time.sleep(4)  # a few cycles of the restarted service
+        servers = sb.backend_servers()
+        check(victim in servers and (servers[victim]["status"].startswith("DRAIN") or servers[victim].get("admin", 0) & 8),
+              f"after the restart {victim} is still in drain ({servers.get(victim)})")
+        before = servers[victim]["stot"]
+        r = sb.pgbench(clients=4, seconds=4)
+        check(r["ok"], f"pgbench through HAProxy while {victim} drains ({r['processed']} tx, {r['failed']} failed)")
+        after = sb.backend_servers().get(victim, {}).get("stot", before)
+        check(after == before, f"{victim} got no new session while draining ({before} -> {after})")
+    finally:
+        for p in sleepers:
+            p.kill()
+            p.wait()
+    eventually("1 serving replica once the sessions ended", lambda: settled(status(sb), 1), 120)
+    survivor = status(sb)["replicas"][0]["name"]
+    check(survivor != victim, f"the drained replica left, {survivor} stays")
+    eventually("1 server and 1 volume in the cloud", lambda: no_orphans(sb, 1), 60)
+    check(True, "no orphan after the kill mid-drain")
+    check(set(sb.backend_servers()) == {survivor}, "HAProxy's backend holds only the survivor")
+
+
+if __name__ == "__main__":
+    sys.exit(run("e2e_restart", body, settings={"LOOP_INTERVAL": "1s", "SCALE_DOWN_WINDOW": "5s",
+                                                 "DRAIN_TIMEOUT": "3m"}, budget=420))
