@@ -1,0 +1,919 @@
+#include "autoscaler/controller.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cctype>
+#include <future>
+#include <random>
+#include <regex>
+#include <set>
+#include <utility>
+
+#include "core/duration.h"
+#include "core/log.h"
+
+namespace ra::autoscaler {
+
+namespace {
+
+std::string ReplaceAll(std::string text, std::string_view from, std::string_view to) {
+  for (size_t at = text.find(from); at != std::string::npos; at = text.find(from, at + to.size())) {
+    text.replace(at, from.size(), to);
+  }
+  return text;
+}
+
+template <typename D>
+double Seconds(D d) {
+  return std::chrono::duration<double>(d).count();
+}
+
+double UnixSeconds(TimePoint t) {
+  return std::chrono::duration<double>(t.time_since_epoch()).count();
+}
+
+// The order a replica goes up through; -1 for phases that are not on the way up.
+int UpRank(Phase phase) {
+  switch (phase) {
+    case Phase::kVolumeCreating:
+      return 0;
+    case Phase::kServerBuilding:
+      return 1;
+    case Phase::kPostgresStarting:
+      return 2;
+    case Phase::kCatchingUp:
+      return 3;
+    case Phase::kAdmitting:
+      return 4;
+    case Phase::kServing:
+      return 5;
+    default:
+      return -1;
+  }
+}
+
+// docs/metrics.md's duration phase for the step a replica leaves; "" when none.
+std::string_view DurationPhase(Phase left) {
+  switch (left) {
+    case Phase::kVolumeCreating:
+      return "volume";
+    case Phase::kServerBuilding:
+      return "server";
+    case Phase::kPostgresStarting:
+      return "postgres";
+    case Phase::kCatchingUp:
+      return "catch_up";
+    case Phase::kAdmitting:
+      return "admit";
+    default:
+      return "";
+  }
+}
+
+bool ContainsNoCase(std::string_view haystack, std::string_view needle) {
+  auto it = std::search(haystack.begin(), haystack.end(), needle.begin(), needle.end(),
+                        [](char a, char b) { return std::tolower(a) == std::tolower(b); });
+  return it != haystack.end();
+}
+
+// docs/metrics.md's provisioning failure reason of a failed create call.
+std::string_view CreateFailureReason(const Error& error) {
+  if (error.kind == ErrorKind::kQuota) return "quota";
+  if (ContainsNoCase(error.message, "no valid host") || ContainsNoCase(error.message, "capacity")) {
+    return "capacity";
+  }
+  return "other";
+}
+
+// The same for a replica Reconcile declared failed, from its failure sentence.
+std::string_view ReplicaFailureReason(const std::string& failure) {
+  if (ContainsNoCase(failure, "timeout") || ContainsNoCase(failure, "timed out") ||
+      ContainsNoCase(failure, "longer than")) {
+    return "timeout";
+  }
+  if (ContainsNoCase(failure, "volume")) return "volume_error";
+  if (ContainsNoCase(failure, "server") || ContainsNoCase(failure, "ERROR")) return "server_error";
+  return "other";
+}
+
+std::string_view ComponentOf(ActionKind kind) {
+  switch (kind) {
+    case ActionKind::kAdmit:
+    case ActionKind::kMaint:
+    case ActionKind::kDrain:
+    case ActionKind::kRemoveFromLb:
+      return "dataplane";
+    default:
+      return "cloud";
+  }
+}
+
+std::string BlockedKey(const Blocked& b) {
+  return fmt::format("{}/{}", ToString(b.kind), b.replica);
+}
+
+}  // namespace
+
+std::string ReplicaName(const std::string& name_template, const std::string& cluster,
+                        const std::string& id, const std::string& zone) {
+  std::string name = ReplaceAll(ReplaceAll(name_template, "{cluster}", cluster), "{id}", id);
+  name = ReplaceAll(name, "{zone}", zone);
+  if (zone.empty()) {
+    // The zone is chosen by Reconcile after the name: leave no doubled or dangling separator.
+    for (const char* twice : {"--", "..", "__"}) {
+      for (size_t at = name.find(twice); at != std::string::npos; at = name.find(twice)) {
+        name.erase(at, 1);
+      }
+    }
+    while (!name.empty() && (name.front() == '-' || name.front() == '.')) name.erase(0, 1);
+    while (!name.empty() && (name.back() == '-' || name.back() == '.')) name.pop_back();
+  }
+  return name;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+struct Controller::ObserveResult {
+  Observed observed{};
+  std::vector<std::pair<std::string, Error>> errors{};  // component, error
+  std::optional<int64_t> primary_lsn{};
+};
+
+Controller::Controller(const config::Config& config, const Clock& clock, Random random,
+                       EventJournal& journal, ServiceMetrics& metrics,
+                       std::vector<ClusterDeps> clusters, ControllerOptions options)
+    : config_(config),
+      clock_(clock),
+      random_(std::move(random)),
+      journal_(journal),
+      metrics_(metrics),
+      options_(options),
+      actuator_(options.actuator, journal, clock) {
+  if (!random_) {
+    auto engine = std::make_shared<std::mt19937>(std::random_device{}());
+    random_ = [engine] { return static_cast<uint32_t>((*engine)()); };
+  }
+  for (ClusterDeps& deps : clusters) {
+    auto state = std::make_unique<ClusterState>();
+    state->template_ids = deps.template_ids;
+    state->donor_volume_id = deps.donor_volume_id;
+    state->deps = std::move(deps);
+    clusters_.push_back(std::move(state));
+  }
+}
+
+Controller::~Controller() { Stop(); }
+
+Controller::ClusterState* Controller::Find(const std::string& cluster) {
+  for (auto& state : clusters_) {
+    if (state->deps.cluster->name == cluster) return state.get();
+  }
+  return nullptr;
+}
+
+const Controller::ClusterState* Controller::Find(const std::string& cluster) const {
+  for (const auto& state : clusters_) {
+    if (state->deps.cluster->name == cluster) return state.get();
+  }
+  return nullptr;
+}
+
+uint32_t Controller::NextRandom() { return random_(); }
+
+std::vector<std::string> Controller::FreshNames(const ClusterState& state, const Observed& observed,
+                                                int count) {
+  const config::Cluster& cluster = *state.deps.cluster;
+  std::set<std::string> taken;
+  for (const ObservedReplica& r : observed.replicas) taken.insert(r.name);
+  for (const std::string& name : observed.foreign_lb_servers) taken.insert(name);
+  for (const auto& [name, memory] : state.memory.replicas) taken.insert(name);
+  std::vector<std::string> names;
+  // Bounded: 2^24 ids make a collision rare; give up rather than spin on a broken source.
+  for (int attempt = 0; static_cast<int>(names.size()) < count && attempt < count * 20; ++attempt) {
+    const std::string id = fmt::format("{:06x}", NextRandom() & 0xffffffu);
+    std::string name = ReplicaName(cluster.replica.name_template, cluster.name, id, "");
+    if (taken.insert(name).second) names.push_back(std::move(name));
+  }
+  return names;
+}
+
+Controller::ObserveResult Controller::Observe(ClusterState& state, TimePoint now) {
+  const ClusterDeps& deps = state.deps;
+  const config::Cluster& cluster = *deps.cluster;
+  ObserveResult out;
+  Observed& observed = out.observed;
+  auto error = [&out](std::string component, Error e) {
+    out.errors.emplace_back(std::move(component), std::move(e));
+  };
+
+  // The cloud: our replicas by tag.
+  std::map<std::string, ObservedReplica> replicas;
+  if (auto listed = deps.cloud->ListReplicas(cluster.name); listed) {
+    for (openstack::ReplicaFacts& facts : *listed) {
+      ObservedReplica& r = replicas[facts.name];
+      r.name = facts.name;
+      r.server = std::move(facts.server);
+      r.volume = std::move(facts.volume);
+    }
+  } else {
+    observed.cloud_error = listed.error();
+    error("cloud", listed.error());
+  }
+
+  // HAProxy: ours are the servers named like a replica of ours, or like the names we make.
+  static const std::string kIdMark = "\x01";
+  const std::string shape = ReplicaName(cluster.replica.name_template, cluster.name, kIdMark, "");
+  std::string pattern;
+  for (char c : shape) {
+    if (c == '\x01') {
+      pattern += "[0-9a-f]{6}";
+    } else if (std::isalnum(static_cast<unsigned char>(c))) {
+      pattern += c;
+    } else {
+      pattern += '\\';
+      pattern += c;
+    }
+  }
+  const std::regex ours(pattern);
+  if (auto servers = deps.lb->ListServers(); servers) {
+    for (haproxy::LbServer& server : *servers) {
+      auto it = replicas.find(server.name);
+      if (it == replicas.end() && !std::regex_match(server.name, ours)) {
+        observed.foreign_lb_servers.push_back(server.name);
+        continue;
+      }
+      ObservedReplica& r = replicas[server.name];
+      r.name = server.name;
+      r.lb = std::move(server);
+    }
+  } else {
+    observed.lb_error = servers.error();
+    error("dataplane", servers.error());
+  }
+
+  // Golden snapshots, oldest first.
+  if (auto snapshots = deps.cloud->ListSnapshots(cluster.name); snapshots) {
+    observed.snapshots = std::move(*snapshots);
+    std::stable_sort(observed.snapshots.begin(), observed.snapshots.end(),
+                     [](const openstack::SnapshotFacts& a, const openstack::SnapshotFacts& b) {
+                       return a.created.value_or(TimePoint{}) < b.created.value_or(TimePoint{});
+                     });
+  } else {
+    observed.snapshots_error = snapshots.error();
+    error("cloud", snapshots.error());
+  }
+
+  // The donor's volume, resolved once.
+  if (state.donor_volume_id.empty() && deps.resolve_donor) {
+    if (auto volume = deps.resolve_donor(); volume) {
+      state.donor_volume_id = *volume;
+    } else {
+      error("cloud", volume.error());
+    }
+  }
+  observed.donor_volume_id = state.donor_volume_id;
+
+  // Zones: the template's, else the cloud's (cached: they rarely change).
+  if (!cluster.replica.zones.empty()) {
+    observed.zones = cluster.replica.zones;
+  } else {
+    if (!state.zones_cached_at || now - *state.zones_cached_at >= options_.zones_cache) {
+      if (auto zones = deps.cloud->AvailabilityZones(); zones) {
+        state.zones_cache = std::move(*zones);
+        state.zones_cached_at = now;
+      } else {
+        error("cloud", zones.error());
+      }
+    }
+    observed.zones = state.zones_cache;
+  }
+
+  // The primary and its position, then every replica that can answer, in parallel.
+  int64_t primary_lsn = -1;
+  if (auto primary = deps.primary->Locate(); primary) {
+    observed.primary_host = primary->host;
+    observed.primary_port = primary->port;
+    if (auto lsn = deps.probe->PrimaryLsn(primary->host, primary->port); lsn) {
+      primary_lsn = *lsn;
+      out.primary_lsn = *lsn;
+    } else {
+      error("postgres", lsn.error());
+    }
+  } else {
+    error("postgres", primary.error());
+  }
+  std::vector<std::pair<std::string, std::future<ProbeResult>>> probes;
+  for (auto& [name, r] : replicas) {
+    if (!r.server || r.server->status != "ACTIVE" || r.server->address.empty()) continue;
+    probes.emplace_back(
+        name,
+        std::async(std::launch::async, [&deps, &cluster, address = r.server->address, primary_lsn] {
+          return deps.probe->ProbeReplica(address, cluster.postgres.port, primary_lsn);
+        }));
+  }
+  for (auto& [name, future] : probes) replicas[name].probe = future.get();
+
+  for (auto& [name, r] : replicas) observed.replicas.push_back(std::move(r));
+  return out;
+}
+
+void Controller::ApplyCompletions(ClusterState& state, const std::vector<Completion>& completions,
+                                  TimePoint now) {
+  const config::Cluster& cluster = *state.deps.cluster;
+  for (const Completion& c : completions) {
+    const Action& a = c.action;
+    const bool creates = a.kind == ActionKind::kCreateVolume || a.kind == ActionKind::kCreateServer;
+    if (c.error) {
+      metrics_.CountError(ComponentOf(a.kind), c.error->kind);
+      if (creates) {
+        const std::string_view reason = CreateFailureReason(*c.error);
+        Error backoff = *c.error;
+        // "No valid host" is capacity, not a transient glitch: it backs off like a quota.
+        if (reason == "capacity") backoff.kind = ErrorKind::kQuota;
+        {
+          std::lock_guard lock(mu_);
+          RecordZoneFailure(state.memory, a.zone, cluster.replica.flavor, backoff, now);
+        }
+        metrics_.CountProvisioningFailure(cluster.name, a.zone, reason);
+      }
+      continue;
+    }
+    if (creates) {
+      std::lock_guard lock(mu_);
+      RecordZoneSuccess(state.memory, a.zone, cluster.replica.flavor);
+    }
+    if (a.kind == ActionKind::kRemoveFromLb && a.force) {
+      metrics_.CountForcedDrain(cluster.name);
+      Event event;
+      event.at = c.finished;
+      event.cluster = cluster.name;
+      event.replica = a.replica;
+      event.type = "forced_drain";
+      event.message = fmt::format(
+          "{} removed from HAProxy after the drain timeout with {} session(s) still open",
+          a.replica, a.sessions);
+      event.details = {{"sessions", a.sessions}};
+      journal_.Append(std::move(event));
+    }
+  }
+}
+
+bool Controller::RunOnce(TimePoint now) {
+  std::lock_guard cycle(cycle_mu_);
+  const auto started = std::chrono::steady_clock::now();
+  bool ok = true;
+  for (auto& state : clusters_) {
+    try {
+      ok = RunCluster(*state, now) && ok;
+    } catch (const std::exception& e) {
+      // A bug in one cluster's cycle must not stop the loop or the other clusters.
+      ok = false;
+      log::Error("cycle failed", {{"cluster", state->deps.cluster->name}, {"error", e.what()}});
+      metrics_.CountError("config", ErrorKind::kInternal);
+      std::lock_guard lock(mu_);
+      state->last_error = std::string("internal: ") + e.what();
+    }
+  }
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  metrics_.ObserveCycle(seconds, ok, UnixSeconds(now));
+  std::lock_guard lock(mu_);
+  first_cycle_done_ = now;
+  if (ok) last_success_ = now;
+  return ok;
+}
+
+bool Controller::RunCluster(ClusterState& state, TimePoint now) {
+  const ClusterDeps& deps = state.deps;
+  const config::Cluster& cluster = *deps.cluster;
+  ++state.cycles;
+
+  ApplyCompletions(state, actuator_.TakeCompletions(cluster.name), now);
+  const BusySet busy = actuator_.Busy(cluster.name);
+
+  ObserveResult seen = Observe(state, now);
+
+  // Policies: each query through the metrics source, outside the lock.
+  const std::map<std::string, std::string> queries = policies::Queries(cluster.policy);
+  std::map<std::string, policies::Reading> readings;
+  for (const auto& [policy, query] : queries) {
+    Result<policies::QueryResult> answer =
+        deps.metrics ? deps.metrics->Query(query, now)
+                     : Result<policies::QueryResult>(
+                           Fail(ErrorKind::kConfig, "no metrics source is configured"));
+    policies::Reading reading =
+        policies::ToReading(answer, now, cluster.policy.missing_data.max_age);
+    if (reading.error) metrics_.CountError("metrics", reading.error->kind);
+    readings[policy] = std::move(reading);
+  }
+
+  std::optional<Plan> previous;
+  Plan plan;
+  policies::Decision decision;
+  int previous_desired = 0;
+  bool override_expired = false;
+  std::optional<policies::ManualOverride> expired;
+  {
+    std::lock_guard lock(mu_);
+    previous = state.last_plan;
+    if (state.manual && state.manual->expires_at && *state.manual->expires_at <= now) {
+      expired = state.manual;
+      state.manual.reset();
+      override_expired = true;
+    }
+    int current = 0;
+    if (previous) {
+      current = previous->active;
+    } else {
+      for (const ObservedReplica& r : seen.observed.replicas) {
+        const bool broken =
+            r.server && (r.server->status == "ERROR" || r.server->task_state == "deleting");
+        if ((r.server || r.volume) && !broken) ++current;
+      }
+    }
+    policies::EvaluationInput input;
+    input.current_replicas = current;
+    input.readings = std::move(readings);
+    input.manual = state.manual;
+    input.now = now;
+    decision = policies::Evaluate(cluster.policy, state.memory.policy_history, input);
+    previous_desired = state.desired.value_or(current);
+    if (state.paused && !decision.override_active) {
+      // Paused: the count stays where it was; building and draining still finish.
+      decision.desired = previous_desired;
+      decision.reason =
+          fmt::format("paused ({}): holding {} replica(s); the policies said: {}",
+                      state.paused_reason.empty() ? "no reason given" : state.paused_reason,
+                      previous_desired, decision.reason);
+    }
+    state.memory.policy_history =
+        policies::Record(cluster.policy, state.memory.policy_history, decision, now);
+
+    ReconcileInput rin;
+    rin.cluster = &cluster;
+    rin.desired = decision.desired;
+    rin.paused = state.paused;
+    rin.observed = seen.observed;
+    rin.busy = busy.replicas;
+    rin.snapshot_busy = busy.snapshot;
+    rin.now = now;
+    // Names are made outside Reconcile (it never makes randomness); enough for this cycle.
+    const int wanted = std::max(0, decision.desired - current) + 2;
+    rin.fresh_names = FreshNames(state, seen.observed, wanted);
+    plan = Reconcile(rin, state.memory);
+
+    // A snapshot about to be requested: remember it so the next cycles do not ask again.
+    for (const Action& a : plan.actions) {
+      if (a.kind == ActionKind::kTakeSnapshot) {
+        state.memory.snapshot_requested_at = now;
+        state.memory.snapshot_on_demand = false;
+      }
+    }
+    state.last_plan = plan;
+    state.decision = decision;
+    state.decided_at = now;
+    state.desired = decision.desired;
+    state.last_cycle_at = now;
+    state.primary =
+        seen.observed.primary_host.empty()
+            ? std::string()
+            : fmt::format("{}:{}", seen.observed.primary_host, seen.observed.primary_port);
+    state.newest_snapshot.reset();
+    state.snapshot_creating = false;
+    for (const openstack::SnapshotFacts& s : seen.observed.snapshots) {
+      if (s.status == "available") state.newest_snapshot = s;
+      state.snapshot_creating |= s.status == "creating";
+    }
+    std::string last_error;
+    for (const auto& [component, e] : seen.errors) {
+      if (!last_error.empty()) last_error += "; ";
+      last_error += fmt::format("{}: {}", component, log::Redact(e.ToString()));
+    }
+    state.last_error = last_error;
+  }
+
+  if (override_expired) {
+    Event event;
+    event.at = now;
+    event.cluster = cluster.name;
+    event.type = "manual_override_expired";
+    event.message =
+        fmt::format("the manual count of {} expired; the policies decide again", expired->replicas);
+    journal_.Append(std::move(event));
+  }
+  for (const auto& [component, e] : seen.errors) {
+    metrics_.CountError(component, e.kind);
+    log::Warn("observe failed", {{"cluster", cluster.name},
+                                 {"component", component},
+                                 {"kind", ToString(e.kind)},
+                                 {"error", log::Redact(e.message)}});
+  }
+
+  // Creating needs the template's ids: resolved at the first need, never inside the lock.
+  std::vector<Action> actions = plan.actions;
+  const bool creates = std::any_of(actions.begin(), actions.end(), [](const Action& a) {
+    return a.kind == ActionKind::kCreateVolume || a.kind == ActionKind::kCreateServer;
+  });
+  if (creates && !state.template_ids && deps.resolve_template) {
+    if (auto ids = deps.resolve_template(); ids) {
+      state.template_ids = std::move(*ids);
+    } else {
+      seen.errors.emplace_back("cloud", ids.error());
+      metrics_.CountError("cloud", ids.error().kind);
+      log::Warn("template not resolved: nothing is created this cycle",
+                {{"cluster", cluster.name}, {"error", log::Redact(ids.error().message)}});
+      std::lock_guard lock(mu_);
+      if (!state.last_error.empty()) state.last_error += "; ";
+      state.last_error += "cloud: " + log::Redact(ids.error().ToString());
+    }
+  }
+  if (creates && !state.template_ids) {
+    std::erase_if(actions, [](const Action& a) {
+      return a.kind == ActionKind::kCreateVolume || a.kind == ActionKind::kCreateServer;
+    });
+  }
+
+  ReportPlan(state, previous, plan, now);
+  metrics_.RecordCycle(cluster.name, decision, previous_desired, plan);
+  if (decision.desired != previous_desired || !previous) {
+    Event event;
+    event.at = now;
+    event.cluster = cluster.name;
+    event.type = "decision";
+    event.message = decision.reason;
+    event.details = {{"from", previous_desired},
+                     {"to", decision.desired},
+                     {"current", decision.current},
+                     {"override", decision.override_active}};
+    journal_.Append(std::move(event));
+  }
+
+  // The quota, now and then, for the dashboard.
+  if (options_.quota_every_cycles > 0 && (state.cycles - 1) % options_.quota_every_cycles == 0) {
+    if (auto quota = deps.cloud->RemainingQuota(); quota) {
+      // -1 means unlimited: no gauge rather than a negative figure that reads as "exhausted".
+      const std::pair<std::string_view, int> figures[] = {{"instances", quota->instances},
+                                                          {"cores", quota->cores},
+                                                          {"ram_mb", quota->ram_mb},
+                                                          {"volumes", quota->volumes},
+                                                          {"gigabytes", quota->gigabytes}};
+      for (const auto& [resource, value] : figures) {
+        if (value >= 0) metrics_.SetQuota(cluster.name, resource, value);
+      }
+    } else {
+      metrics_.CountError("cloud", quota.error().kind);
+    }
+  }
+
+  int serving = 0;
+  for (const ReplicaView& v : plan.replicas) serving += v.phase == Phase::kServing ? 1 : 0;
+  log::Info("cycle", {{"cluster", cluster.name},
+                      {"desired", plan.desired},
+                      {"active", plan.active},
+                      {"serving", serving},
+                      {"actions", actions.size()},
+                      {"blocked", plan.blocked.size()},
+                      {"reason", plan.reason}});
+
+  if (!actions.empty()) {
+    ActionContext context;
+    context.cluster = &cluster;
+    context.cloud = deps.cloud;
+    context.lb = deps.lb;
+    context.dns = deps.dns;
+    if (state.template_ids) context.ids = *state.template_ids;
+    context.primary_host = seen.observed.primary_host;
+    context.primary_port = seen.observed.primary_port;
+    context.donor_volume_id = state.donor_volume_id;
+    actuator_.Submit(cluster.name, std::move(context), std::move(actions));
+  }
+  return seen.errors.empty();
+}
+
+void Controller::ReportPlan(ClusterState& state, const std::optional<Plan>& previous,
+                            const Plan& plan, TimePoint now) {
+  const config::Cluster& cluster = *state.deps.cluster;
+  std::map<std::string, const ReplicaView*> before;
+  if (previous) {
+    for (const ReplicaView& v : previous->replicas) before[v.name] = &v;
+  }
+  for (const ReplicaView& v : plan.replicas) {
+    auto it = before.find(v.name);
+    const ReplicaView* old = it == before.end() ? nullptr : it->second;
+    if (old && old->phase == v.phase) continue;
+    Event event;
+    event.at = now;
+    event.cluster = cluster.name;
+    event.replica = v.name;
+    event.type = "phase_changed";
+    event.message = old ? fmt::format("{} -> {}{}{}", ToString(old->phase), ToString(v.phase),
+                                      v.detail.empty() ? "" : ": ", v.detail)
+                        : fmt::format("first seen in {}{}{}", ToString(v.phase),
+                                      v.detail.empty() ? "" : ": ", v.detail);
+    event.details = {{"to", ToString(v.phase)}, {"zone", v.zone}};
+    if (old) event.details["from"] = ToString(old->phase);
+    journal_.Append(std::move(event));
+
+    // Durations of the steps of a scale-up, observed when a replica leaves a step going up.
+    if (old && UpRank(old->phase) >= 0 && UpRank(v.phase) > UpRank(old->phase)) {
+      const std::string_view step = DurationPhase(old->phase);
+      if (!step.empty())
+        metrics_.ObservePhaseDuration(cluster.name, step, Seconds(now - old->phase_since));
+      if (v.phase == Phase::kServing) {
+        TimePoint began = v.created;
+        {
+          std::lock_guard lock(mu_);
+          auto m = state.memory.replicas.find(v.name);
+          if (began == TimePoint{} && m != state.memory.replicas.end())
+            began = m->second.first_seen;
+        }
+        if (began != TimePoint{} && began <= now) {
+          metrics_.ObservePhaseDuration(cluster.name, "total", Seconds(now - began));
+        }
+      }
+    }
+
+    if (v.phase == Phase::kFailed) {
+      std::string failure;
+      {
+        std::lock_guard lock(mu_);
+        auto m = state.memory.replicas.find(v.name);
+        if (m != state.memory.replicas.end()) failure = m->second.failure;
+      }
+      if (failure.empty()) failure = v.detail;
+      Event failed;
+      failed.at = now;
+      failed.cluster = cluster.name;
+      failed.replica = v.name;
+      failed.type = "replica_failed";
+      failed.result = std::string(ReplicaFailureReason(failure));
+      failed.message = failure;
+      failed.details = {{"zone", v.zone}};
+      if (old) failed.details["phase"] = ToString(old->phase);
+      journal_.Append(std::move(failed));
+      // A replica that broke on its way up is a failed scale-up; one that served is not.
+      if (!old || (UpRank(old->phase) >= 0 && old->phase != Phase::kServing)) {
+        metrics_.CountProvisioningFailure(cluster.name, v.zone, ReplicaFailureReason(failure));
+      }
+    }
+  }
+
+  std::map<std::string, std::string> blocked;
+  for (const Blocked& b : plan.blocked) blocked[BlockedKey(b)] = b.reason;
+  std::map<std::string, std::string> before_blocked;
+  {
+    std::lock_guard lock(mu_);
+    before_blocked = std::exchange(state.blocked, blocked);
+  }
+  for (const Blocked& b : plan.blocked) {
+    auto it = before_blocked.find(BlockedKey(b));
+    if (it != before_blocked.end() && it->second == b.reason) continue;
+    Event event;
+    event.at = now;
+    event.cluster = cluster.name;
+    event.replica = b.replica;
+    event.type = "blocked";
+    event.action = std::string(ToString(b.kind));
+    event.message = b.reason;
+    journal_.Append(std::move(event));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// the loop
+
+void Controller::Run() {
+  std::unique_lock lock(loop_mu_);
+  while (!stop_requested_) {
+    triggered_ = false;
+    lock.unlock();
+    RunOnce(clock_.Now());
+    lock.lock();
+    Duration wait = config_.loop.interval;
+    if (config_.loop.jitter.count() > 0) {
+      lock.unlock();
+      const uint64_t r = NextRandom();
+      lock.lock();
+      wait += Duration(
+          static_cast<int64_t>(r % (static_cast<uint64_t>(config_.loop.jitter.count()) + 1)));
+    }
+    loop_cv_.wait_for(lock, wait, [this] { return stop_requested_ || triggered_; });
+  }
+}
+
+void Controller::Start() {
+  std::lock_guard lock(loop_mu_);
+  if (loop_thread_.joinable() || stopped_) return;
+  loop_thread_ = std::thread([this] { Run(); });
+}
+
+bool Controller::Stop() {
+  {
+    std::lock_guard lock(loop_mu_);
+    stop_requested_ = true;
+  }
+  loop_cv_.notify_all();
+  if (loop_thread_.joinable() && loop_thread_.get_id() != std::this_thread::get_id()) {
+    loop_thread_.join();
+  }
+  {
+    std::lock_guard lock(loop_mu_);
+    stopped_ = true;
+  }
+  return actuator_.Stop();
+}
+
+void Controller::TriggerCycle() {
+  {
+    std::lock_guard lock(loop_mu_);
+    triggered_ = true;
+  }
+  loop_cv_.notify_all();
+}
+
+std::optional<Plan> Controller::LastPlan(const std::string& cluster) const {
+  std::lock_guard lock(mu_);
+  const ClusterState* state = Find(cluster);
+  if (!state) return std::nullopt;
+  return state->last_plan;
+}
+
+// ---------------------------------------------------------------------------------------------
+// ServiceControl
+
+std::vector<std::string> Controller::ClusterNames() const {
+  std::vector<std::string> names;
+  for (const auto& state : clusters_) names.push_back(state->deps.cluster->name);
+  return names;
+}
+
+Result<ClusterStatus> Controller::Status(const std::string& cluster) const {
+  std::lock_guard lock(mu_);
+  const ClusterState* state = Find(cluster);
+  if (!state) return Fail(ErrorKind::kNotFound, fmt::format("no cluster named '{}'", cluster));
+  const config::Cluster& c = *state->deps.cluster;
+  ClusterStatus s;
+  s.name = c.name;
+  s.min_replicas = c.policy.min_replicas;
+  s.max_replicas = c.policy.max_replicas;
+  s.paused = state->paused;
+  s.paused_reason = state->paused_reason;
+  s.manual = state->manual;
+  s.decision = state->decision;
+  s.decided_at = state->decided_at;
+  s.last_cycle_at = state->last_cycle_at;
+  s.last_error = state->last_error;
+  s.primary = state->primary;
+  s.newest_snapshot = state->newest_snapshot;
+  if (state->last_plan) {
+    const Plan& plan = *state->last_plan;
+    s.desired = plan.desired;
+    s.active = plan.active;
+    s.plan_reason = plan.reason;
+    s.replicas = plan.replicas;
+    s.blocked = plan.blocked;
+    for (const ReplicaView& v : plan.replicas) s.serving += v.phase == Phase::kServing ? 1 : 0;
+  } else if (state->desired) {
+    s.desired = *state->desired;
+  }
+  return s;
+}
+
+Result<void> Controller::SetOverride(const std::string& cluster, policies::ManualOverride manual) {
+  const TimePoint now = clock_.Now();
+  {
+    std::lock_guard lock(mu_);
+    ClusterState* state = Find(cluster);
+    if (!state) return Fail(ErrorKind::kNotFound, fmt::format("no cluster named '{}'", cluster));
+    const policies::ClusterPolicy& p = state->deps.cluster->policy;
+    if (manual.replicas < p.min_replicas || manual.replicas > p.max_replicas) {
+      return Fail(ErrorKind::kBadRequest,
+                  fmt::format("replicas {} is outside cluster {}'s bounds [{}, {}] "
+                              "(min_replicas, max_replicas)",
+                              manual.replicas, cluster, p.min_replicas, p.max_replicas));
+    }
+    if (manual.expires_at && *manual.expires_at <= now) {
+      return Fail(ErrorKind::kBadRequest,
+                  fmt::format("the override would expire at {}, which is not in the future",
+                              FormatTime(*manual.expires_at)));
+    }
+    state->manual = manual;
+  }
+  Event event;
+  event.at = now;
+  event.cluster = cluster;
+  event.type = "manual_override";
+  event.message = fmt::format("manual count {}{}{}", manual.replicas,
+                              manual.expires_at ? " until " + FormatTime(*manual.expires_at)
+                                                : std::string(" until cleared"),
+                              manual.reason.empty() ? std::string() : ": " + manual.reason);
+  event.details = {{"replicas", manual.replicas}};
+  journal_.Append(std::move(event));
+  TriggerCycle();
+  return {};
+}
+
+Result<void> Controller::ClearOverride(const std::string& cluster) {
+  std::optional<policies::ManualOverride> was;
+  {
+    std::lock_guard lock(mu_);
+    ClusterState* state = Find(cluster);
+    if (!state) return Fail(ErrorKind::kNotFound, fmt::format("no cluster named '{}'", cluster));
+    was = std::exchange(state->manual, std::nullopt);
+  }
+  if (was) {
+    Event event;
+    event.at = clock_.Now();
+    event.cluster = cluster;
+    event.type = "manual_override_cleared";
+    event.message =
+        fmt::format("manual count {} cleared; the policies decide again", was->replicas);
+    journal_.Append(std::move(event));
+    TriggerCycle();
+  }
+  return {};
+}
+
+Result<void> Controller::Pause(const std::string& cluster, const std::string& reason) {
+  bool changed = false;
+  {
+    std::lock_guard lock(mu_);
+    ClusterState* state = Find(cluster);
+    if (!state) return Fail(ErrorKind::kNotFound, fmt::format("no cluster named '{}'", cluster));
+    changed = !state->paused || state->paused_reason != reason;
+    state->paused = true;
+    state->paused_reason = reason;
+  }
+  if (changed) {
+    Event event;
+    event.at = clock_.Now();
+    event.cluster = cluster;
+    event.type = "paused";
+    event.message =
+        reason.empty() ? "automatic scaling paused" : "automatic scaling paused: " + reason;
+    journal_.Append(std::move(event));
+    TriggerCycle();
+  }
+  return {};
+}
+
+Result<void> Controller::Resume(const std::string& cluster) {
+  bool changed = false;
+  {
+    std::lock_guard lock(mu_);
+    ClusterState* state = Find(cluster);
+    if (!state) return Fail(ErrorKind::kNotFound, fmt::format("no cluster named '{}'", cluster));
+    changed = state->paused;
+    state->paused = false;
+    state->paused_reason.clear();
+  }
+  if (changed) {
+    Event event;
+    event.at = clock_.Now();
+    event.cluster = cluster;
+    event.type = "resumed";
+    event.message = "automatic scaling resumed";
+    journal_.Append(std::move(event));
+    TriggerCycle();
+  }
+  return {};
+}
+
+Result<void> Controller::RequestSnapshot(const std::string& cluster) {
+  {
+    std::lock_guard lock(mu_);
+    ClusterState* state = Find(cluster);
+    if (!state) return Fail(ErrorKind::kNotFound, fmt::format("no cluster named '{}'", cluster));
+    const bool creating = state->memory.snapshot_on_demand || state->snapshot_creating;
+    if (creating || actuator_.Busy(cluster).snapshot) {
+      return Fail(ErrorKind::kConflict,
+                  fmt::format("a snapshot of cluster {} is already being made", cluster));
+    }
+    state->memory.snapshot_on_demand = true;
+  }
+  Event event;
+  event.at = clock_.Now();
+  event.cluster = cluster;
+  event.type = "snapshot_requested";
+  event.message = "a golden snapshot was asked for through the API";
+  journal_.Append(std::move(event));
+  TriggerCycle();
+  return {};
+}
+
+std::vector<Event> Controller::Events(const std::string& cluster, size_t limit,
+                                      std::optional<TimePoint> since) const {
+  return journal_.Recent(cluster, limit, since);
+}
+
+Health Controller::GetHealth() const {
+  std::lock_guard lock(mu_);
+  Health health;
+  health.ready = first_cycle_done_.has_value();
+  health.last_successful_cycle = last_success_;
+  health.max_cycle_age = 3 * config_.loop.interval + std::chrono::seconds(60);
+  return health;
+}
+
+}  // namespace ra::autoscaler
