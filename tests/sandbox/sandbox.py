@@ -141,7 +141,7 @@ class Sandbox:
         self.log = log or (lambda message: print(message, flush=True))
         # What config.yaml.in leaves open; tests change the windows and timeouts.
         self.settings = {"MIN_REPLICAS": 1, "MAX_REPLICAS": 4, "TARGET": 6, "SESSIONS_WINDOW": "6s",
-                         "SCALE_DOWN_WINDOW": "20s", "LOOP_INTERVAL": "2s", "DRAIN_TIMEOUT": "1m",
+                         "SCALE_DOWN_WINDOW": "20s", "SCALE_DOWN_STEP": 2, "LOOP_INTERVAL": "2s", "DRAIN_TIMEOUT": "1m",
                          "SERVER_BUILD_TIMEOUT": "3m"}
         self.settings.update(settings or {})
         self.state = {}

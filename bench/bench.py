@@ -1,0 +1,244 @@
+#!/usr/bin/python3
+"""Benchmarks of the service in the sandbox (not timed tests: figures to read). Run through
+bench/run.sh. The cloud simulator runs its realistic latency profile, scaled by --latency-scale
+(default 0.25, to keep a run short; the figures are ratios or measured against the injected
+latencies, so the scale changes the seconds, not the meaning).
+
+  (i)   overhead ratio: time to serving for +1 replica (manual count through the API, until the
+        replica serves) / (the simulator's injected latencies on that path — volume_create +
+        server_build — plus PostgreSQL start and catch-up as measured here: from the server being
+        ACTIVE to our own probe seeing its replay lag under 16 MiB). 1.0 would be no overhead.
+  (ii)  parallelism: time to serving for +4 / time for +1. 1.0: four replicas cost one's time.
+  (iii) reaction: from the first raw sample over the policy's threshold in VictoriaMetrics
+        (pgbench -C -S -c 16 through HAProxy; the sessions-per-replica policy wants a second
+        replica above target 6 x (1 + tolerance 0.1)) to the first cloud call of the scale-up
+        (the volume's POST, in the simulator's captured requests); and from the start of the load.
+Medians over --runs runs (default 3).
+"""
+import argparse
+import datetime
+import json
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.abspath(os.path.join(HERE, ".."))
+sys.path.insert(0, os.path.join(REPO, "tests", "sandbox"))
+sys.path.insert(0, os.path.join(REPO, "tests", "sandbox", "demo"))
+import sandbox as sandbox_mod  # noqa: E402
+import scenario  # noqa: E402
+
+C = "/v1/clusters/orders"
+MAX_LAG = 16 * 1024 * 1024
+THRESHOLD = 6 * 1.1
+
+
+def log(message):
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def wait(what, predicate, timeout, interval=0.25):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if predicate():
+                return time.monotonic()
+        except Exception:  # noqa: BLE001 - e.g. a replica not answering yet
+            pass
+        time.sleep(interval)
+    raise RuntimeError(f"{what}: not within {timeout:.0f} s")
+
+
+def settled(sb, n):
+    st = sb.cluster_status()
+    return st.get("serving") == n and len(st.get("replicas", [])) == n
+
+
+def owned(sb):
+    state = sb.cloud_state()
+    return [s for s in state["servers"] if s["name"] != sandbox_mod.DONOR_NAME and s["status"] != "DELETED"]
+
+
+def parse_time(text):
+    return datetime.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+class CatchUpProbe:
+    """For servers that appear after start(): when each was first seen ACTIVE, and when its
+    replay lag was first under 16 MiB by our own psql probe."""
+
+    def __init__(self, sb):
+        self.sb = sb
+        self.active = {}
+        self.caught_up = {}
+        self._stop = threading.Event()
+        self.known = {s["id"] for s in owned(sb)}
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        while not self._stop.is_set():
+            try:
+                for s in owned(self.sb):
+                    sid = s["id"]
+                    if sid in self.known or sid in self.caught_up:
+                        continue
+                    if s["status"] == "ACTIVE" and sid not in self.active:
+                        self.active[sid] = time.monotonic()
+                    if sid in self.active and s.get("address"):
+                        try:
+                            if self.sb.lag_bytes(s["address"]) <= MAX_LAG:
+                                self.caught_up[sid] = time.monotonic()
+                        except Exception:  # noqa: BLE001 - PostgreSQL still starting
+                            pass
+            except Exception:  # noqa: BLE001
+                pass
+            self._stop.wait(0.2)
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def pg_seconds(self):
+        spans = [self.caught_up[s] - self.active[s] for s in self.caught_up if s in self.active]
+        return max(spans) if spans else None
+
+
+def scale_to(sb, n, timeout):
+    t0 = time.monotonic()
+    code, out = sb.api("PUT", C + "/override", {"replicas": n, "reason": "bench"})
+    if code != 200:
+        raise RuntimeError(f"PUT override {n}: {code} {out}")
+    t1 = wait(f"{n} serving", lambda: settled(sb, n), timeout)
+    return t1 - t0
+
+
+def back_to_one(sb, timeout=300):
+    sb.api("DELETE", C + "/override")
+    wait("back to 1 replica", lambda: settled(sb, 1), timeout, interval=0.5)
+    wait("one server left", lambda: len(owned(sb)) == 1, 120, interval=0.5)
+
+
+def first_crossing(sb, since, until):
+    """Timestamp (s) of the first raw sample of the backend's sessions over THRESHOLD."""
+    q = urllib.parse.urlencode({"match[]": 'haproxy_backend_current_sessions{proxy="pg_replicas"}',
+                                "start": f"{since:.3f}", "end": f"{until:.3f}"})
+    with urllib.request.urlopen(sb.state["metrics_url"] + "/api/v1/export?" + q, timeout=10) as r:
+        lines = r.read().decode().splitlines()
+    best = None
+    for line in lines:
+        if not line.strip():
+            continue
+        series = json.loads(line)
+        for value, ts in zip(series["values"], series["timestamps"]):
+            if value > THRESHOLD and ts / 1000 >= since and (best is None or ts / 1000 < best):
+                best = ts / 1000
+    return best
+
+
+def first_volume_post(sb, since):
+    reqs = sb.cloud("GET", "/control/requests?service=volume")["requests"]
+    times = [parse_time(r["time"]) for r in reqs
+             if r["method"] == "POST" and r["path"].rstrip("/").endswith("/volumes") and parse_time(r["time"]) >= since]
+    return min(times) if times else None
+
+
+def one_run(sb, latency, i):
+    out = {}
+    log(f"run {i}: +1 replica")
+    probe = CatchUpProbe(sb)
+    try:
+        out["t1"] = scale_to(sb, 2, 300)
+    finally:
+        probe.stop()
+    out["pg"] = probe.pg_seconds()
+    out["injected"] = latency["volume_create"] + latency["server_build"]
+    back_to_one(sb)
+
+    log(f"run {i}: +4 replicas")
+    out["t4"] = scale_to(sb, 5, 400)
+    back_to_one(sb)
+
+    log(f"run {i}: load until the first cloud call")
+    wall_start = time.time()
+    load = scenario.Load(sb, 16, round_seconds=5).start()
+    try:
+        wait("a volume POST after the load started", lambda: first_volume_post(sb, wall_start), 120)
+        t_post = first_volume_post(sb, wall_start)
+    finally:
+        load.stop()
+    crossing = first_crossing(sb, wall_start - 1, t_post + 1)
+    out["reaction"] = (t_post - crossing) if crossing is not None else None
+    out["from_load"] = t_post - wall_start
+    back_to_one(sb, timeout=400)
+    return out
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--latency-scale", type=float, default=0.25)
+    p.add_argument("--binary", default=os.path.join(REPO, "build", "bin", "replica-autoscaler"))
+    p.add_argument("--root")
+    args = p.parse_args()
+    if args.runs < 1 or not 0 < args.latency_scale <= 10:
+        p.error("--runs >= 1 and 0 < --latency-scale <= 10")
+    root = args.root or tempfile.mkdtemp(prefix="ra-bench-")
+    os.makedirs(root, exist_ok=True)
+    os.chmod(root, 0o755)
+    octet = 250 - os.getpid() % 5
+    settings = {"MAX_REPLICAS": 5, "SCALE_DOWN_WINDOW": "5s", "SCALE_DOWN_STEP": 4, "LOOP_INTERVAL": "2s",
+                "SESSIONS_WINDOW": "4s"}
+    results = []
+    with sandbox_mod.Sandbox(root, profile="realistic", octet=octet, binary=args.binary, settings=settings,
+                             log=log) as sb:
+        latency = sb.cloud("GET", "/control/state")["latency"]
+        latency = {k: round(v * args.latency_scale, 3) for k, v in latency.items()}
+        sb.cloud("POST", "/control/profile", {"latency": latency})
+        log(f"simulator latencies (realistic x {args.latency_scale}): {latency}")
+        wait("the first replica", lambda: settled(sb, 1), 300, interval=0.5)
+        for i in range(1, args.runs + 1):
+            results.append(one_run(sb, latency, i))
+            log(f"run {i}: {results[-1]}")
+    if not args.root:
+        shutil.rmtree(root, ignore_errors=True)
+
+    def med(key):
+        vals = [r[key] for r in results if r.get(key) is not None]
+        return statistics.median(vals) if vals else float("nan")
+
+    ratios = [r["t1"] / (r["injected"] + r["pg"]) for r in results if r.get("pg") is not None]
+    par = [r["t4"] / r["t1"] for r in results]
+    print(f"\nreplica-autoscaler benchmarks: simulator profile realistic, latencies scaled x{args.latency_scale} "
+          f"(volume_create {latency['volume_create']} s, server_build {latency['server_build']} s); "
+          f"loop interval 2 s, scrape interval 2 s; medians of {len(results)} runs")
+    rows = [
+        ("time to serving, +1 replica", f"{med('t1'):.1f} s"),
+        ("  injected latencies on its path", f"{med('injected'):.1f} s"),
+        ("  PostgreSQL start + catch-up (measured)", f"{med('pg'):.1f} s"),
+        ("(i) overhead ratio", f"{statistics.median(ratios):.2f}" if ratios else "n/a"),
+        ("time to serving, +4 replicas", f"{med('t4'):.1f} s"),
+        ("(ii) parallelism t(+4)/t(+1)", f"{statistics.median(par):.2f}"),
+        ("(iii) metric over threshold -> first cloud call", f"{med('reaction'):.1f} s"),
+        ("      load start -> first cloud call", f"{med('from_load'):.1f} s"),
+    ]
+    width = max(len(r[0]) for r in rows)
+    print("-" * (width + 14))
+    for name, value in rows:
+        print(f"{name:{width}}  {value:>10}")
+    print("-" * (width + 14))
+    print("per run: " + "; ".join(
+        f"t1 {r['t1']:.1f} t4 {r['t4']:.1f} pg {r['pg'] if r['pg'] is None else round(r['pg'], 1)} "
+        f"reaction {r['reaction'] if r['reaction'] is None else round(r['reaction'], 1)}" for r in results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
