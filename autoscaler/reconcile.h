@@ -95,6 +95,9 @@ struct ReplicaMemory {
   bool leaving = false;  ///< chosen to go: never re-admitted, only taken down
   std::optional<TimePoint> drain_started{};
   std::string failure{};  ///< non-empty once failed: why
+  /// docs/metrics.md's failure `reason` once failed: quota, capacity, volume_error,
+  /// server_error, timeout, catch_up, other.
+  std::string failure_reason{};
   std::string zone{};
   std::optional<TimePoint> serving_since{};
 };
@@ -176,14 +179,30 @@ struct ReplicaView {
   int64_t sessions = 0;
   TimePoint created{};   ///< the server's (or volume's) creation time
   std::string detail{};  ///< e.g. "server BUILD", "PQping: no response", "3 sessions left"
+  bool leaving = false;  ///< chosen to go (kDraining, kDrained, kDeleting)
+  bool busy = false;     ///< an action of the actuator is still running for it
+  bool foreign = false;  ///< the donor, or a name HAProxy holds for someone else: never touched
+};
+
+/// A replica that failed in this cycle (it was not failed before): for the journal, the
+/// provisioning_failures_total metric and the zone's backoff (RecordZoneFailure), which the loop
+/// records; Reconcile only reads the backoff.
+struct FailureEvent {
+  std::string replica{};
+  std::string zone{};     ///< "" when the cloud chose and did not say
+  std::string reason{};   ///< docs/metrics.md's failure reason (timeout, server_error, ...)
+  std::string message{};  ///< one sentence with the figures
 };
 
 struct Plan {
   std::vector<Action> actions{};
   std::vector<Blocked> blocked{};
-  std::vector<ReplicaView> replicas{};  ///< every replica, by name
+  std::vector<ReplicaView> replicas{};   ///< every replica, by name, as left by this plan
+  std::vector<FailureEvent> failures{};  ///< replicas that failed in this cycle
   int desired = 0;
-  int active = 0;  ///< replicas counted as current (IsActive)
+  /// Replicas counted as current (IsActive, neither foreign) when the plan was made: before this
+  /// plan's victims left and its new replicas were requested.
+  int active = 0;
   /// One sentence for the cycle's log line: "desired 3, active 1 (1 serving): create 2 in
   /// az1, az2 from snapshot 2026-11-21T06:00Z".
   std::string reason{};
@@ -226,6 +245,23 @@ struct ReconcileInput {
 ///  - snapshots: one taken when the newest is older than snapshots.interval (or on demand) and
 ///    none is being created; available ones beyond `keep` newest, and error ones, deleted;
 ///  - nothing at all is planned for a replica in `busy`.
+/// Decisions worth knowing (each tested):
+///  - restart: with no memory of a replica, one in HAProxy in drain (or in maint without a lag
+///    above the threshold) is taken as leaving, its drain timer starting now; a caught-up one
+///    that is not in HAProxy is kAdmitting (active: admitted, or a cheap victim);
+///  - a replica's actions come in the order they must run; traffic leaves first: a replica still
+///    in HAProxy gets only HAProxy actions (kMaint/kDrain before kRemoveFromLb, as Remove refuses
+///    a ready server), and kDeleteDns/kDeleteReplica come in a later cycle, once HAProxy no
+///    longer lists it;
+///  - paused: no victims, no new replicas, no re-admission of leaving ones; replicas under way
+///    finish, failed ones are cleaned up but not replaced (each shown as Blocked);
+///  - cloud_error: no replica action at all and no snapshot deletion (phases are held as
+///    remembered, timeouts are not applied); lb_error: no HAProxy action, no victim, no
+///    re-admission, no deletion of a replica that has a server; volumes and servers of new
+///    replicas may still be created;
+///  - the Controller records phases' durations and failures from `memory` and Plan::failures;
+///    a kCreateVolume adds the new replica to `memory` (phase kVolumeCreating), and a remembered
+///    replica the cloud does not show is forgotten unless it is `busy`.
 Plan Reconcile(const ReconcileInput& input, ClusterMemory& memory);
 
 }  // namespace ra::autoscaler
