@@ -86,17 +86,6 @@ std::string_view CreateFailureReason(const Error& error) {
   return "other";
 }
 
-// The same for a replica Reconcile declared failed, from its failure sentence.
-std::string_view ReplicaFailureReason(const std::string& failure) {
-  if (ContainsNoCase(failure, "timeout") || ContainsNoCase(failure, "timed out") ||
-      ContainsNoCase(failure, "longer than")) {
-    return "timeout";
-  }
-  if (ContainsNoCase(failure, "volume")) return "volume_error";
-  if (ContainsNoCase(failure, "server") || ContainsNoCase(failure, "ERROR")) return "server_error";
-  return "other";
-}
-
 std::string_view ComponentOf(ActionKind kind) {
   switch (kind) {
     case ActionKind::kAdmit:
@@ -567,7 +556,9 @@ bool Controller::RunCluster(ClusterState& state, TimePoint now) {
   }
 
   int serving = 0;
-  for (const ReplicaView& v : plan.replicas) serving += v.phase == Phase::kServing ? 1 : 0;
+  for (const ReplicaView& v : plan.replicas) {
+    serving += v.phase == Phase::kServing && !v.foreign ? 1 : 0;
+  }
   log::Info("cycle", {{"cluster", cluster.name},
                       {"desired", plan.desired},
                       {"active", plan.active},
@@ -621,42 +612,39 @@ void Controller::ReportPlan(ClusterState& state, const std::optional<Plan>& prev
       if (!step.empty())
         metrics_.ObservePhaseDuration(cluster.name, step, Seconds(now - old->phase_since));
       if (v.phase == Phase::kServing) {
+        // From the request (first seen by this process), else from the cloud's creation time.
         TimePoint began = v.created;
         {
           std::lock_guard lock(mu_);
           auto m = state.memory.replicas.find(v.name);
-          if (began == TimePoint{} && m != state.memory.replicas.end())
+          if (m != state.memory.replicas.end() && m->second.first_seen != TimePoint{}) {
             began = m->second.first_seen;
+          }
         }
         if (began != TimePoint{} && began <= now) {
           metrics_.ObservePhaseDuration(cluster.name, "total", Seconds(now - began));
         }
       }
     }
+  }
 
-    if (v.phase == Phase::kFailed) {
-      std::string failure;
-      {
-        std::lock_guard lock(mu_);
-        auto m = state.memory.replicas.find(v.name);
-        if (m != state.memory.replicas.end()) failure = m->second.failure;
-      }
-      if (failure.empty()) failure = v.detail;
-      Event failed;
-      failed.at = now;
-      failed.cluster = cluster.name;
-      failed.replica = v.name;
-      failed.type = "replica_failed";
-      failed.result = std::string(ReplicaFailureReason(failure));
-      failed.message = failure;
-      failed.details = {{"zone", v.zone}};
-      if (old) failed.details["phase"] = ToString(old->phase);
-      journal_.Append(std::move(failed));
-      // A replica that broke on its way up is a failed scale-up; one that served is not.
-      if (!old || (UpRank(old->phase) >= 0 && old->phase != Phase::kServing)) {
-        metrics_.CountProvisioningFailure(cluster.name, v.zone, ReplicaFailureReason(failure));
-      }
-    }
+  // Replicas that failed in this cycle: journal, metric, and the zone's backoff (Reconcile only
+  // reads the backoff; the loop records it).
+  for (const FailureEvent& f : plan.failures) {
+    Event failed;
+    failed.at = now;
+    failed.cluster = cluster.name;
+    failed.replica = f.replica;
+    failed.type = "replica_failed";
+    failed.result = f.reason;
+    failed.message = f.message;
+    failed.details = {{"zone", f.zone}};
+    journal_.Append(std::move(failed));
+    metrics_.CountProvisioningFailure(cluster.name, f.zone, f.reason);
+    const ErrorKind kind =
+        f.reason == "quota" || f.reason == "capacity" ? ErrorKind::kQuota : ErrorKind::kInternal;
+    std::lock_guard lock(mu_);
+    RecordZoneFailure(state.memory, f.zone, cluster.replica.flavor, Error{kind, f.message}, now);
   }
 
   std::map<std::string, std::string> blocked;
@@ -773,7 +761,9 @@ Result<ClusterStatus> Controller::Status(const std::string& cluster) const {
     s.plan_reason = plan.reason;
     s.replicas = plan.replicas;
     s.blocked = plan.blocked;
-    for (const ReplicaView& v : plan.replicas) s.serving += v.phase == Phase::kServing ? 1 : 0;
+    for (const ReplicaView& v : plan.replicas) {
+      s.serving += v.phase == Phase::kServing && !v.foreign ? 1 : 0;
+    }
   } else if (state->desired) {
     s.desired = *state->desired;
   }
