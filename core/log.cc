@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cctype>
 #include <chrono>
+#include <deque>
 #include <mutex>
 #include <sstream>
 #include <vector>
@@ -22,7 +23,9 @@ constexpr std::string_view kRedacted = "***";
 
 struct State {
   std::mutex mu;
-  std::vector<std::string> secrets;  // longest first, so a secret containing another is whole
+  std::vector<std::string> permanent;  // RegisterSecret
+  std::deque<std::string> ephemeral;   // RegisterEphemeralSecret, oldest first, bounded
+  std::vector<std::string> secrets;  // both, longest first, so a secret containing another is whole
   Level min_level = Level::kInfo;
   std::shared_ptr<spdlog::logger> logger;
   std::string* capture = nullptr;
@@ -148,14 +151,34 @@ void Write(Level level, std::string_view msg, const Fields& fields) {
   }
 }
 
+namespace {
+
+void RebuildSecretsLocked(State& state) {
+  state.secrets.assign(state.permanent.begin(), state.permanent.end());
+  state.secrets.insert(state.secrets.end(), state.ephemeral.begin(), state.ephemeral.end());
+  std::sort(state.secrets.begin(), state.secrets.end(),
+            [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
+}
+
+}  // namespace
+
 void RegisterSecret(std::string value) {
   if (value.size() < 4) return;
   State& state = GetState();
   std::lock_guard lock(state.mu);
   if (std::find(state.secrets.begin(), state.secrets.end(), value) != state.secrets.end()) return;
-  state.secrets.push_back(std::move(value));
-  std::sort(state.secrets.begin(), state.secrets.end(),
-            [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
+  state.permanent.push_back(std::move(value));
+  RebuildSecretsLocked(state);
+}
+
+void RegisterEphemeralSecret(std::string value) {
+  if (value.size() < 4) return;
+  State& state = GetState();
+  std::lock_guard lock(state.mu);
+  if (std::find(state.secrets.begin(), state.secrets.end(), value) != state.secrets.end()) return;
+  state.ephemeral.push_back(std::move(value));
+  while (state.ephemeral.size() > kMaxEphemeralSecrets) state.ephemeral.pop_front();
+  RebuildSecretsLocked(state);
 }
 
 std::string Redact(std::string_view text) {
@@ -185,6 +208,8 @@ void ResetForTesting() {
   State& state = GetState();
   std::lock_guard lock(state.mu);
   state.secrets.clear();
+  state.permanent.clear();
+  state.ephemeral.clear();
   state.capture = nullptr;
   state.min_level = Level::kInfo;
   state.logger = MakeStderrLogger();

@@ -35,6 +35,15 @@ inline void Error(std::string_view msg, const Fields& f = nullptr) { Write(Level
 /// Thread-safe.
 void RegisterSecret(std::string value);
 
+/// How many ephemeral secrets are remembered; older ones are forgotten.
+inline constexpr size_t kMaxEphemeralSecrets = 64;
+
+/// Like RegisterSecret, for values that are replaced over time (Keystone tokens, renewed every
+/// few hours): only the newest kMaxEphemeralSecrets are kept, so a service running for months
+/// does not accumulate every token it ever received. A forgotten token has long expired.
+/// Thread-safe.
+void RegisterEphemeralSecret(std::string value);
+
 /// `text` with every registered secret replaced by "***". Thread-safe.
 std::string Redact(std::string_view text);
 

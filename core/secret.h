@@ -16,6 +16,11 @@ class Secret {
  public:
   Secret() = default;
   explicit Secret(std::string value) : value_(std::move(value)) { log::RegisterSecret(value_); }
+  /// A value replaced over time (a Keystone token): registered with RegisterEphemeralSecret.
+  struct Ephemeral {};
+  Secret(std::string value, Ephemeral) : value_(std::move(value)) {
+    log::RegisterEphemeralSecret(value_);
+  }
 
   const std::string& Reveal() const { return value_; }
   bool empty() const { return value_.empty(); }

@@ -101,7 +101,9 @@ Result<Token> ParseTokenResponse(const HttpResponse& response) {
     return Fail(ErrorKind::kParse, "keystone: answer has no X-Subject-Token header");
   }
   Token token;
-  token.value = Secret(subject);  // registered for redaction from here on
+  // Registered for redaction from here on; tokens are renewed for as long as the service runs,
+  // so only the newest are remembered.
+  token.value = Secret(subject, Secret::Ephemeral{});
   json j = json::parse(response.body, nullptr, false);
   if (!j.is_object() || !j.contains("token") || !j["token"].is_object()) {
     return Fail(ErrorKind::kParse, "keystone: answer has no token object");

@@ -65,6 +65,20 @@ TEST(Log, WritesJsonLinesAndRedactsSecrets) {
   log::ResetForTesting();
 }
 
+TEST(Log, EphemeralSecretsAreBoundedButPermanentOnesStay) {
+  log::ResetForTesting();
+  Secret password("permanent-password-value");
+  for (size_t i = 0; i < log::kMaxEphemeralSecrets + 10; ++i) {
+    Secret token("keystone-token-" + std::to_string(1000 + i), Secret::Ephemeral{});
+  }
+  EXPECT_EQ(log::Redact("permanent-password-value"), "***");
+  // The newest tokens are still redacted, the oldest have been forgotten.
+  EXPECT_EQ(log::Redact("keystone-token-" + std::to_string(1000 + log::kMaxEphemeralSecrets + 9)),
+            "***");
+  EXPECT_EQ(log::Redact("keystone-token-1000"), "keystone-token-1000");
+  log::ResetForTesting();
+}
+
 TEST(Log, SurvivesInvalidUtf8) {
   log::ResetForTesting();
   std::string out;
