@@ -344,9 +344,10 @@ void DeriveUp(Item& item, Context& ctx) {
 
   if (!server) {
     if (!volume) {
-      // Only HAProxy lists it: the cloud has nothing behind the name any more.
+      // Only HAProxy lists it: nothing is behind the name any more, so its sessions are dead
+      // and there is nothing to drain for.
       MarkLeaving(item);
-      item.mem->drain_started = now;
+      item.mem->drain_started = now - t.drain;
       DeriveLeaving(item, ctx);
       item.detail = "in HAProxy, but neither server nor volume exists: " + item.detail;
       return;
@@ -449,6 +450,19 @@ void DeriveUp(Item& item, Context& ctx) {
     item.phase = Phase::kAdmitting;
     item.unhealthy =
         !gate.reachable || !server_active || lb.status.health == haproxy::Health::kDown;
+    if (!gate.reachable) {
+      // A replica whose PostgreSQL died stays listed (HAProxy marks it DOWN) and would count as
+      // capacity forever: it gets the budget of a starting one.
+      const TimePoint since = PhaseStart(item, Phase::kAdmitting, now);
+      if (too_long(since, t.postgres_start)) {
+        Fail(item, ctx, "timeout",
+             fmt::format("in HAProxy but PostgreSQL not answering for {} ({}; postgres_start is "
+                         "{})",
+                         age(since), server_active ? gate.why : "server " + server->status,
+                         HumanDuration(t.postgres_start)));
+        return;
+      }
+    }
     item.detail =
         fmt::format("in HAProxy ({}, {}{}), not serving yet", haproxy::ToString(lb.admin_state),
                     lb.status.raw.empty() ? std::string("no status") : lb.status.raw,
@@ -501,6 +515,8 @@ void Derive(Item& item, Context& ctx) {
   if (item.obs == nullptr) {
     // Requested by us, its action still running, not listed yet.
     item.phase = item.previous;
+    item.zone = item.mem->zone;
+    item.created = item.mem->first_seen;
     item.detail = "being created";
     return;
   }
@@ -906,7 +922,8 @@ std::string Summary(const Plan& plan, int serving) {
 
 Plan Reconcile(const ReconcileInput& input, ClusterMemory& memory) {
   Plan plan;
-  plan.desired = input.desired;
+  plan.desired = std::max(input.desired, 0);
+  const int desired = plan.desired;
   if (input.cluster == nullptr) {
     plan.reason = "no cluster configuration given: nothing planned";
     return plan;
@@ -983,12 +1000,12 @@ Plan Reconcile(const ReconcileInput& input, ClusterMemory& memory) {
                        : std::string();
 
   // Scale in.
-  if (active > input.desired) {
-    const int excess = active - input.desired;
+  if (active > desired) {
+    const int excess = active - desired;
     if (input.paused) {
       Block(plan, ActionKind::kDrain, "",
             fmt::format("automatic scaling is paused: {} replica{} above desired {} kept", excess,
-                        excess == 1 ? "" : "s", input.desired));
+                        excess == 1 ? "" : "s", desired));
     } else if (!reads_ok) {
       Block(plan, ActionKind::kDrain, "",
             fmt::format("{} replica{} above desired, but {}", excess, excess == 1 ? "" : "s",
@@ -1008,7 +1025,7 @@ Plan Reconcile(const ReconcileInput& input, ClusterMemory& memory) {
         victim->mem->drain_started = input.now;
         DeriveLeaving(*victim, ctx);
         victim->detail =
-            fmt::format("chosen to leave (desired {}; {}): {}", input.desired, was, victim->detail);
+            fmt::format("chosen to leave (desired {}; {}): {}", desired, was, victim->detail);
       }
       if (chosen < excess) {
         Block(plan, ActionKind::kDrain, "",
@@ -1021,7 +1038,7 @@ Plan Reconcile(const ReconcileInput& input, ClusterMemory& memory) {
 
   // Scale out: healthy leaving ones come back first (their kAdmit is planned here).
   std::set<std::string> readmitted;
-  if (active < input.desired && !input.paused && reads_ok) {
+  if (active < desired && !input.paused && reads_ok) {
     std::vector<Item*> leaving;
     for (auto& [name, item] : items) {
       if (item.foreign || item.busy || item.obs == nullptr || !item.mem->leaving ||
@@ -1035,7 +1052,7 @@ Plan Reconcile(const ReconcileInput& input, ClusterMemory& memory) {
     std::stable_sort(leaving.begin(), leaving.end(),
                      [](const Item* a, const Item* b) { return a->sessions > b->sessions; });
     for (Item* item : leaving) {
-      if (active >= input.desired) break;
+      if (active >= desired) break;
       item->mem->leaving = false;
       item->mem->drain_started.reset();
       readmitted.insert(item->name);
@@ -1046,7 +1063,7 @@ Plan Reconcile(const ReconcileInput& input, ClusterMemory& memory) {
                        .address = item->address,
                        .reason = fmt::format("desired {}, active {}: re-admit a leaving replica "
                                              "that is healthy ({})",
-                                             input.desired, active, item->gate.why)});
+                                             desired, active, item->gate.why)});
       ++active;
     }
   }
@@ -1058,12 +1075,12 @@ Plan Reconcile(const ReconcileInput& input, ClusterMemory& memory) {
 
   // New replicas.
   bool need_snapshot = false;
-  if (active < input.desired) {
-    const int missing = input.desired - active;
+  if (active < desired) {
+    const int missing = desired - active;
     if (input.paused) {
       Block(plan, ActionKind::kCreateVolume, "",
             fmt::format("automatic scaling is paused: {} replica{} below desired {} not created",
-                        missing, missing == 1 ? "" : "s", input.desired));
+                        missing, missing == 1 ? "" : "s", desired));
     } else if (!ctx.cloud_known) {
       Block(plan, ActionKind::kCreateVolume, "",
             fmt::format("{} replica{} missing, but {}", missing, missing == 1 ? "" : "s",
@@ -1106,8 +1123,8 @@ Plan Reconcile(const ReconcileInput& input, ClusterMemory& memory) {
                            .snapshot_id = snapshot.id,
                            .reason = fmt::format(
                                "desired {}, active {}: new replica in {} from snapshot {} ({} old)",
-                               input.desired, active + i,
-                               zone->empty() ? "the cloud's zone" : *zone, SnapshotLabel(snapshot),
+                               desired, active + i, zone->empty() ? "the cloud's zone" : *zone,
+                               SnapshotLabel(snapshot),
                                HumanDuration(std::chrono::duration_cast<Duration>(
                                    input.now - snapshot.created.value_or(input.now))))});
           ReplicaMemory& mem = memory.replicas[name];

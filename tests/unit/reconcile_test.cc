@@ -974,6 +974,57 @@ TEST_F(ReconcileTest, LbReadErrorPlansNoVictimAndNoHaproxyAction) {
   EXPECT_TRUE(Blocks(plan, ActionKind::kDrain, "dataplane 502"));
 }
 
+TEST_F(ReconcileTest, ReplicaOnlyInHaproxyIsTakenOutAtOnce) {
+  Observe({R("ghost").Lb(AdminState::kReady, 2, false)});
+  input_.desired = 0;
+  Plan plan = Run();
+  EXPECT_EQ(AllKinds(plan), std::vector<std::string>{"drain ghost"});
+  EXPECT_NE(View(plan, "ghost")->detail.find("neither server nor volume"), std::string::npos);
+  // Its sessions are dead: no drain budget to wait for.
+  Observe({R("ghost").Lb(AdminState::kDrain, 2, false)});
+  plan = RunAt(kT0 + 30s);
+  const Action* remove = Find(plan, ActionKind::kRemoveFromLb, "ghost");
+  ASSERT_NE(remove, nullptr);
+  EXPECT_TRUE(remove->force);
+  EXPECT_EQ(Kinds(plan, "ghost"), std::vector<std::string>{"remove_from_lb"});
+}
+
+TEST_F(ReconcileTest, DeadPostgresInHaproxyFailsAfterThePostgresStartBudget) {
+  Observe({R("r").Server("ACTIVE", kT0 - 2h).Lb(AdminState::kReady, 0, false).Unreachable(),
+           R("ok").Serving(1)});
+  input_.desired = 2;
+  Plan plan = Run();
+  EXPECT_EQ(View(plan, "r")->phase, Phase::kAdmitting);
+  plan = RunAt(kT0 + 4min);
+  EXPECT_EQ(View(plan, "r")->phase, Phase::kAdmitting);
+  EXPECT_EQ(plan.active, 2);
+  plan = RunAt(kT0 + 5min + 1s);
+  EXPECT_EQ(View(plan, "r")->phase, Phase::kFailed);
+  EXPECT_EQ(plan.active, 1);
+  EXPECT_EQ(Kinds(plan, "r"), (std::vector<std::string>{"maint", "remove_from_lb"}));
+  EXPECT_NE(Find(plan, ActionKind::kCreateVolume), nullptr);  // replaced
+}
+
+TEST_F(ReconcileTest, NegativeDesiredCountsAsZero) {
+  Observe({R("a").Serving(0)});
+  input_.desired = -3;
+  const Plan plan = Run();
+  EXPECT_EQ(plan.desired, 0);
+  EXPECT_EQ(AllKinds(plan), std::vector<std::string>{"drain a"});
+}
+
+TEST_F(ReconcileTest, ReplicasBeingCreatedCountInTheirZone) {
+  input_.desired = 1;
+  Run();  // c1-replica-aaa in az1
+  input_.busy = {"c1-replica-aaa"};
+  input_.desired = 2;
+  input_.fresh_names = {"c1-replica-zzz"};
+  const Plan plan = RunAt(kT0 + 10s);
+  ASSERT_EQ(AllKinds(plan), std::vector<std::string>{"create_volume c1-replica-zzz snap-new"});
+  EXPECT_EQ(plan.actions[0].zone, "az2");
+  EXPECT_EQ(View(plan, "c1-replica-aaa")->zone, "az1");
+}
+
 TEST_F(ReconcileTest, MissingClusterDoesNotCrash) {
   input_.cluster = nullptr;
   const Plan plan = Run();
