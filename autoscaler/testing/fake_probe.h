@@ -1,0 +1,187 @@
+#pragma once
+
+#include <fmt/format.h>
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "autoscaler/probe.h"
+
+/// Fakes of the probe seams for the service's unit tests: answers set per host:port, every call
+/// counted and recorded. Thread-safe; they never block and never touch the network.
+namespace ra::autoscaler::testing {
+
+/// A ReplicaProbe that answers what the test set for each host:port.
+class FakeReplicaProbe final : public ReplicaProbe {
+ public:
+  /// Computes a probe's answer from the primary LSN the caller passed (e.g. a replica whose
+  /// replay position the test moves).
+  using Responder =
+      std::function<ProbeResult(const std::string& host, int port, int64_t primary_lsn)>;
+
+  struct Call {
+    std::string method;  ///< "PrimaryLsn" or "ProbeReplica"
+    std::string host;
+    int port = 0;
+    int64_t primary_lsn = -1;  ///< ProbeReplica's argument; -1 for PrimaryLsn
+  };
+
+  /// A replica caught up: reachable, in recovery, both lags 0.
+  static ProbeResult CaughtUp() { return Lagging(0, 0.0); }
+  /// A replica behind by `bytes` and `seconds`.
+  static ProbeResult Lagging(int64_t bytes, double seconds) {
+    ProbeResult r;
+    r.reachable = true;
+    r.in_recovery = true;
+    r.lag_bytes = bytes;
+    r.lag_seconds = seconds;
+    return r;
+  }
+  /// PQping did not get an answer.
+  static ProbeResult Unreachable(std::string error = "PQping: no response") {
+    ProbeResult r;
+    r.error = std::move(error);
+    return r;
+  }
+
+  /// What PrimaryLsn(host, port) returns from now on.
+  void SetPrimaryLsn(const std::string& host, int port, Result<int64_t> answer) {
+    std::lock_guard lock(mu_);
+    primary_lsn_.insert_or_assign(Key(host, port), std::move(answer));
+  }
+  /// What ProbeReplica(host, port, ...) returns from now on, whatever the primary LSN.
+  void SetProbe(const std::string& host, int port, ProbeResult answer) {
+    std::lock_guard lock(mu_);
+    responders_.erase(Key(host, port));
+    probes_.insert_or_assign(Key(host, port), std::move(answer));
+  }
+  /// ProbeReplica(host, port, lsn) returns responder(host, port, lsn) from now on.
+  void SetProbeResponder(const std::string& host, int port, Responder responder) {
+    std::lock_guard lock(mu_);
+    probes_.erase(Key(host, port));
+    responders_.insert_or_assign(Key(host, port), std::move(responder));
+  }
+  /// Forgets every answer set for host:port (calls stay counted).
+  void Forget(const std::string& host, int port) {
+    std::lock_guard lock(mu_);
+    primary_lsn_.erase(Key(host, port));
+    probes_.erase(Key(host, port));
+    responders_.erase(Key(host, port));
+  }
+
+  /// Unset: kTransient naming the address.
+  Result<int64_t> PrimaryLsn(const std::string& host, int port) override {
+    std::lock_guard lock(mu_);
+    calls_.push_back({"PrimaryLsn", host, port, -1});
+    auto it = primary_lsn_.find(Key(host, port));
+    if (it == primary_lsn_.end()) {
+      return Fail(ErrorKind::kTransient,
+                  fmt::format("FakeReplicaProbe: no primary LSN set for {}", Key(host, port)));
+    }
+    return it->second;
+  }
+
+  /// Unset: unreachable, with an error naming the address.
+  ProbeResult ProbeReplica(const std::string& host, int port, int64_t primary_lsn) override {
+    Responder responder;
+    {
+      std::lock_guard lock(mu_);
+      calls_.push_back({"ProbeReplica", host, port, primary_lsn});
+      if (auto it = probes_.find(Key(host, port)); it != probes_.end()) return it->second;
+      auto it = responders_.find(Key(host, port));
+      if (it == responders_.end()) {
+        return Unreachable(
+            fmt::format("FakeReplicaProbe: no probe answer set for {}", Key(host, port)));
+      }
+      responder = it->second;
+    }
+    // Outside the lock: a responder may call back into the fake.
+    return responder(host, port, primary_lsn);
+  }
+
+  int primary_lsn_calls(const std::string& host, int port) const {
+    return Count("PrimaryLsn", &host, port);
+  }
+  int probe_calls(const std::string& host, int port) const {
+    return Count("ProbeReplica", &host, port);
+  }
+  int primary_lsn_calls() const { return Count("PrimaryLsn", nullptr, 0); }
+  int probe_calls() const { return Count("ProbeReplica", nullptr, 0); }
+
+  /// The primary LSN passed to the last ProbeReplica of host:port; empty when never probed.
+  std::optional<int64_t> last_primary_lsn(const std::string& host, int port) const {
+    std::lock_guard lock(mu_);
+    for (auto it = calls_.rbegin(); it != calls_.rend(); ++it) {
+      if (it->method == "ProbeReplica" && it->host == host && it->port == port) {
+        return it->primary_lsn;
+      }
+    }
+    return std::nullopt;
+  }
+
+  /// Every call so far, in order.
+  std::vector<Call> calls() const {
+    std::lock_guard lock(mu_);
+    return calls_;
+  }
+
+ private:
+  static std::string Key(const std::string& host, int port) {
+    return fmt::format("{}:{}", host, port);
+  }
+  int Count(const char* method, const std::string* host, int port) const {
+    std::lock_guard lock(mu_);
+    int n = 0;
+    for (const Call& c : calls_) {
+      if (c.method == method && (host == nullptr || (c.host == *host && c.port == port))) ++n;
+    }
+    return n;
+  }
+
+  mutable std::mutex mu_;
+  std::map<std::string, Result<int64_t>> primary_lsn_;
+  std::map<std::string, ProbeResult> probes_;
+  std::map<std::string, Responder> responders_;
+  std::vector<Call> calls_;
+};
+
+/// A PrimaryLocator that answers what the test set.
+class FakePrimaryLocator final : public PrimaryLocator {
+ public:
+  FakePrimaryLocator() = default;
+  FakePrimaryLocator(std::string host, int port) { SetPrimary(std::move(host), port); }
+
+  /// Locate() answers this from now on (e.g. a failover: another host).
+  void SetPrimary(std::string host, int port) { Set(PrimaryState{std::move(host), port, "fake"}); }
+  /// Locate() answers this from now on, success or error.
+  void Set(Result<PrimaryState> answer) {
+    std::lock_guard lock(mu_);
+    answer_ = std::move(answer);
+  }
+
+  /// Unset: kTransient.
+  Result<PrimaryState> Locate() override {
+    std::lock_guard lock(mu_);
+    ++calls_;
+    if (!answer_) return Fail(ErrorKind::kTransient, "FakePrimaryLocator: no primary set");
+    return *answer_;
+  }
+
+  int calls() const {
+    std::lock_guard lock(mu_);
+    return calls_;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::optional<Result<PrimaryState>> answer_;
+  int calls_ = 0;
+};
+
+}  // namespace ra::autoscaler::testing
