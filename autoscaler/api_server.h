@@ -2,6 +2,7 @@
 
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -27,7 +28,10 @@ struct ResolvedToken {
 };
 
 /// JSON shapes shared by the API server and the CLI client (documented in docs/openapi.yaml).
-nlohmann::json StatusJson(const ClusterStatus& status);
+/// Ages (age_seconds) are measured at `now`; without it, at status.last_cycle_at (null when that
+/// is unknown too). Times are RFC 3339 UTC strings; unknown values are null.
+nlohmann::json StatusJson(const ClusterStatus& status, std::optional<TimePoint> now = std::nullopt);
+/// The journal's format (ToJson in journal.h): the API and the journal file show the same shape.
 nlohmann::json EventJson(const Event& event);
 
 /// Routes:
