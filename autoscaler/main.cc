@@ -1,6 +1,7 @@
 #include <CLI/CLI.hpp>
 #include <iostream>
 
+#include "autoscaler/client_cli.h"
 #include "autoscaler/config_cli.h"
 #include "autoscaler/plan_cli.h"
 
@@ -13,6 +14,8 @@ int main(int argc, char** argv) {
   CLI::App* validate_cmd = ra::config::AddValidateCommand(app, &validate);
   ra::autoscaler::PlanOptions plan;
   CLI::App* plan_cmd = ra::autoscaler::AddPlanCommand(app, &plan);
+  ra::autoscaler::ClientOptions client;
+  ra::autoscaler::AddClientCommands(app, &client);
 
   try {
     app.parse(argc, argv);
@@ -22,5 +25,6 @@ int main(int argc, char** argv) {
   }
   if (validate_cmd->parsed()) return ra::config::RunValidate(validate, std::cout, std::cerr);
   if (plan_cmd->parsed()) return ra::autoscaler::RunPlan(plan, std::cout, std::cerr);
+  if (!client.command.empty()) return ra::autoscaler::RunClient(client, std::cout, std::cerr);
   return 0;
 }
