@@ -152,6 +152,15 @@ std::string HumanSeconds(double seconds) {
 
 double Seconds(Duration d) { return std::chrono::duration<double>(d).count(); }
 
+// `to - from`, bounded to a century either way: a timestamp from the cloud may sit at the
+// clock's limits, and subtracting it from now must not overflow.
+Duration Elapsed(TimePoint from, TimePoint to) {
+  constexpr auto kFar = std::chrono::hours(24 * 365 * 100);
+  if (from < to - kFar) return kFar;
+  if (from > to + kFar) return -Duration(kFar);
+  return std::chrono::duration_cast<Duration>(to - from);
+}
+
 bool StartsWith(std::string_view text, std::string_view prefix) {
   return text.substr(0, prefix.size()) == prefix;
 }
@@ -283,7 +292,7 @@ void DeriveLeaving(Item& item, Context& ctx) {
   if (item.in_lb) {
     const haproxy::LbServer& lb = *item.obs->lb;
     if (!mem.drain_started) mem.drain_started = ctx.now;
-    const Duration drained_for = std::chrono::duration_cast<Duration>(ctx.now - *mem.drain_started);
+    const Duration drained_for = Elapsed(*mem.drain_started, ctx.now);
     item.drain_timed_out = drained_for >= t.drain;
     if (lb.admin_state == haproxy::AdminState::kReady) {
       item.phase = Phase::kDraining;
@@ -306,7 +315,7 @@ void DeriveLeaving(Item& item, Context& ctx) {
   if (item.obs->volume) left.push_back("volume " + item.obs->volume->status);
   item.detail = left.empty() ? "deleting" : fmt::format("deleting: {}", fmt::join(left, ", "));
   const TimePoint since = PhaseStart(item, Phase::kDeleting, ctx.now);
-  const Duration took = std::chrono::duration_cast<Duration>(ctx.now - since);
+  const Duration took = Elapsed(since, ctx.now);
   if (took > t.delete_) {
     item.detail += fmt::format(" (for {}, longer than delete_ {})", HumanDuration(took),
                                HumanDuration(t.delete_));
@@ -326,10 +335,10 @@ void DeriveUp(Item& item, Context& ctx) {
   const auto& server = obs.server;
   const auto& volume = obs.volume;
   const TimePoint now = ctx.now;
-  const auto too_long = [now](TimePoint since, Duration budget) { return now - since > budget; };
-  const auto age = [now](TimePoint since) {
-    return HumanDuration(std::chrono::duration_cast<Duration>(now - since));
+  const auto too_long = [now](TimePoint since, Duration budget) {
+    return Elapsed(since, now) > budget;
   };
+  const auto age = [now](TimePoint since) { return HumanDuration(Elapsed(since, now)); };
 
   if (server && server->status == "ERROR") {
     Fail(item, ctx, ServerFailureReason(*server),
@@ -754,7 +763,7 @@ SnapshotChoice ChooseSnapshot(const Context& ctx,
         "no usable golden snapshot: the newest available ({}) has no creation time", newest->id);
     return choice;
   }
-  const Duration age = std::chrono::duration_cast<Duration>(ctx.now - *newest->created);
+  const Duration age = Elapsed(*newest->created, ctx.now);
   if (age > max_age) {
     choice.why_none = fmt::format(
         "no usable golden snapshot: newest available is {} old, snapshots.max_age is {}",
@@ -815,11 +824,10 @@ void PlanSnapshots(Context& ctx, bool need_for_replicas) {
     want = "no golden snapshot yet";
   } else if (!newest->created) {
     want = "the newest snapshot has no creation time";
-  } else if (ctx.now - *newest->created > cfg.interval) {
+  } else if (Elapsed(*newest->created, ctx.now) > cfg.interval) {
     want =
         fmt::format("the newest snapshot is {} old (snapshots.interval is {})",
-                    HumanDuration(std::chrono::duration_cast<Duration>(ctx.now - *newest->created)),
-                    HumanDuration(cfg.interval));
+                    HumanDuration(Elapsed(*newest->created, ctx.now)), HumanDuration(cfg.interval));
   } else if (need_for_replicas) {
     want = "new replicas need a usable snapshot";
   }
@@ -828,12 +836,11 @@ void PlanSnapshots(Context& ctx, bool need_for_replicas) {
     if (observed.donor_volume_id.empty()) {
       Block(plan, ActionKind::kTakeSnapshot, "",
             want + ", but the donor's data volume is not known");
-    } else if (requested && ctx.now - *requested < ctx.cluster.timeouts.snapshot_create) {
+    } else if (requested && Elapsed(*requested, ctx.now) < ctx.cluster.timeouts.snapshot_create) {
       Block(plan, ActionKind::kTakeSnapshot, "",
             fmt::format("{}, but one was requested {} ago and is not listed yet (snapshot_create "
                         "is {})",
-                        want,
-                        HumanDuration(std::chrono::duration_cast<Duration>(ctx.now - *requested)),
+                        want, HumanDuration(Elapsed(*requested, ctx.now)),
                         HumanDuration(ctx.cluster.timeouts.snapshot_create)));
     } else {
       Add(plan, Action{.kind = ActionKind::kTakeSnapshot,
@@ -1117,16 +1124,16 @@ Plan Reconcile(const ReconcileInput& input, ClusterMemory& memory) {
           }
           per_zone[*zone] += 1;
           const auto& snapshot = *choice.usable;
-          Add(plan, Action{.kind = ActionKind::kCreateVolume,
-                           .replica = name,
-                           .zone = *zone,
-                           .snapshot_id = snapshot.id,
-                           .reason = fmt::format(
-                               "desired {}, active {}: new replica in {} from snapshot {} ({} old)",
-                               desired, active + i, zone->empty() ? "the cloud's zone" : *zone,
-                               SnapshotLabel(snapshot),
-                               HumanDuration(std::chrono::duration_cast<Duration>(
-                                   input.now - snapshot.created.value_or(input.now))))});
+          Add(plan,
+              Action{.kind = ActionKind::kCreateVolume,
+                     .replica = name,
+                     .zone = *zone,
+                     .snapshot_id = snapshot.id,
+                     .reason = fmt::format(
+                         "desired {}, active {}: new replica in {} from snapshot {} ({} old)",
+                         desired, active + i, zone->empty() ? "the cloud's zone" : *zone,
+                         SnapshotLabel(snapshot),
+                         HumanDuration(Elapsed(snapshot.created.value_or(input.now), input.now)))});
           ReplicaMemory& mem = memory.replicas[name];
           mem = ReplicaMemory{};
           mem.phase = Phase::kVolumeCreating;

@@ -1025,6 +1025,17 @@ TEST_F(ReconcileTest, ReplicasBeingCreatedCountInTheirZone) {
   EXPECT_EQ(View(plan, "c1-replica-aaa")->zone, "az1");
 }
 
+TEST_F(ReconcileTest, TimestampsAtTheClocksLimitsDoNotOverflow) {
+  input_.observed.snapshots = {Snapshot("ancient", "available", TimePoint::min()),
+                               Snapshot("future", "error", TimePoint::max())};
+  Observe({R("a").Volume("creating", TimePoint::min()), R("b").Server("BUILD", TimePoint::max())});
+  input_.desired = 2;
+  const Plan plan = Run();
+  EXPECT_EQ(View(plan, "a")->phase, Phase::kFailed);
+  EXPECT_EQ(View(plan, "b")->phase, Phase::kServerBuilding);
+  EXPECT_NE(Find(plan, ActionKind::kTakeSnapshot), nullptr);
+}
+
 TEST_F(ReconcileTest, MissingClusterDoesNotCrash) {
   input_.cluster = nullptr;
   const Plan plan = Run();
