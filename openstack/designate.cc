@@ -55,20 +55,89 @@ Result<Recordset> DesignateClient::CreateARecordset(const std::string& zone_id,
   auto response = session_.Send(request);
   if (!response) return Fail(response.error());
   json body = json::parse(response->body, nullptr, false);
+  auto out = ParseRecordset(body);
+  if (!out) return Fail(ErrorKind::kParse, request.what + ": " + out.error().message);
+  return out;
+}
+
+Result<Recordset> DesignateClient::ParseRecordset(const json& body) {
   if (!body.is_object() || StringField(body, "id").empty()) {
-    return Fail(ErrorKind::kParse, request.what + ": answer has no id");
+    return Fail(ErrorKind::kParse, "designate: recordset has no id");
   }
-  Recordset out{StringField(body, "id"),
-                StringField(body, "zone_id"),
-                StringField(body, "name"),
-                StringField(body, "type"),
-                {},
-                StringField(body, "status")};
+  Recordset out{.id = StringField(body, "id"),
+                .zone_id = StringField(body, "zone_id"),
+                .name = StringField(body, "name"),
+                .type = StringField(body, "type"),
+                .records = {},
+                .status = StringField(body, "status"),
+                .action = StringField(body, "action"),
+                .ttl = IntField(body, "ttl", 0)};
   if (auto it = body.find("records"); it != body.end() && it->is_array()) {
     for (const json& r : *it) {
       if (r.is_string()) out.records.push_back(r.get<std::string>());
     }
   }
+  return out;
+}
+
+Result<std::vector<Recordset>> DesignateClient::ListRecordsets(const std::string& zone_id,
+                                                               const std::string& name,
+                                                               const std::string& type) {
+  if (zone_id.empty() || name.empty()) {
+    return Fail(ErrorKind::kBadRequest, "designate: zone and name are required to list recordsets");
+  }
+  std::string base =
+      "/v2/zones/" + UrlEncode(zone_id) + "/recordsets?name=" + UrlEncode(Fqdn(name));
+  if (!type.empty()) base += "&type=" + UrlEncode(type);
+  const std::string what = "designate: list recordsets " + Fqdn(name);
+  std::vector<Recordset> out;
+  std::string marker;
+  for (int page = 0; page < 100; ++page) {
+    ServiceRequest request{.service_type = "dns",
+                           .path = marker.empty() ? base : base + "&marker=" + UrlEncode(marker),
+                           .what = what};
+    auto response = session_.Send(request);
+    if (!response) return Fail(response.error());
+    auto body = ParseObject(*response, what, "recordsets");
+    if (!body) return Fail(body.error());
+    const json& list = (*body)["recordsets"];
+    if (!list.is_array()) return Fail(ErrorKind::kParse, what + ": recordsets is not a list");
+    for (const json& r : list) {
+      auto parsed = ParseRecordset(r);
+      if (!parsed) return Fail(ErrorKind::kParse, what + ": " + parsed.error().message);
+      out.push_back(std::move(*parsed));
+    }
+    // Designate says "there is more" with links.next.
+    bool has_next = false;
+    if (auto links = body->find("links"); links != body->end() && links->is_object()) {
+      has_next = !StringField(*links, "next").empty();
+    }
+    if (!has_next || list.empty() || out.back().id == marker) return out;
+    marker = out.back().id;
+  }
+  return Fail(ErrorKind::kInternal, what + ": more than 100 pages");
+}
+
+Result<Recordset> DesignateClient::UpdateRecordset(const std::string& zone_id,
+                                                   const std::string& recordset_id,
+                                                   const std::vector<std::string>& records,
+                                                   int ttl) {
+  if (zone_id.empty() || recordset_id.empty() || records.empty()) {
+    return Fail(ErrorKind::kBadRequest, "designate: zone, recordset and records are required");
+  }
+  json update{{"records", records}};
+  if (ttl > 0) update["ttl"] = ttl;
+  ServiceRequest request{
+      .service_type = "dns",
+      .method = "PUT",
+      .path = "/v2/zones/" + UrlEncode(zone_id) + "/recordsets/" + UrlEncode(recordset_id),
+      .body = update.dump(),
+      .what = "designate: update recordset " + recordset_id};
+  auto response = session_.Send(request);
+  if (!response) return Fail(response.error());
+  json body = json::parse(response->body, nullptr, false);
+  auto out = ParseRecordset(body);
+  if (!out) return Fail(ErrorKind::kParse, request.what + ": " + out.error().message);
   return out;
 }
 

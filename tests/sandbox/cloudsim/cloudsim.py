@@ -204,6 +204,7 @@ class Simulator:
         add(("POST", r"/dns/v2/zones/(?P<zone>[^/]+)/recordsets", "dns", "designate.create_recordset", self.create_recordset))
         add(("GET", r"/dns/v2/zones/(?P<zone>[^/]+)/recordsets", "dns", "designate.list_recordsets", self.list_recordsets))
         add(("GET", r"/dns/v2/zones/(?P<zone>[^/]+)/recordsets/(?P<id>[^/]+)", "dns", "designate.get_recordset", self.get_recordset))
+        add(("PUT", r"/dns/v2/zones/(?P<zone>[^/]+)/recordsets/(?P<id>[^/]+)", "dns", "designate.update_recordset", self.update_recordset))
         add(("DELETE", r"/dns/v2/zones/(?P<zone>[^/]+)/recordsets/(?P<id>[^/]+)", "dns", "designate.delete_recordset", self.delete_recordset))
         # Control
         add(("GET", r"/control/state", "control", None, self.control_state))
@@ -1210,8 +1211,14 @@ class Simulator:
                 "file": f"/v2/images/{id_}/file", "schema": "/v2/schemas/image"}
 
     def list_images(self, req):
-        return 200, {"images": [self.image_view(i, n) for i, n in self.cloud.images.items()],
-                     "first": "/v2/images", "schema": "/v2/schemas/images"}, {}
+        # Glance compares most image attributes exactly (name=, status=, visibility=); the
+        # "first" link repeats the filters, as Glance's does.
+        name, status = req.q("name"), req.q("status")
+        images = [self.image_view(i, n) for i, n in self.cloud.images.items()
+                  if (name is None or n == name) and (status is None or status == "active")]
+        query = urllib.parse.urlencode([(k, v) for k, v in (("name", name), ("status", status)) if v is not None])
+        return 200, {"images": images, "first": "/v2/images" + (f"?{query}" if query else ""),
+                     "schema": "/v2/schemas/images"}, {}
 
     def get_image(self, req, id):
         if id not in self.cloud.images:
@@ -1301,9 +1308,19 @@ class Simulator:
             r.update(status="ACTIVE", action="NONE", updated=now())
 
     def list_recordsets(self, req, zone):
+        # Designate filters on name, type, status, data and ttl; name and type are exact unless
+        # they hold the '*' wildcard.
+        def matches(pattern, value):
+            if pattern is None:
+                return True
+            if "*" in pattern:
+                return re.fullmatch(".*".join(re.escape(p) for p in pattern.split("*")), value or "") is not None
+            return pattern == value
+        name, type_, status = req.q("name"), req.q("type"), req.q("status")
         with self.cloud.lock:
             self.find_zone(zone)
-            rs = [r for r in self.cloud.recordsets.values() if r["zone_id"] == zone]
+            rs = [r for r in self.cloud.recordsets.values() if r["zone_id"] == zone
+                  and matches(name, r["name"]) and matches(type_, r["type"]) and matches(status, r["status"])]
             return 200, {"recordsets": [self.recordset_view(r) for r in rs],
                          "links": {"self": f"{self.base()}/dns/v2/zones/{zone}/recordsets"},
                          "metadata": {"total_count": len(rs)}}, {}
@@ -1315,6 +1332,42 @@ class Simulator:
             if r is None or r["zone_id"] != zone:
                 raise designate_fault(404, "recordset_not_found", "Could not find RecordSet")
             return 200, self.recordset_view(r), {}
+
+    def update_recordset(self, req, zone, id):
+        c = self.cloud
+        body = req.json(fault=lambda s, m: designate_fault(400, "invalid_object", m))
+        if not isinstance(body, dict):
+            raise designate_fault(400, "invalid_object", "Provided object does not match schema")
+        extra = sorted(set(body) - {"records", "ttl", "description"})
+        if extra:
+            raise designate_fault(400, "invalid_object", f"Provided object does not match schema: '{extra[0]}' is a read-only or unknown attribute")
+        records = body.get("records")
+        ttl = body.get("ttl")
+        if records is not None:
+            if not isinstance(records, list) or not records:
+                raise designate_fault(400, "invalid_object", "Provided object does not match schema: 'records'")
+            for rec in records:
+                try:
+                    ipaddress.IPv4Address(rec)
+                except (ipaddress.AddressValueError, ValueError):
+                    raise designate_fault(400, "invalid_object", f"Provided object does not match schema: '{rec}' is not a 'ipv4'")
+        if ttl is not None and (not isinstance(ttl, int) or ttl < 1 or ttl > 2147483647):
+            raise designate_fault(400, "invalid_object", "Provided object does not match schema: ttl")
+        with c.lock:
+            self.find_zone(zone)
+            r = c.recordsets.get(id)
+            if r is None or r["zone_id"] != zone:
+                raise designate_fault(404, "recordset_not_found", "Could not find RecordSet")
+            if records is not None:
+                r["records"] = records
+            if "ttl" in body:
+                r["ttl"] = ttl
+            if "description" in body:
+                r["description"] = body["description"]
+            r.update(status="PENDING", action="UPDATE", updated=now(), version=r["version"] + 1)
+            view = self.recordset_view(r)
+        c.later(c.latency["recordset"], self.settle_recordset, id)
+        return 202, view, {}
 
     def delete_recordset(self, req, zone, id):
         c = self.cloud
