@@ -204,7 +204,7 @@ struct Plan {
   /// plan's victims left and its new replicas were requested.
   int active = 0;
   /// One sentence for the cycle's log line: "desired 3, active 1 (1 serving): create 2 in
-  /// az1, az2 from snapshot 2026-11-21T06:00Z".
+  /// az2, az3 from snapshot SNAPSHOT_ID; blocked: ..." (": nothing to do" when nothing is).
   std::string reason{};
 };
 
@@ -259,6 +259,13 @@ struct ReconcileInput {
 ///    remembered, timeouts are not applied); lb_error: no HAProxy action, no victim, no
 ///    re-admission, no deletion of a replica that has a server; volumes and servers of new
 ///    replicas may still be created;
+///  - victims, in order: a volume without a server, then unhealthy ones (not serving yet,
+///    lagging, PQping failing, server not ACTIVE, DOWN in HAProxy), then fewest sessions, most
+///    replay bytes behind, newest; a replica in HAProxy whose PostgreSQL has not answered for
+///    postgres_start fails, so it does not count as capacity forever;
+///  - kEnsureDns when a replica is first seen serving (after a restart too); kAdmit is not
+///    repeated for one that is ready in HAProxy and waits for its health check;
+///  - a negative desired count is read as 0;
 ///  - the Controller records phases' durations and failures from `memory` and Plan::failures;
 ///    a kCreateVolume adds the new replica to `memory` (phase kVolumeCreating), and a remembered
 ///    replica the cloud does not show is forgotten unless it is `busy`.

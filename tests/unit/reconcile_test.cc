@@ -1036,6 +1036,36 @@ TEST_F(ReconcileTest, TimestampsAtTheClocksLimitsDoNotOverflow) {
   EXPECT_NE(Find(plan, ActionKind::kTakeSnapshot), nullptr);
 }
 
+TEST_F(ReconcileTest, LbReadErrorStillBuildsButNeverDeletesWhatMayTakeTraffic) {
+  input_.observed.lb_error = Error{ErrorKind::kTimeout, "dataplane timeout"};
+  Observe({R("vol").Volume("available", kT0 - 1min, "az1"),
+           R("leaving").Server("ACTIVE", kT0 - 1h).Probe(0, 0),
+           R("orphan").Volume("error", kT0 - 1h)});
+  memory_.replicas["leaving"] = ReplicaMemory{.phase = Phase::kDraining,
+                                              .phase_since = kT0 - 1min,
+                                              .first_seen = kT0 - 1h,
+                                              .leaving = true};
+  input_.desired = 2;
+  const Plan plan = Run();
+  EXPECT_EQ(AllKinds(plan), (std::vector<std::string>{"delete_replica orphan", "create_server vol",
+                                                      "create_volume c1-replica-aaa snap-new"}));
+  EXPECT_EQ(View(plan, "leaving")->phase, Phase::kDraining);
+}
+
+TEST_F(ReconcileTest, PausedDoesNotReadmitLeavingReplicas) {
+  Observe({R("going").Server("ACTIVE", kT0 - 1h).Lb(AdminState::kDrain, 2).Probe(0, 0)});
+  memory_.replicas["going"] = ReplicaMemory{.phase = Phase::kDraining,
+                                            .phase_since = kT0 - 1min,
+                                            .first_seen = kT0 - 1h,
+                                            .leaving = true,
+                                            .drain_started = kT0 - 1min};
+  input_.paused = true;
+  input_.desired = 1;
+  const Plan plan = Run();
+  EXPECT_TRUE(plan.actions.empty()) << plan.reason;
+  EXPECT_TRUE(memory_.replicas["going"].leaving);
+}
+
 TEST_F(ReconcileTest, MissingClusterDoesNotCrash) {
   input_.cluster = nullptr;
   const Plan plan = Run();
