@@ -450,7 +450,21 @@ bool Controller::RunCluster(ClusterState& state, TimePoint now) {
     // Names are made outside Reconcile (it never makes randomness); enough for this cycle.
     const int wanted = std::max(0, decision.desired - current) + 2;
     rin.fresh_names = FreshNames(state, seen.observed, wanted);
+    const ClusterMemory before = state.memory;
     plan = Reconcile(rin, state.memory);
+    if (!plan.failures.empty()) {
+      // Reconcile finds failures and plans their replacements in one call, but the zone's
+      // backoff is the loop's to record: record it, then plan again from the same memory so
+      // the replacement does not go straight back to the zone that just failed.
+      state.memory = before;
+      for (const FailureEvent& f : plan.failures) {
+        const ErrorKind kind = f.reason == "quota" || f.reason == "capacity" ? ErrorKind::kQuota
+                                                                             : ErrorKind::kInternal;
+        RecordZoneFailure(state.memory, f.zone, cluster.replica.flavor, Error{kind, f.message},
+                          now);
+      }
+      plan = Reconcile(rin, state.memory);
+    }
 
     // A snapshot about to be requested: remember it so the next cycles do not ask again.
     for (const Action& a : plan.actions) {
@@ -628,8 +642,7 @@ void Controller::ReportPlan(ClusterState& state, const std::optional<Plan>& prev
     }
   }
 
-  // Replicas that failed in this cycle: journal, metric, and the zone's backoff (Reconcile only
-  // reads the backoff; the loop records it).
+  // Replicas that failed in this cycle (their zone's backoff was recorded before planning).
   for (const FailureEvent& f : plan.failures) {
     Event failed;
     failed.at = now;
@@ -641,10 +654,6 @@ void Controller::ReportPlan(ClusterState& state, const std::optional<Plan>& prev
     failed.details = {{"zone", f.zone}};
     journal_.Append(std::move(failed));
     metrics_.CountProvisioningFailure(cluster.name, f.zone, f.reason);
-    const ErrorKind kind =
-        f.reason == "quota" || f.reason == "capacity" ? ErrorKind::kQuota : ErrorKind::kInternal;
-    std::lock_guard lock(mu_);
-    RecordZoneFailure(state.memory, f.zone, cluster.replica.flavor, Error{kind, f.message}, now);
   }
 
   std::map<std::string, std::string> blocked;

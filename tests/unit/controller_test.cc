@@ -1,0 +1,662 @@
+#include "autoscaler/controller.h"
+
+#include <gtest/gtest.h>
+#include <prometheus/registry.h>
+#include <prometheus/text_serializer.h>
+
+#include <algorithm>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "autoscaler/testing/fake_probe.h"
+#include "haproxy_dataplane/testing/fake_load_balancer.h"
+#include "openstack/fake_cloud_provider.h"
+
+namespace ra::autoscaler {
+namespace {
+
+using namespace std::chrono_literals;
+using haproxy::testing::FakeLoadBalancer;
+using openstack::FakeCloudProvider;
+using testing::FakePrimaryLocator;
+using testing::FakeReplicaProbe;
+
+// FakeCloudProvider dates its snapshots a few seconds after the epoch: time starts soon after.
+const TimePoint kStart = TimePoint{} + 1h;
+
+/// Every call to the cloud and the load balancer, in one order, so a test can say "removed from
+/// HAProxy before the server was deleted".
+struct CallLog {
+  std::mutex mu;
+  std::vector<std::string> calls;
+  void Add(std::string call) {
+    std::lock_guard lock(mu);
+    calls.push_back(std::move(call));
+  }
+  std::vector<std::string> Get() {
+    std::lock_guard lock(mu);
+    return calls;
+  }
+  /// Index of the first call equal to `call`; -1 when absent.
+  int IndexOf(const std::string& call) {
+    auto all = Get();
+    auto it = std::find(all.begin(), all.end(), call);
+    return it == all.end() ? -1 : static_cast<int>(it - all.begin());
+  }
+};
+
+class LoggingCloud final : public openstack::CloudProvider {
+ public:
+  LoggingCloud(openstack::CloudProvider& inner, CallLog& log) : inner_(inner), log_(log) {}
+  Result<std::vector<openstack::ReplicaFacts>> ListReplicas(const std::string& c) override {
+    return inner_.ListReplicas(c);
+  }
+  Result<openstack::VolumeFacts> CreateReplicaVolume(const openstack::ReplicaSpec& spec) override {
+    log_.Add("cloud:CreateReplicaVolume(" + spec.name + "@" + spec.availability_zone + ")");
+    specs.push_back(spec);
+    return inner_.CreateReplicaVolume(spec);
+  }
+  Result<openstack::ServerFacts> CreateReplicaServer(const openstack::ReplicaSpec& spec,
+                                                     const std::string& volume_id) override {
+    log_.Add("cloud:CreateReplicaServer(" + spec.name + "@" + spec.availability_zone + ")");
+    specs.push_back(spec);
+    if (!fail_next_server.empty()) {
+      fake_->FailServerOf(spec.name, std::exchange(fail_next_server, ""));
+    }
+    return inner_.CreateReplicaServer(spec, volume_id);
+  }
+  Result<openstack::DeleteProgress> DeleteReplica(const std::string& c,
+                                                  const std::string& name) override {
+    log_.Add("cloud:DeleteReplica(" + name + ")");
+    return inner_.DeleteReplica(c, name);
+  }
+  Result<openstack::SnapshotFacts> SnapshotVolume(const std::string& c, const std::string& v,
+                                                  const std::string& name) override {
+    log_.Add("cloud:SnapshotVolume(" + v + ")");
+    return inner_.SnapshotVolume(c, v, name);
+  }
+  Result<std::vector<openstack::SnapshotFacts>> ListSnapshots(const std::string& c) override {
+    return inner_.ListSnapshots(c);
+  }
+  Result<void> DeleteSnapshot(const std::string& id) override {
+    log_.Add("cloud:DeleteSnapshot(" + id + ")");
+    return inner_.DeleteSnapshot(id);
+  }
+  Result<std::vector<std::string>> AvailabilityZones() override {
+    return inner_.AvailabilityZones();
+  }
+  Result<openstack::Quota> RemainingQuota() override { return inner_.RemainingQuota(); }
+
+  std::vector<openstack::ReplicaSpec> specs;
+  /// The next server created goes ERROR with this fault.
+  std::string fail_next_server;
+  FakeCloudProvider* fake_ = nullptr;
+
+ private:
+  openstack::CloudProvider& inner_;
+  CallLog& log_;
+};
+
+class LoggingLb final : public haproxy::LoadBalancer {
+ public:
+  LoggingLb(haproxy::LoadBalancer& inner, CallLog& log) : inner_(inner), log_(log) {}
+  Result<std::vector<haproxy::LbServer>> ListServers() override { return inner_.ListServers(); }
+  Result<void> EnsureServer(const haproxy::ServerSpec& spec) override {
+    log_.Add("lb:EnsureServer(" + spec.name + ")");
+    if (on_ensure) on_ensure(spec);
+    return inner_.EnsureServer(spec);
+  }
+  Result<void> Drain(std::string_view name) override {
+    log_.Add("lb:Drain(" + std::string(name) + ")");
+    return inner_.Drain(name);
+  }
+  Result<void> Maint(std::string_view name) override {
+    log_.Add("lb:Maint(" + std::string(name) + ")");
+    return inner_.Maint(name);
+  }
+  Result<int64_t> SessionCount(std::string_view name) override { return inner_.SessionCount(name); }
+  Result<haproxy::RemoveOutcome> Remove(std::string_view name, haproxy::RemoveMode mode) override {
+    log_.Add("lb:Remove(" + std::string(name) + ")");
+    return inner_.Remove(name, mode);
+  }
+
+  std::function<void(const haproxy::ServerSpec&)> on_ensure;
+
+ private:
+  haproxy::LoadBalancer& inner_;
+  CallLog& log_;
+};
+
+/// One total value for the cluster's target-tracking policy (kTotal: desired = value / target).
+class FakeMetrics final : public policies::MetricsSource {
+ public:
+  explicit FakeMetrics(const Clock& clock) : clock_(clock) {}
+  Result<policies::QueryResult> Query(std::string_view, std::optional<TimePoint>) override {
+    policies::QueryResult r;
+    r.series.push_back({{}, value, clock_.Now()});
+    return r;
+  }
+  double value = 10;  // target 10: one replica
+
+ private:
+  const Clock& clock_;
+};
+
+config::Cluster MakeCluster() {
+  config::Cluster c;
+  c.name = "pg";
+  c.cloud = "sim";
+  c.primary = config::StaticPrimary{"10.0.0.1", 5432};
+  c.donor.server = "pg-donor";
+  c.replica.flavor = "m1.large";
+  c.replica.image = "pg-image";
+  c.replica.networks = {"db-net"};
+  c.replica.zones = {"az1", "az2"};
+  c.replica.metadata = {{"team", "db"}};
+  c.load_balancer.name = "lb";
+  c.load_balancer.backend = "pg_replicas";
+  c.postgres.user = "monitor";
+  c.policy.min_replicas = 1;
+  c.policy.max_replicas = 5;
+  policies::TargetTracking tt;
+  tt.query = "sum(pg_sessions)";
+  tt.target = 10;
+  tt.value_kind = policies::ValueKind::kTotal;
+  c.policy.policies = {policies::Policy{"sessions", tt}};
+  c.policy.behavior.scale_up = {0s, {}, policies::SelectPolicy::kMax};
+  c.policy.behavior.scale_down = {0s, {}, policies::SelectPolicy::kMax};
+  return c;
+}
+
+class ControllerTest : public ::testing::Test {
+ protected:
+  ControllerTest() : logging_cloud_(cloud_, log_), logging_lb_(lb_, log_), metrics_source_(clock_) {
+    log::CaptureForTesting(&log_lines_);
+    logging_cloud_.fake_ = &cloud_;
+    config_.clusters.push_back(MakeCluster());
+    config_.loop.interval = 30s;
+    primary_.SetPrimary("10.0.0.1", 5432);
+    probe_.SetPrimaryLsn("10.0.0.1", 5432, int64_t{1} << 30);
+    // A golden snapshot of the donor, available.
+    EXPECT_TRUE(cloud_.SnapshotVolume("pg", "vol-donor", "pg-golden-1"));
+    cloud_.Settle();
+    // The donor serves in HAProxy: foreign, never touched.
+    haproxy::LbServer donor;
+    donor.name = "pg-donor";
+    donor.address = "10.0.0.2";
+    donor.loaded = true;
+    donor.admin_state = haproxy::AdminState::kReady;
+    donor.status.health = haproxy::Health::kUp;
+    donor.check.completed = donor.check.passed = true;
+    lb_.Put(donor);
+  }
+
+  ~ControllerTest() override { log::ResetForTesting(); }
+
+  void MakeController() {
+    controller_.reset();
+    ClusterDeps deps;
+    deps.cluster = &config_.clusters[0];
+    deps.cloud = &logging_cloud_;
+    deps.lb = &logging_lb_;
+    deps.probe = &probe_;
+    deps.primary = &primary_;
+    deps.metrics = &metrics_source_;
+    deps.resolve_template = [this]() -> Result<TemplateIds> {
+      ++template_resolutions_;
+      return TemplateIds{"flavor-id", "image-id", {"net-id"}};
+    };
+    deps.donor_volume_id = "vol-donor";
+    ControllerOptions options;
+    options.actuator.inline_execution = true;
+    controller_ = std::make_unique<Controller>(
+        config_, clock_, [this] { return next_id_++; }, journal_, metrics_,
+        std::vector<ClusterDeps>{deps}, options);
+  }
+
+  /// The name the controller gives its n-th new replica (ids count up from 0xa00000).
+  static std::string NameOf(uint32_t n) { return fmt::format("pg-replica-{:06x}", 0xa00000 + n); }
+
+  /// Probes answer by the stage each replica is in (default: caught up).
+  void SyncProbes() {
+    auto replicas = cloud_.ListReplicas("pg");
+    ASSERT_TRUE(replicas);
+    for (const auto& r : *replicas) {
+      if (!r.server || r.server->address.empty()) continue;
+      addresses_[r.name] = r.server->address;
+      auto stage = stage_.find(r.name);
+      ProbeResult answer = stage != stage_.end() ? stage->second : default_stage_;
+      probe_.SetProbe(r.server->address, 5432, answer);
+    }
+  }
+
+  bool Cycle(Duration step = 30s) {
+    clock_.Advance(step);
+    SyncProbes();
+    const bool ok = controller_->RunOnce(clock_.Now());
+    cloud_.Settle();
+    return ok;
+  }
+
+  ClusterStatus Status() {
+    auto s = controller_->Status("pg");
+    EXPECT_TRUE(s);
+    return s ? *s : ClusterStatus{};
+  }
+
+  /// Our replicas (not the donor) as the last cycle saw them.
+  std::set<std::string> Ours() {
+    std::set<std::string> names;
+    for (const ReplicaView& v : Status().replicas) {
+      if (!v.foreign) names.insert(v.name);
+    }
+    return names;
+  }
+
+  int CountPhase(Phase phase) {
+    int n = 0;
+    for (const ReplicaView& v : Status().replicas) n += v.phase == phase && !v.foreign ? 1 : 0;
+    return n;
+  }
+
+  std::vector<Event> EventsOf(const std::string& type) {
+    std::vector<Event> out;
+    for (Event& e : journal_.Recent("", 10000)) {
+      if (e.type == type) out.push_back(std::move(e));
+    }
+    return out;
+  }
+
+  std::string Scrape() {
+    return prometheus::TextSerializer().Serialize(metrics_.registry().Collect());
+  }
+
+  /// Brings the cluster to `n` serving replicas with the metric at n * 10.
+  void ScaleTo(int n, int max_cycles = 30) {
+    metrics_source_.value = 10.0 * n;
+    for (int i = 0; i < max_cycles && CountPhase(Phase::kServing) != n; ++i) Cycle();
+    ASSERT_EQ(CountPhase(Phase::kServing), n) << Status().plan_reason;
+  }
+
+  FakeClock clock_{kStart};
+  CallLog log_;
+  FakeCloudProvider cloud_;
+  FakeLoadBalancer lb_;
+  LoggingCloud logging_cloud_;
+  LoggingLb logging_lb_;
+  FakeReplicaProbe probe_;
+  FakePrimaryLocator primary_;
+  FakeMetrics metrics_source_;
+  config::Config config_;
+  EventJournal journal_{config::JournalConfig{.path = ""}};
+  ServiceMetrics metrics_;
+  uint32_t next_id_ = 0xa00000;
+  int template_resolutions_ = 0;
+  std::string log_lines_;
+  std::map<std::string, ProbeResult> stage_;
+  ProbeResult default_stage_ = FakeReplicaProbe::CaughtUp();
+  std::map<std::string, std::string> addresses_;
+  std::unique_ptr<Controller> controller_;
+};
+
+TEST_F(ControllerTest, ReplicaNameFillsTheTemplate) {
+  EXPECT_EQ(ReplicaName("{cluster}-replica-{id}", "pg", "0a1b2c", ""), "pg-replica-0a1b2c");
+  EXPECT_EQ(ReplicaName("{cluster}-{zone}-{id}", "pg", "0a1b2c", "az1"), "pg-az1-0a1b2c");
+  EXPECT_EQ(ReplicaName("{cluster}-{zone}-{id}", "pg", "0a1b2c", ""), "pg-0a1b2c");
+  EXPECT_EQ(ReplicaName("{id}-{zone}", "pg", "0a1b2c", ""), "0a1b2c");
+}
+
+TEST_F(ControllerTest, FromNothingToMinimumThroughEveryPhase) {
+  MakeController();
+  std::vector<Phase> seen;
+  for (int i = 0; i < 20 && CountPhase(Phase::kServing) < 1; ++i) {
+    Cycle();
+    for (const ReplicaView& v : Status().replicas) {
+      if (v.name == NameOf(0) && (seen.empty() || seen.back() != v.phase)) seen.push_back(v.phase);
+    }
+  }
+  ASSERT_EQ(CountPhase(Phase::kServing), 1) << Status().plan_reason;
+  EXPECT_EQ(seen.back(), Phase::kServing);
+  EXPECT_TRUE(lb_.Has(NameOf(0)));
+  EXPECT_TRUE(lb_.Get(NameOf(0)).Serving());
+  EXPECT_EQ(template_resolutions_, 1) << "resolved once, at the first need";
+  // The spec carries the template's ids and non-secret first-boot facts.
+  ASSERT_FALSE(logging_cloud_.specs.empty());
+  const openstack::ReplicaSpec& spec = logging_cloud_.specs.back();
+  EXPECT_EQ(spec.flavor_id, "flavor-id");
+  EXPECT_EQ(spec.network_ids, std::vector<std::string>{"net-id"});
+  EXPECT_EQ(spec.metadata.at("team"), "db");
+  auto user_data = nlohmann::json::parse(spec.user_data);
+  EXPECT_EQ(user_data["primary_host"], "10.0.0.1");
+  EXPECT_EQ(user_data["application_name"], NameOf(0));
+  EXPECT_EQ(user_data["replication_user"], "replicator");
+  EXPECT_EQ(spec.user_data.find("password"), std::string::npos);
+  // Journal: a decision, actions, phase changes.
+  EXPECT_FALSE(EventsOf("decision").empty());
+  EXPECT_FALSE(EventsOf("action_succeeded").empty());
+  EXPECT_GE(EventsOf("phase_changed").size(), 3u);
+  EXPECT_NE(Scrape().find("replica_autoscaler_provisioning_phase_duration_seconds_count{cluster="
+                          "\"pg\",phase=\"total\"} 1"),
+            std::string::npos)
+      << Scrape();
+  EXPECT_TRUE(controller_->GetHealth().ready);
+}
+
+TEST_F(ControllerTest, ScaleUpAdmitsOnlyCaughtUpReplicas) {
+  MakeController();
+  ScaleTo(1);
+  const std::set<std::string> before = Ours();
+  for (const std::string& name : before) stage_[name] = FakeReplicaProbe::CaughtUp();
+  // Every new replica lags far behind at first: 100 MiB, above the 16 MiB threshold.
+  default_stage_ = FakeReplicaProbe::Lagging(100 << 20, 90);
+  bool admitted_while_lagging = false;
+  logging_lb_.on_ensure = [&](const haproxy::ServerSpec& spec) {
+    auto stage = stage_.find(spec.name);
+    const ProbeResult& now = stage != stage_.end() ? stage->second : default_stage_;
+    if (now.lag_bytes.value_or(0) > (16 << 20)) admitted_while_lagging = true;
+  };
+  metrics_source_.value = 30;
+  for (int i = 0; i < 12; ++i) Cycle();
+  std::set<std::string> added;
+  for (const std::string& name : Ours()) {
+    if (!before.contains(name)) added.insert(name);
+  }
+  ASSERT_EQ(added.size(), 2u);
+  EXPECT_EQ(CountPhase(Phase::kCatchingUp), 2) << Status().plan_reason;
+  for (const std::string& name : added) {
+    EXPECT_EQ(log_.IndexOf("lb:EnsureServer(" + name + ")"), -1);
+  }
+  EXPECT_EQ(Status().desired, 3);
+  // Caught up: admitted, then serving.
+  default_stage_ = FakeReplicaProbe::CaughtUp();
+  for (int i = 0; i < 6 && CountPhase(Phase::kServing) < 3; ++i) Cycle();
+  EXPECT_EQ(CountPhase(Phase::kServing), 3) << Status().plan_reason;
+  EXPECT_FALSE(admitted_while_lagging);
+  for (const std::string& name : added) {
+    EXPECT_NE(log_.IndexOf("lb:EnsureServer(" + name + ")"), -1);
+  }
+  // Spread over both zones.
+  std::set<std::string> zones;
+  for (const ReplicaView& v : Status().replicas) {
+    if (!v.foreign) zones.insert(v.zone);
+  }
+  EXPECT_EQ(zones, (std::set<std::string>{"az1", "az2"}));
+  // The donor was never touched.
+  for (const std::string& call : log_.Get()) EXPECT_EQ(call.find("pg-donor"), std::string::npos);
+}
+
+TEST_F(ControllerTest, ManualOverrideWinsAndIsBounded) {
+  MakeController();
+  ScaleTo(1);
+  EXPECT_EQ(controller_->SetOverride("pg", {9, std::nullopt, "too many"}).error().kind,
+            ErrorKind::kBadRequest);
+  EXPECT_EQ(controller_->SetOverride("pg", {2, clock_.Now() - 1s, "past"}).error().kind,
+            ErrorKind::kBadRequest);
+  EXPECT_EQ(controller_->SetOverride("nope", {2, std::nullopt, ""}).error().kind,
+            ErrorKind::kNotFound);
+  ASSERT_TRUE(controller_->SetOverride("pg", {2, clock_.Now() + 30min, "load test"}));
+  for (int i = 0; i < 15 && CountPhase(Phase::kServing) < 2; ++i) Cycle();
+  EXPECT_EQ(CountPhase(Phase::kServing), 2);
+  EXPECT_EQ(Status().desired, 2);
+  ASSERT_TRUE(Status().manual);
+  EXPECT_EQ(EventsOf("manual_override").size(), 1u);
+  // It expires: the policies (metric says 1) decide again.
+  clock_.Advance(31min);
+  for (int i = 0; i < 20 && CountPhase(Phase::kServing) > 1; ++i) Cycle();
+  EXPECT_EQ(Status().desired, 1);
+  EXPECT_FALSE(Status().manual);
+  EXPECT_EQ(EventsOf("manual_override_expired").size(), 1u);
+}
+
+TEST_F(ControllerTest, PauseHoldsTheCountAndResumeLetsGo) {
+  MakeController();
+  ScaleTo(1);
+  ASSERT_TRUE(controller_->Pause("pg", "maintenance"));
+  ASSERT_TRUE(controller_->Pause("pg", "maintenance"));  // idempotent
+  EXPECT_EQ(EventsOf("paused").size(), 1u);
+  metrics_source_.value = 30;
+  for (int i = 0; i < 5; ++i) Cycle();
+  EXPECT_EQ(Status().desired, 1);
+  EXPECT_TRUE(Status().paused);
+  EXPECT_EQ(log_.IndexOf("cloud:CreateReplicaVolume(" + NameOf(1) + "@az1)"), -1);
+  EXPECT_EQ(log_.IndexOf("cloud:CreateReplicaVolume(" + NameOf(1) + "@az2)"), -1);
+  ASSERT_TRUE(controller_->Resume("pg"));
+  for (int i = 0; i < 15 && CountPhase(Phase::kServing) < 3; ++i) Cycle();
+  EXPECT_EQ(CountPhase(Phase::kServing), 3);
+  EXPECT_EQ(EventsOf("resumed").size(), 1u);
+}
+
+TEST_F(ControllerTest, ScaleDownDrainsThenRemovesFromLbBeforeDeleting) {
+  MakeController();
+  ScaleTo(3);
+  // Sessions on every replica of ours; the victims keep theirs for a while.
+  for (uint32_t n = 0; n < 3; ++n) lb_.SetSessions(NameOf(n), 4);
+  metrics_source_.value = 10;
+  for (int i = 0; i < 3; ++i) Cycle(10s);
+  EXPECT_EQ(Status().desired, 1);
+  std::vector<std::string> victims;
+  for (uint32_t n = 0; n < 3; ++n) {
+    if (log_.IndexOf("lb:Drain(" + NameOf(n) + ")") >= 0) victims.push_back(NameOf(n));
+  }
+  ASSERT_EQ(victims.size(), 2u) << Status().plan_reason;
+  for (const std::string& v : victims) {
+    EXPECT_EQ(log_.IndexOf("cloud:DeleteReplica(" + v + ")"), -1) << "sessions still open";
+    EXPECT_TRUE(lb_.Has(v));
+  }
+  // Sessions end: removed from HAProxy, then deleted.
+  for (const std::string& v : victims) lb_.SetSessions(v, 0);
+  for (int i = 0; i < 10; ++i) Cycle(10s);
+  for (const std::string& v : victims) {
+    const int removed = log_.IndexOf("lb:Remove(" + v + ")");
+    const int deleted = log_.IndexOf("cloud:DeleteReplica(" + v + ")");
+    ASSERT_GE(removed, 0);
+    ASSERT_GE(deleted, 0);
+    EXPECT_LT(removed, deleted) << "traffic leaves before the server goes";
+    EXPECT_FALSE(lb_.Has(v));
+  }
+  auto left = cloud_.ListReplicas("pg");
+  ASSERT_TRUE(left);
+  EXPECT_EQ(left->size(), 1u);
+  EXPECT_TRUE(EventsOf("forced_drain").empty());
+}
+
+TEST_F(ControllerTest, DrainTimeoutForcesRemovalAndCountsIt) {
+  MakeController();
+  ScaleTo(2);
+  for (uint32_t n = 0; n < 2; ++n) lb_.SetSessions(NameOf(n), 7);
+  metrics_source_.value = 10;
+  Cycle(10s);
+  Cycle(10s);
+  for (int i = 0; i < 6; ++i) Cycle(2min);  // past the 5 min drain timeout
+  ASSERT_EQ(EventsOf("forced_drain").size(), 1u);
+  EXPECT_NE(EventsOf("forced_drain")[0].message.find("7 session"), std::string::npos);
+  EXPECT_NE(Scrape().find("replica_autoscaler_forced_drains_total{cluster=\"pg\"} 1"),
+            std::string::npos);
+  auto left = cloud_.ListReplicas("pg");
+  ASSERT_TRUE(left);
+  EXPECT_EQ(left->size(), 1u);
+}
+
+TEST_F(ControllerTest, ServerErrorIsCleanedUpBackedOffAndReported) {
+  MakeController();
+  ScaleTo(1);
+  logging_cloud_.fail_next_server = "No valid host was found. There are not enough hosts";
+  metrics_source_.value = 20;
+  for (int i = 0; i < 20 && CountPhase(Phase::kServing) < 2; ++i) Cycle();
+  auto failures = EventsOf("replica_failed");
+  ASSERT_EQ(failures.size(), 1u);
+  const std::string failed = failures[0].replica;
+  const std::string failed_zone = failures[0].details.value("zone", "");
+  EXPECT_NE(log_.IndexOf("cloud:DeleteReplica(" + failed + ")"), -1);
+  EXPECT_NE(Scrape().find("replica_autoscaler_provisioning_failures_total{cluster=\"pg\""),
+            std::string::npos);
+  // Its replacement went to the other zone and serves; nothing of the failed one is left.
+  EXPECT_EQ(CountPhase(Phase::kServing), 2) << Status().plan_reason;
+  auto left = cloud_.ListReplicas("pg");
+  ASSERT_TRUE(left);
+  EXPECT_EQ(left->size(), 2u);
+  for (const auto& r : *left) EXPECT_NE(r.name, failed);
+  int creates_after = 0;
+  bool after = false;
+  for (const std::string& call : log_.Get()) {
+    if (call == "cloud:CreateReplicaServer(" + failed + "@" + failed_zone + ")") after = true;
+    if (after && call.rfind("cloud:CreateReplicaVolume(", 0) == 0) {
+      ++creates_after;
+      EXPECT_EQ(call.find("@" + failed_zone + ")"), std::string::npos) << call << " backed off";
+    }
+  }
+  EXPECT_EQ(creates_after, 1);
+}
+
+TEST_F(ControllerTest, QuotaErrorBacksOffTheZoneAndTheNextReplicaGoesElsewhere) {
+  MakeController();
+  ScaleTo(1);
+  // The next replica is planned in the other zone, which is out of quota.
+  cloud_.FailNext("CreateReplicaVolume",
+                  Error{ErrorKind::kQuota, "VolumeLimitExceeded: Maximum number of volumes"});
+  metrics_source_.value = 20;
+  Cycle();
+  auto failed = EventsOf("action_failed");
+  ASSERT_EQ(failed.size(), 1u);
+  EXPECT_EQ(failed[0].result, "quota");
+  const std::string failed_replica = failed[0].replica;
+  const std::string failed_zone = failed[0].details.value("zone", "");
+  ASSERT_FALSE(failed_zone.empty());
+  for (int i = 0; i < 15 && CountPhase(Phase::kServing) < 2; ++i) Cycle();
+  EXPECT_EQ(CountPhase(Phase::kServing), 2) << Status().plan_reason;
+  // Every later create avoided the backed-off zone.
+  bool after = false;
+  int creates_after = 0;
+  for (const std::string& call : log_.Get()) {
+    if (call.find("CreateReplicaVolume(" + failed_replica + "@") != std::string::npos) {
+      after = true;
+      continue;
+    }
+    if (after && call.rfind("cloud:CreateReplicaVolume(", 0) == 0) {
+      ++creates_after;
+      EXPECT_EQ(call.find("@" + failed_zone + ")"), std::string::npos) << call;
+    }
+  }
+  EXPECT_EQ(creates_after, 1);
+  EXPECT_NE(Scrape().find("reason=\"quota\""), std::string::npos);
+}
+
+TEST_F(ControllerTest, RestartMidProvisioningAndMidDrainConvergesWithoutOrphans) {
+  MakeController();
+  ScaleTo(2);
+  lb_.SetSessions(NameOf(0), 3);
+  lb_.SetSessions(NameOf(1), 3);
+  // Down to 1 (one replica starts draining) while, by override, ... then the service dies.
+  metrics_source_.value = 10;
+  Cycle(10s);
+  Cycle(10s);
+  // Mid-provisioning too: a volume made by hand as the dead service would have left it.
+  openstack::ReplicaSpec orphan;
+  orphan.cluster = "pg";
+  orphan.name = "pg-replica-0b0b0b";
+  orphan.snapshot_id = "snap-1";
+  orphan.availability_zone = "az1";
+  ASSERT_TRUE(cloud_.CreateReplicaVolume(orphan));
+  controller_.reset();  // killed: memory lost
+
+  next_id_ = 0xc00000;
+  MakeController();
+  lb_.SetSessions(NameOf(0), 0);
+  lb_.SetSessions(NameOf(1), 0);
+  for (int i = 0; i < 20; ++i) Cycle(30s);
+  auto left = cloud_.ListReplicas("pg");
+  ASSERT_TRUE(left);
+  ASSERT_EQ(left->size(), 1u) << "no orphan volume or server is left";
+  EXPECT_TRUE(left->at(0).server && left->at(0).volume);
+  EXPECT_TRUE(lb_.Has(left->at(0).name));
+  EXPECT_EQ(CountPhase(Phase::kServing), 1) << Status().plan_reason;
+  // HAProxy holds only the donor and the survivor.
+  auto servers = lb_.ListServers();
+  ASSERT_TRUE(servers);
+  EXPECT_EQ(servers->size(), 2u);
+}
+
+TEST_F(ControllerTest, SnapshotOnDemandIsTakenOnceAndConflictsWhileBeingMade) {
+  MakeController();
+  ScaleTo(1);
+  ASSERT_TRUE(controller_->RequestSnapshot("pg"));
+  EXPECT_EQ(controller_->RequestSnapshot("pg").error().kind, ErrorKind::kConflict);
+  clock_.Advance(30s);
+  SyncProbes();
+  controller_->RunOnce(clock_.Now());  // no Settle: the snapshot stays `creating`
+  EXPECT_NE(log_.IndexOf("cloud:SnapshotVolume(vol-donor)"), -1);
+  Cycle();
+  EXPECT_EQ(controller_->RequestSnapshot("pg").error().kind, ErrorKind::kConflict);
+  Cycle();
+  EXPECT_TRUE(controller_->RequestSnapshot("pg"));
+}
+
+TEST_F(ControllerTest, ObserveErrorsAreReportedAndNothingIsDeleted) {
+  MakeController();
+  ScaleTo(2);
+  metrics_source_.value = 10;
+  lb_.FailNext("ListServers", Error{ErrorKind::kTransient, "connection refused"});
+  EXPECT_FALSE(Cycle());
+  EXPECT_NE(Status().last_error.find("dataplane"), std::string::npos) << Status().last_error;
+  EXPECT_EQ(log_.IndexOf("lb:Drain(" + NameOf(0) + ")"), -1);
+  EXPECT_EQ(log_.IndexOf("lb:Drain(" + NameOf(1) + ")"), -1);
+  EXPECT_NE(Scrape().find("component=\"dataplane\""), std::string::npos);
+  EXPECT_TRUE(Cycle());
+  EXPECT_TRUE(Status().last_error.empty());
+}
+
+TEST(ActuatorTest, OneReplicasActionsRunInOrderAndStopAfterAFailure) {
+  FakeClock clock(kStart);
+  EventJournal journal(config::JournalConfig{.path = ""});
+  FakeLoadBalancer lb;
+  FakeCloudProvider cloud;
+  config::Cluster cluster = MakeCluster();
+  Actuator actuator({.threads = 3}, journal, clock);
+  ActionContext context;
+  context.cluster = &cluster;
+  context.cloud = &cloud;
+  context.lb = &lb;
+  // Removal refused (still ready): the delete behind it must not run.
+  lb.EnsureServer({"pg-replica-000001", "10.0.0.9", 5432});
+  std::vector<Action> actions(2);
+  actions[0].kind = ActionKind::kRemoveFromLb;
+  actions[0].replica = "pg-replica-000001";
+  actions[1].kind = ActionKind::kDeleteReplica;
+  actions[1].replica = "pg-replica-000001";
+  actuator.Submit("pg", context, actions);
+  std::vector<Completion> done;
+  while (done.empty()) {
+    auto more = actuator.TakeCompletions("pg");
+    done.insert(done.end(), more.begin(), more.end());
+    if (done.empty()) std::this_thread::yield();
+  }
+  EXPECT_TRUE(actuator.Stop());
+  done = [&] {
+    auto more = actuator.TakeCompletions("pg");
+    done.insert(done.end(), more.begin(), more.end());
+    return done;
+  }();
+  ASSERT_EQ(done.size(), 1u);
+  EXPECT_EQ(done[0].action.kind, ActionKind::kRemoveFromLb);
+  ASSERT_TRUE(done[0].error);
+  EXPECT_EQ(done[0].error->kind, ErrorKind::kConflict);
+  for (const auto& call : cloud.calls()) EXPECT_NE(call.method, "DeleteReplica");
+  EXPECT_TRUE(actuator.Busy("pg").replicas.empty());
+}
+
+TEST(ActuatorTest, NamesAndUserData) {
+  config::Cluster cluster = MakeCluster();
+  cluster.dns = config::Dns{"db.example.com.", 60, "{name}.{cluster}"};
+  EXPECT_EQ(DnsRecordName(cluster, "pg-replica-0a0b0c"), "pg-replica-0a0b0c.pg.db.example.com.");
+  EXPECT_EQ(GoldenSnapshotName("pg", TimePoint(std::chrono::seconds(1795240800))),
+            "pg-golden-20261121T060000");
+  auto facts = nlohmann::json::parse(ReplicaUserData(cluster, "r1", "10.0.0.1", 5433));
+  EXPECT_EQ(facts["primary_port"], 5433);
+  EXPECT_EQ(facts["sslmode"], "prefer");
+  EXPECT_FALSE(facts.contains("password"));
+}
+
+}  // namespace
+}  // namespace ra::autoscaler
