@@ -4,6 +4,7 @@
 #include "autoscaler/client_cli.h"
 #include "autoscaler/config_cli.h"
 #include "autoscaler/plan_cli.h"
+#include "autoscaler/serve.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"replica-autoscaler: elastic PostgreSQL read replicas on OpenStack"};
@@ -14,6 +15,9 @@ int main(int argc, char** argv) {
   CLI::App* validate_cmd = ra::config::AddValidateCommand(app, &validate);
   ra::autoscaler::PlanOptions plan;
   CLI::App* plan_cmd = ra::autoscaler::AddPlanCommand(app, &plan);
+  ra::autoscaler::ServeOptions serve;
+  serve.version = RA_VERSION;
+  CLI::App* serve_cmd = ra::autoscaler::AddServeCommand(app, &serve);
   ra::autoscaler::ClientOptions client;
   ra::autoscaler::AddClientCommands(app, &client);
 
@@ -24,6 +28,7 @@ int main(int argc, char** argv) {
     return app.exit(e) == 0 ? 0 : 2;
   }
   if (validate_cmd->parsed()) return ra::config::RunValidate(validate, std::cout, std::cerr);
+  if (serve_cmd->parsed()) return ra::autoscaler::RunServe(serve, std::cout, std::cerr);
   if (plan_cmd->parsed()) return ra::autoscaler::RunPlan(plan, std::cout, std::cerr);
   if (!client.command.empty()) return ra::autoscaler::RunClient(client, std::cout, std::cerr);
   return 0;
