@@ -1,16 +1,20 @@
 #include "autoscaler/api_server.h"
 
-#include <cpprest/containerstream.h>
 #include <cpprest/http_listener.h>
+#include <netdb.h>
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
 #include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
 #include <cctype>
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <limits>
 #include <map>
 #include <mutex>
@@ -287,6 +291,28 @@ tl::expected<std::vector<std::string>, Rejection> PathSegments(const std::string
   return out;
 }
 
+/// Whether host:port can be bound now (SO_REUSEADDR, as the listener binds).
+Result<void> ProbeBind(const std::string& host, int port) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+  addrinfo* found = nullptr;
+  const std::string service = std::to_string(port);
+  const int rc = getaddrinfo(host.c_str(), service.c_str(), &hints, &found);
+  if (rc != 0) return Fail(ErrorKind::kConfig, gai_strerror(rc));
+  std::unique_ptr<addrinfo, decltype(&freeaddrinfo)> guard(found, &freeaddrinfo);
+  const int fd = socket(found->ai_family, found->ai_socktype, found->ai_protocol);
+  if (fd < 0) return Fail(ErrorKind::kConfig, std::strerror(errno));
+  const int on = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+  const int bound = bind(fd, found->ai_addr, found->ai_addrlen);
+  const int err = errno;
+  close(fd);
+  if (bound != 0) return Fail(ErrorKind::kConfig, std::strerror(err));
+  return {};
+}
+
 }  // namespace
 
 struct ApiServer::Impl {
@@ -368,16 +394,17 @@ tl::expected<std::string, Rejection> ApiServer::Impl::ReadBody(http::http_reques
   };
   if (request.headers().content_length() > kMaxBody) return too_large();
   // Read at most one byte past the limit, so a chunked body cannot make us buffer it all.
-  concurrency::streams::container_buffer<std::string> buffer;
-  concurrency::streams::istream body = request.body();
-  size_t total = 0;
-  while (total <= kMaxBody) {
-    const size_t n = body.read(buffer, kMaxBody + 1 - total).get();
+  concurrency::streams::streambuf<uint8_t> stream = request.body().streambuf();
+  std::string body;
+  std::array<uint8_t, 8192> chunk{};
+  while (body.size() <= kMaxBody) {
+    const size_t want = std::min(chunk.size(), kMaxBody + 1 - body.size());
+    const size_t n = stream.getn(chunk.data(), want).get();
     if (n == 0) break;
-    total += n;
+    body.append(reinterpret_cast<const char*>(chunk.data()), n);
   }
-  if (total > kMaxBody) return too_large();
-  return std::move(buffer.collection());
+  if (body.size() > kMaxBody) return too_large();
+  return body;
 }
 
 Reply ApiServer::Impl::Healthz() {
@@ -496,9 +523,11 @@ Reply ApiServer::Impl::PutOverride(const std::string& name, const std::string& b
     return ErrorReply(400,
                       "replicas: expected an integer, got " + std::string(JsonTypeName(*replicas)));
   }
-  if (replicas->is_number_unsigned()
-          ? replicas->get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<int>::max())
-          : replicas->get<int64_t>() < 0) {
+  constexpr int64_t kMax = std::numeric_limits<int>::max();
+  const bool in_range = replicas->is_number_unsigned()
+                            ? replicas->get<uint64_t>() <= static_cast<uint64_t>(kMax)
+                            : replicas->get<int64_t>() >= 0 && replicas->get<int64_t>() <= kMax;
+  if (!in_range) {
     return ErrorReply(
         400, "replicas: must be from 0 to " + std::to_string(std::numeric_limits<int>::max()));
   }
@@ -660,6 +689,13 @@ void ApiServer::Impl::Handle(http::http_request request) {
   } catch (...) {
     reply = ErrorReply(500, "internal error");
   }
+  const auto ms = std::chrono::duration_cast<std::chrono::microseconds>(
+                      std::chrono::steady_clock::now() - started)
+                      .count() /
+                  1000.0;
+  // Logged before the answer goes out, so a client that has its answer finds the line written.
+  log::Debug("api request",
+             {{"method", method}, {"path", path}, {"status", reply.status}, {"duration_ms", ms}});
   try {
     http::http_response response(static_cast<http::status_code>(reply.status));
     for (const auto& [name, value] : reply.headers) response.headers().add(name, value);
@@ -674,12 +710,6 @@ void ApiServer::Impl::Handle(http::http_request request) {
   } catch (const std::exception& e) {
     log::Warn("api: could not send the answer", {{"path", path}, {"error", e.what()}});
   }
-  const auto ms = std::chrono::duration_cast<std::chrono::microseconds>(
-                      std::chrono::steady_clock::now() - started)
-                      .count() /
-                  1000.0;
-  log::Debug("api request",
-             {{"method", method}, {"path", path}, {"status", reply.status}, {"duration_ms", ms}});
 }
 
 ApiServer::ApiServer(config::ApiConfig config, std::vector<ResolvedToken> tokens,
@@ -695,6 +725,14 @@ Result<void> ApiServer::Start() {
   const std::string& host = impl_->config.host;
   const std::string address = host.find(':') != std::string::npos ? "[" + host + "]" : host;
   const std::string url = "http://" + address + ":" + std::to_string(impl_->config.port);
+  // cpprestsdk shares one acceptor per port inside the process: a failed open on a port this
+  // process already serves closes the existing listener too. Probing with a plain socket first
+  // leaves it alone, and gives the system's own reason.
+  if (auto probe = ProbeBind(host, impl_->config.port); !probe) {
+    return Fail(ErrorKind::kConfig, "api: cannot listen on " + address + ":" +
+                                        std::to_string(impl_->config.port) + ": " +
+                                        probe.error().message);
+  }
   try {
     http_listener_config listener_config;
     listener_config.set_timeout(std::chrono::seconds(30));
