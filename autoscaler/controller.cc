@@ -241,8 +241,13 @@ Controller::ObserveResult Controller::Observe(ClusterState& state, TimePoint now
     error("dataplane", servers.error());
   }
 
-  // Golden snapshots, oldest first.
-  if (auto snapshots = deps.cloud->ListSnapshots(cluster.name); snapshots) {
+  // Golden snapshots, oldest first. When the cloud did not answer the first read, the others
+  // are not tried this cycle: each would wait out its own retries for the same outage.
+  const bool cloud_down = observed.cloud_error && (IsRetryable(observed.cloud_error->kind) ||
+                                                   observed.cloud_error->kind == ErrorKind::kAuth);
+  if (cloud_down) {
+    observed.snapshots_error = observed.cloud_error;
+  } else if (auto snapshots = deps.cloud->ListSnapshots(cluster.name); snapshots) {
     observed.snapshots = std::move(*snapshots);
     std::stable_sort(observed.snapshots.begin(), observed.snapshots.end(),
                      [](const openstack::SnapshotFacts& a, const openstack::SnapshotFacts& b) {
@@ -254,7 +259,7 @@ Controller::ObserveResult Controller::Observe(ClusterState& state, TimePoint now
   }
 
   // The donor's volume, resolved once.
-  if (state.donor_volume_id.empty() && deps.resolve_donor) {
+  if (state.donor_volume_id.empty() && deps.resolve_donor && !cloud_down) {
     if (auto volume = deps.resolve_donor(); volume) {
       state.donor_volume_id = *volume;
     } else {
@@ -267,7 +272,8 @@ Controller::ObserveResult Controller::Observe(ClusterState& state, TimePoint now
   if (!cluster.replica.zones.empty()) {
     observed.zones = cluster.replica.zones;
   } else {
-    if (!state.zones_cached_at || now - *state.zones_cached_at >= options_.zones_cache) {
+    if (!cloud_down &&
+        (!state.zones_cached_at || now - *state.zones_cached_at >= options_.zones_cache)) {
       if (auto zones = deps.cloud->AvailabilityZones(); zones) {
         state.zones_cache = std::move(*zones);
         state.zones_cached_at = now;
@@ -382,6 +388,7 @@ bool Controller::RunCluster(ClusterState& state, TimePoint now) {
   const BusySet busy = actuator_.Busy(cluster.name);
 
   ObserveResult seen = Observe(state, now);
+  const bool cloud_unread = seen.observed.cloud_error.has_value();
 
   // Policies: each query through the metrics source, outside the lock.
   const std::map<std::string, std::string> queries = policies::Queries(cluster.policy);
@@ -553,7 +560,8 @@ bool Controller::RunCluster(ClusterState& state, TimePoint now) {
   }
 
   // The quota, now and then, for the dashboard.
-  if (options_.quota_every_cycles > 0 && (state.cycles - 1) % options_.quota_every_cycles == 0) {
+  if (options_.quota_every_cycles > 0 && (state.cycles - 1) % options_.quota_every_cycles == 0 &&
+      !cloud_unread) {
     if (auto quota = deps.cloud->RemainingQuota(); quota) {
       // -1 means unlimited: no gauge rather than a negative figure that reads as "exhausted".
       const std::pair<std::string_view, int> figures[] = {{"instances", quota->instances},
