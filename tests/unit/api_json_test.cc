@@ -1,4 +1,7 @@
 #include <gtest/gtest.h>
+#include <yaml-cpp/yaml.h>
+
+#include <set>
 
 #include "autoscaler/api_server.h"
 #include "core/duration.h"
@@ -189,6 +192,111 @@ TEST(EventJsonTest, IsTheJournalsShape) {
   const json s = EventJson(service);
   EXPECT_FALSE(s.contains("cluster"));  // empty strings are left out
   EXPECT_EQ(s["type"], "service_started");
+}
+
+// docs/openapi.yaml is what clients are written against: its schemas must name exactly the
+// fields the server sends, and every reference in it must lead somewhere.
+class OpenApiTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    doc_ = YAML::LoadFile(std::string(RA_SOURCE_DIR) + "/docs/openapi.yaml");
+  }
+
+  YAML::Node Schema(const std::string& name) { return doc_["components"]["schemas"][name]; }
+
+  static std::set<std::string> Keys(const YAML::Node& map) {
+    std::set<std::string> out;
+    for (const auto& kv : map) out.insert(kv.first.as<std::string>());
+    return out;
+  }
+  static std::set<std::string> List(const YAML::Node& seq) {
+    std::set<std::string> out;
+    for (const auto& item : seq) out.insert(item.as<std::string>());
+    return out;
+  }
+  static std::set<std::string> Keys(const json& object) {
+    std::set<std::string> out;
+    for (const auto& [key, value] : object.items()) out.insert(key);
+    return out;
+  }
+
+  // Every property is sent, always (null when unknown): required == properties == what we send.
+  void ExpectExactly(const std::string& schema, const json& sent) {
+    const YAML::Node s = Schema(schema);
+    ASSERT_TRUE(s.IsMap()) << schema;
+    EXPECT_EQ(Keys(s["properties"]), Keys(sent)) << schema;
+    EXPECT_EQ(List(s["required"]), Keys(sent)) << schema;
+  }
+
+  void CheckRefs(const YAML::Node& node, int* count) {
+    if (node.IsMap()) {
+      for (const auto& kv : node) {
+        if (kv.first.as<std::string>() == "$ref") {
+          ++*count;
+          const std::string ref = kv.second.as<std::string>();
+          ASSERT_EQ(ref.rfind("#/", 0), 0u) << ref;
+          YAML::Node at = YAML::Clone(doc_);
+          size_t start = 2;
+          while (start <= ref.size()) {
+            size_t end = ref.find('/', start);
+            if (end == std::string::npos) end = ref.size();
+            at = at[ref.substr(start, end - start)];
+            ASSERT_TRUE(at.IsDefined()) << "unresolved " << ref;
+            start = end + 1;
+          }
+        } else {
+          CheckRefs(kv.second, count);
+        }
+      }
+    } else if (node.IsSequence()) {
+      for (const auto& item : node) CheckRefs(item, count);
+    }
+  }
+
+  YAML::Node doc_;
+};
+
+TEST_F(OpenApiTest, SchemasNameExactlyTheFieldsTheServerSends) {
+  EXPECT_EQ(doc_["openapi"].as<std::string>().rfind("3.0.", 0), 0u);
+  const json status = StatusJson(FullStatus(kT0), kT0);
+  ExpectExactly("ClusterStatus", status);
+  ExpectExactly("ManualOverride", status["manual_override"]);
+  ExpectExactly("Decision", status["last_decision"]);
+  ExpectExactly("PolicyVerdict", status["last_decision"]["policies"][0]);
+  ExpectExactly("Replica", status["replicas"][0]);
+  ExpectExactly("BlockedAction", status["blocked"][0]);
+  ExpectExactly("Snapshot", status["newest_snapshot"]);
+
+  Event e;
+  e.at = kT0;
+  e.cluster = "main";
+  e.replica = "r";
+  e.type = "action_failed";
+  e.action = "create_server";
+  e.result = "quota";
+  e.message = "m";
+  e.details = {{"zone", "az1"}};
+  EXPECT_EQ(Keys(Schema("Event")["properties"]), Keys(EventJson(e)));
+
+  // Every phase the server can send is in the enum.
+  const std::set<std::string> phases = List(Schema("Replica")["properties"]["phase"]["enum"]);
+  for (int p = 0; p <= static_cast<int>(Phase::kFailed); ++p) {
+    EXPECT_TRUE(phases.count(std::string(ToString(static_cast<Phase>(p)))))
+        << ToString(static_cast<Phase>(p));
+  }
+}
+
+TEST_F(OpenApiTest, EveryRouteIsDescribedAndEveryReferenceResolves) {
+  EXPECT_EQ(Keys(doc_["paths"]),
+            (std::set<std::string>{"/healthz", "/readyz", "/metrics", "/v1/clusters",
+                                   "/v1/clusters/{name}", "/v1/clusters/{name}/override",
+                                   "/v1/clusters/{name}/pause", "/v1/clusters/{name}/resume",
+                                   "/v1/clusters/{name}/snapshot", "/v1/events"}));
+  EXPECT_TRUE(doc_["paths"]["/v1/clusters/{name}/override"]["put"].IsMap());
+  EXPECT_TRUE(doc_["paths"]["/v1/clusters/{name}/override"]["delete"].IsMap());
+  int refs = 0;
+  CheckRefs(doc_, &refs);
+  EXPECT_GT(refs, 20);
 }
 
 }  // namespace
