@@ -48,6 +48,10 @@ nlohmann::json EventJson(const Event& event);
 /// parameter (the message names the field), 401 without a valid token, 403 for a read-only token
 /// on an admin route, 404 unknown cluster or route, 405 wrong method, 409 conflict, 413 body
 /// over 64 KiB, 500 otherwise. Tokens are compared in constant time and never logged.
+/// Successful changes answer 200 (202 for a snapshot) with what was accepted; they take effect
+/// in the next cycle. Requests are served on cpprestsdk's thread pool, so `control` is called
+/// from several threads at once (ServiceControl is thread-safe) and `clock` is read per request
+/// (/healthz ages, override expiries, status ages). One debug log line per request.
 class ApiServer {
  public:
   ApiServer(config::ApiConfig config, std::vector<ResolvedToken> tokens, ServiceControl& control,
@@ -56,7 +60,9 @@ class ApiServer {
   ApiServer(const ApiServer&) = delete;
   ApiServer& operator=(const ApiServer&) = delete;
 
-  /// Starts listening on config.host:config.port. kConfig when the address cannot be bound.
+  /// Starts listening on config.host:config.port; returns once it accepts connections.
+  /// kConfig when the address cannot be bound (in use, not local), with the system's reason.
+  /// Idempotent while started. Port 0 is not supported (the bound port could not be reported).
   Result<void> Start();
   /// Stops accepting and waits for requests in progress. Idempotent.
   void Stop();

@@ -26,9 +26,10 @@ class ServiceMetrics {
 
   prometheus::Registry& registry();
 
-  /// After each cluster's cycle: desired, replicas by phase (every phase exported, 0 included),
-  /// lag per replica (series of replicas no longer present are removed), policy triggers, and a
-  /// decision when the desired count changed.
+  /// After each cluster's cycle: desired (decision.desired), replicas by phase of plan.replicas
+  /// (every phase exported, 0 included), lag per replica (series of replicas no longer present,
+  /// or whose lag is unknown, are removed), one policy trigger per verdict, and a decision
+  /// (direction up or down) when decision.desired differs from `previous_desired`.
   void RecordCycle(const std::string& cluster, const policies::Decision& decision,
                    int previous_desired, const Plan& plan);
   void ObservePhaseDuration(const std::string& cluster, std::string_view phase, double seconds);
@@ -36,12 +37,16 @@ class ServiceMetrics {
   void CountProvisioningFailure(const std::string& cluster, const std::string& zone,
                                 std::string_view reason);
   void CountForcedDrain(const std::string& cluster);
+  /// resource: instances, cores, ram_mb, volumes, gigabytes. Call only for limited resources:
+  /// a value <= 0 means the next scale-up fails, and alerts fire on it.
   void SetQuota(const std::string& cluster, std::string_view resource, double remaining);
   /// service: compute, volumev3, identity, dns; code: the HTTP status or "error".
   void CountCloudRequest(std::string_view service, std::string_view method, std::string_view code);
   void CountDataPlaneRequest(std::string_view method, std::string_view code);
   /// component: cloud, dataplane, metrics, postgres, journal, api, config.
   void CountError(std::string_view component, ErrorKind kind);
+  /// The cycle's duration; on success also the last-successful-cycle time (which is absent
+  /// until the first success, for the alert on absent()).
   void ObserveCycle(double seconds, bool success, double unix_now);
 
  private:
