@@ -2,6 +2,7 @@
 """The whole sandbox on loopback: what the demo, the end-to-end tests and the benchmarks run.
 
   sandbox.py up     --root DIR [--profile fast|realistic] [--octet N] [--binary PATH] [--no-service]
+                    [--no-heartbeat] [--set KEY=VALUE ...]
   sandbox.py down   --root DIR
   sandbox.py status --root DIR [--json]
 
@@ -131,13 +132,14 @@ class Sandbox:
     stops it all on exit, even after an exception."""
 
     def __init__(self, root, profile="fast", octet=None, binary=None, start_service=True,
-                 settings=None, scale=5, log=None):
+                 settings=None, scale=5, log=None, heartbeat=True):
         self.root = os.path.abspath(root)
         self.profile = profile
         self.octet = octet if octet is not None else 200 + os.getpid() % 40
         self.binary = os.path.abspath(binary or os.path.join(REPO, "build", "bin", "replica-autoscaler"))
         self.start_service_on_up = start_service
         self.scale = scale
+        self.heartbeat = heartbeat
         self.log = log or (lambda message: print(message, flush=True))
         # What config.yaml.in leaves open; tests change the windows and timeouts.
         self.settings = {"MIN_REPLICAS": 1, "MAX_REPLICAS": 4, "TARGET": 6, "SESSIONS_WINDOW": "6s",
@@ -201,6 +203,8 @@ class Sandbox:
         self._save()
         t0 = time.monotonic()
         self._start_postgres()
+        if self.heartbeat:
+            self._start_heartbeat()
         self._start_cloud()
         self._start_haproxy()
         self._start_metrics()
@@ -214,7 +218,7 @@ class Sandbox:
         groups = dict(self.state.get("groups", {}))
         # The service first (it would otherwise act on a world going away), then the rest; the
         # simulator shuts its VMs down on SIGTERM.
-        order = ["service", "metrics", "dataplane", "cloud"]
+        order = ["service", "heartbeat", "metrics", "dataplane", "cloud"]
         for name in order + [g for g in groups if g not in order]:
             if name in groups:
                 stop_group(groups[name], grace=15 if name == "cloud" else 10)
@@ -263,6 +267,17 @@ class Sandbox:
         self._pgctl("init-standby", "--dir", donor, "--host", self.donor_host, "--port",
                     str(PG_PORT), "--primary-host", self.primary_host, "--primary-port",
                     str(PG_PORT), "--application-name", DONOR_NAME)
+
+    def _start_heartbeat(self):
+        # A primary that never writes is not what replicas are for: real ones commit all the
+        # time, and most installations keep a heartbeat table besides. One small commit a second
+        # keeps the replicas' last replayed commit recent, as in production.
+        sql = ("CREATE TABLE IF NOT EXISTS sandbox_heartbeat (id int PRIMARY KEY, at timestamptz); "
+               "INSERT INTO sandbox_heartbeat VALUES (1, now()) "
+               "ON CONFLICT (id) DO UPDATE SET at = excluded.at")
+        script = (f"while :; do psql -X -q -h {self.primary_host} -p {PG_PORT} -U postgres -d postgres "
+                  f"-c \"{sql}\" >/dev/null 2>&1; sleep 1; done")
+        self._spawn("heartbeat", ["/bin/sh", "-c", script], "heartbeat.log")
 
     def _start_cloud(self):
         port = free_port()
@@ -651,6 +666,7 @@ def main():
     up.add_argument("--octet", type=int, default=210, help="PostgreSQL and replicas on 127.0.N.x (2-254)")
     up.add_argument("--binary", help="replica-autoscaler (default build/bin/replica-autoscaler)")
     up.add_argument("--no-service", action="store_true", help="everything but the service")
+    up.add_argument("--no-heartbeat", action="store_true", help="no commit a second on the primary")
     up.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="a config.yaml.in value, e.g. SCALE_DOWN_WINDOW=1m")
     for name in ("down", "status"):
@@ -670,7 +686,7 @@ def main():
                 p.error(f"--set expects KEY=VALUE with an upper-case key, not '{item}'")
             settings[key] = value
         sb = Sandbox(args.root, profile=args.profile, octet=args.octet, binary=args.binary,
-                     start_service=not args.no_service, settings=settings)
+                     start_service=not args.no_service, settings=settings, heartbeat=not args.no_heartbeat)
         try:
             sb.up()
         except (SandboxError, subprocess.TimeoutExpired, OSError) as e:

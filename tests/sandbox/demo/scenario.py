@@ -107,7 +107,7 @@ class LiveView:
             if r["phase"] == "serving" and rec["serving"] is None:
                 rec["serving"] = now
             lag = "" if r.get("lag_bytes") is None else f" lag {short_bytes(r['lag_bytes'])}"
-            parts.append(f"{name.split('-')[-1]} {r['phase']}{lag} {r.get('sessions', 0)}s")
+            parts.append(f"{name.split('-')[-1]} {r['phase']}{lag} {r.get('sessions', 0)} sess")
         for name, rec in self.replicas.items():
             if name not in names and rec["gone"] is None:
                 rec["gone"] = now
@@ -190,12 +190,12 @@ def main():
     for name, seconds in phases:
         print(f"  {name:28} {seconds:6.1f} s")
     print(f"  {'total':28} {total:6.1f} s")
-    print("\n  replica                       built in   (first seen -> serving)   left after")
+    print("\n  replica                       built in   left after   phases seen (first seen -> serving, -> gone)")
     for name, rec in sorted(view.replicas.items(), key=lambda kv: kv[1]["seen"]):
         built = f"{rec['serving'] - rec['seen']:6.1f} s" if rec["serving"] else "   never"
         left = f"{rec['gone'] - rec['seen']:6.1f} s" if rec["gone"] else "  (stays)"
         path = " > ".join(ph for ph, _ in rec["phases"])
-        print(f"  {name:28} {built}   {path[:60]:60} {left}")
+        print(f"  {name:28} {built}  {left}   {path}")
     try:
         events = sb.events()
         by_type = {}
