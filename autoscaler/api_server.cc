@@ -20,6 +20,7 @@
 #include <mutex>
 #include <set>
 #include <sstream>
+#include <vector>
 
 #include "core/duration.h"
 #include "core/log.h"
@@ -699,7 +700,10 @@ void ApiServer::Impl::Handle(http::http_request request) {
   try {
     http::http_response response(static_cast<http::status_code>(reply.status));
     for (const auto& [name, value] : reply.headers) response.headers().add(name, value);
-    response.set_body(std::move(reply.body), reply.content_type);
+    // Bytes, not std::string: cpprestsdk's string overload views a char buffer as a uint8_t
+    // one, which UBSan rightly reports.
+    response.set_body(std::vector<unsigned char>(reply.body.begin(), reply.body.end()));
+    response.headers().set_content_type(reply.content_type);
     request.reply(response).then([](pplx::task<void> sent) {
       try {
         sent.get();
