@@ -153,6 +153,10 @@ def main():
 
     def fail(message):
         print(f"\ndemo: FAILED: {message}", flush=True)
+        for r in (view.last or {}).get("replicas", []):
+            print(f"  {r['name']}: {r['phase']} ({r.get('detail') or 'no detail'})")
+        if view.last and view.last.get("plan_reason"):
+            print(f"  the service's last cycle: {view.last['plan_reason']}")
         print("---- the service's log (last lines) ----")
         print(sb.service_log_tail(40))
         return 1
