@@ -45,7 +45,7 @@ std::string ReplicaUserData(const config::Cluster& cluster, const std::string& r
   // Only facts the first-boot script reads, and nothing secret: the replication password is
   // placed in ~/.pgpass by the image, never sent through the metadata service.
   nlohmann::json facts{
-      {"cluster", cluster.name},          {"replica", replica},
+      {"cluster", cluster.name},          {"replica_name", replica},
       {"primary_host", primary_host},     {"primary_port", primary_port},
       {"replication_user", "replicator"}, {"application_name", replica},
   };

@@ -292,8 +292,10 @@ ProbeResult LibpqReplicaProbe::ProbeReplica(const std::string& host, int port,
   }
   auto row = QueryRow(conn->get(),
                       "SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn(), "
-                      "extract(epoch from now() - pg_last_xact_replay_timestamp())",
-                      3);
+                      "extract(epoch from now() - pg_last_xact_replay_timestamp()), "
+                      "pg_last_wal_receive_lsn() IS NOT NULL AND "
+                      "pg_last_wal_receive_lsn() <= pg_last_wal_replay_lsn()",
+                      4);
   if (!row) {
     r.error = fmt::format("replay status of {}:{}: {}", host, port, row.error().message);
     return r;
@@ -322,9 +324,11 @@ ProbeResult LibpqReplicaProbe::ProbeReplica(const std::string& host, int port,
     return r;
   }
   r.lag_bytes = std::max<int64_t>(0, primary_lsn - *replay);
-  if (*r.lag_bytes == 0) {
-    // Caught up on bytes: the time since the last replayed commit only says how long the
-    // primary has been idle.
+  const bool replayed_all_received = (*row)[3] && *(*row)[3] == "t";
+  if (*r.lag_bytes == 0 || replayed_all_received) {
+    // Nothing waits to be replayed: the time since the last replayed commit only says how long
+    // the primary has been idle (its background records, e.g. running-xacts every 15 s, move
+    // the LSN without a commit), so it is not lag. What was not received yet shows in bytes.
     r.lag_seconds = 0.0;
   } else if (!(*row)[2]) {
     r.error = "lag in seconds unknown: no transaction replayed since the server started";

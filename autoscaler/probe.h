@@ -45,7 +45,9 @@ class ReplicaProbe {
   ///    `error` says so;
   ///  - `primary_lsn` < 0 means the caller does not know it: lags unknown, `error` says so;
   ///  - otherwise lag_bytes = max(0, primary_lsn - replay LSN); lag_seconds = 0 when lag_bytes
-  ///    is 0, else max(0, seconds since the last replayed transaction's commit), or unknown
+  ///    is 0 or the replica has replayed everything it received (an idle primary's background
+  ///    records move its LSN without a commit, so the time since the last commit is not lag),
+  ///    else max(0, seconds since the last replayed transaction's commit), or unknown
   ///    (with `error`) when no transaction has been replayed since the server started.
   /// The caller reads `primary_lsn` before probing, so a replica that replayed past it in the
   /// meantime shows 0 rather than a negative lag. Errors never contain the password. Read-only.

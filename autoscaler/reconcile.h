@@ -55,7 +55,7 @@ struct ProbeResult {
   bool in_recovery = false;
   std::optional<int64_t> lag_bytes{};   ///< primary's current LSN - replica's replay LSN, >= 0
   std::optional<double> lag_seconds{};  ///< now() - pg_last_xact_replay_timestamp(), or 0 when
-                                        ///< caught up on bytes
+                                        ///< everything received is replayed (see ReplicaProbe)
   std::string error{};                  ///< why it is not reachable or the lag is unknown
 };
 

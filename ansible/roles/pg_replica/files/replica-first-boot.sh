@@ -90,7 +90,8 @@ except ValueError as e:
     fail(f"user_data is not JSON: {e}")
 if not isinstance(user, dict):
     fail("user_data must be a JSON object")
-user = user.get("replica", user)  # accept {"replica": {...}} as well as the flat form
+if isinstance(user.get("replica"), dict):  # {"replica": {...}} as well as the flat form
+    user = user["replica"]
 try:
     net = json.load(open(f"{latest}/network_data.json"))
 except (OSError, ValueError):
