@@ -7,6 +7,7 @@
 #include <ctime>
 #include <fstream>
 #include <iomanip>
+#include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <ostream>
@@ -121,9 +122,10 @@ class ApiClient {
     }
     json parsed = json::parse(response->body, nullptr, false);
     if (response->status >= 200 && response->status < 300) {
-      if (parsed.is_discarded()) {
+      // Every route answers an object; anything else (a proxy, another service) is not ours.
+      if (parsed.is_discarded() || !parsed.is_object()) {
         return Fail(ErrorKind::kParse, "the API answered " + std::to_string(response->status) +
-                                           " with a body that is not JSON");
+                                           " with a body that is not a JSON object");
       }
       return parsed;
     }
@@ -152,6 +154,23 @@ std::string Str(const json& object, const char* key) {
   if (it == object.end() || it->is_null()) return "";
   if (it->is_string()) return it->get<std::string>();
   return it->dump();
+}
+
+// A field of an answer that may come from another version: the wrong type reads as absent.
+bool Flag(const json& object, const char* key) {
+  auto it = object.find(key);
+  return it != object.end() && it->is_boolean() && it->get<bool>();
+}
+
+int IntOr(const json& object, const char* key, int fallback) {
+  auto it = object.find(key);
+  if (it == object.end() || !it->is_number_integer()) return fallback;
+  constexpr int64_t kMin = std::numeric_limits<int>::min();
+  constexpr int64_t kMax = std::numeric_limits<int>::max();
+  if (it->is_number_unsigned()) {
+    return static_cast<int>(std::min<uint64_t>(it->get<uint64_t>(), kMax));
+  }
+  return static_cast<int>(std::clamp<int64_t>(it->get<int64_t>(), kMin, kMax));
 }
 
 std::optional<double> Num(const json& object, const char* key) {
@@ -215,7 +234,7 @@ void PrintStatus(const json& s, std::ostream& out) {
       << ", serving " << Str(s, "serving") << " (min " << Str(s, "min_replicas") << ", max "
       << Str(s, "max_replicas") << ")\n";
   out << "  paused:   "
-      << (s.value("paused", false)
+      << (Flag(s, "paused")
               ? "yes" + (Str(s, "paused_reason").empty() ? std::string()
                                                          : " (" + Str(s, "paused_reason") + ")")
               : std::string("no"))
@@ -376,11 +395,11 @@ int WaitForScale(Context& c, int target, Duration timeout) {
           c.out << ClockTime(now) << "  " << name << "  " << was.phase << " -> gone\n";
       }
     }
-    const int desired = s.value("desired", -1);
-    const int active = s.value("active", -1);
+    const int desired = IntOr(s, "desired", -1);
+    const int active = IntOr(s, "active", -1);
     const std::string summary = "desired " + std::to_string(desired) + ", active " +
                                 std::to_string(active) + ", serving " +
-                                std::to_string(s.value("serving", -1));
+                                std::to_string(IntOr(s, "serving", -1));
     if (first || summary != last_summary) {
       c.out << ClockTime(now) << "  " << Str(s, "name") << ": " << summary << "\n";
     }
