@@ -449,7 +449,8 @@ bool Controller::RunCluster(ClusterState& state, TimePoint now) {
     ReconcileInput rin;
     rin.cluster = &cluster;
     rin.desired = decision.desired;
-    rin.paused = state.paused;
+    // Pause stops the policies, not an operator: a manual count is acted on while paused.
+    rin.paused = state.paused && !decision.override_active;
     rin.observed = seen.observed;
     rin.busy = busy.replicas;
     rin.snapshot_busy = busy.snapshot;

@@ -428,6 +428,23 @@ TEST_F(ControllerTest, PauseHoldsTheCountAndResumeLetsGo) {
   EXPECT_EQ(EventsOf("resumed").size(), 1u);
 }
 
+TEST_F(ControllerTest, ManualOverrideStillAppliesWhilePaused) {
+  // ServiceControl::Pause: "A manual override still applies" — pausing stops the policies, not
+  // an operator who asks for a count.
+  MakeController();
+  ScaleTo(1);
+  ASSERT_TRUE(controller_->Pause("pg", "maintenance"));
+  ASSERT_TRUE(controller_->SetOverride("pg", {2, std::nullopt, "by hand"}));
+  for (int i = 0; i < 15 && CountPhase(Phase::kServing) < 2; ++i) Cycle();
+  EXPECT_EQ(Status().desired, 2);
+  EXPECT_EQ(CountPhase(Phase::kServing), 2) << Status().plan_reason;
+  // And down again by hand, still paused.
+  ASSERT_TRUE(controller_->SetOverride("pg", {1, std::nullopt, "by hand"}));
+  for (int i = 0; i < 15 && Ours().size() > 1; ++i) Cycle();
+  EXPECT_EQ(Ours().size(), 1u) << Status().plan_reason;
+  EXPECT_TRUE(Status().paused);
+}
+
 TEST_F(ControllerTest, ScaleDownDrainsThenRemovesFromLbBeforeDeleting) {
   MakeController();
   ScaleTo(3);
