@@ -332,6 +332,12 @@ void Controller::ApplyCompletions(ClusterState& state, const std::vector<Complet
         }
         metrics_.CountProvisioningFailure(cluster.name, a.zone, reason);
       }
+      if (a.kind == ActionKind::kEnsureDns) {
+        // Reconcile asks for a record when a replica starts serving: once failed, ask again.
+        std::lock_guard lock(mu_);
+        auto m = state.memory.replicas.find(a.replica);
+        if (m != state.memory.replicas.end()) m->second.dns_retry = true;
+      }
       continue;
     }
     if (creates) {

@@ -714,7 +714,9 @@ void PlanReplica(Item& item, Context& ctx) {
       }
       return;
     case Phase::kServing:
-      if (dns && !item.address.empty() && (item.first_sight || item.previous != Phase::kServing)) {
+      if (dns && !item.address.empty() &&
+          (item.first_sight || item.previous != Phase::kServing || item.mem->dns_retry)) {
+        item.mem->dns_retry = false;
         Add(plan, Action{.kind = ActionKind::kEnsureDns,
                          .replica = item.name,
                          .address = item.address,

@@ -100,6 +100,9 @@ struct ReplicaMemory {
   std::string failure_reason{};
   std::string zone{};
   std::optional<TimePoint> serving_since{};
+  /// Set by the loop when a kEnsureDns failed: the next plan asks for the record again (it is
+  /// otherwise planned only when the replica starts serving).
+  bool dns_retry = false;
 };
 
 /// Failures of one availability zone and flavor: new replicas skip it until `until`.

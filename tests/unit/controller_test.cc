@@ -209,6 +209,7 @@ class ControllerTest : public ::testing::Test {
       return TemplateIds{"flavor-id", "image-id", {"net-id"}};
     };
     deps.donor_volume_id = "vol-donor";
+    deps.dns = dns_hooks_;
     ControllerOptions options;
     options.actuator.inline_execution = true;
     controller_ = std::make_unique<Controller>(
@@ -298,6 +299,7 @@ class ControllerTest : public ::testing::Test {
   std::map<std::string, ProbeResult> stage_;
   ProbeResult default_stage_ = FakeReplicaProbe::CaughtUp();
   std::map<std::string, std::string> addresses_;
+  DnsHooks dns_hooks_{};  ///< handed to the next MakeController
   std::unique_ptr<Controller> controller_;
 };
 
@@ -443,6 +445,30 @@ TEST_F(ControllerTest, ManualOverrideStillAppliesWhilePaused) {
   for (int i = 0; i < 15 && Ours().size() > 1; ++i) Cycle();
   EXPECT_EQ(Ours().size(), 1u) << Status().plan_reason;
   EXPECT_TRUE(Status().paused);
+}
+
+TEST_F(ControllerTest, DnsRecordThatFailedOnceIsPublishedLater) {
+  config_.clusters[0].dns = config::Dns{"db.example.com.", 60, "{name}"};
+  int ensure_calls = 0;
+  std::map<std::string, std::string> records;
+  dns_hooks_.ensure = [&](const std::string& record, const std::string& address) -> Result<void> {
+    if (++ensure_calls == 1) return Fail(ErrorKind::kTransient, "designate: 503");
+    records[record] = address;
+    return {};
+  };
+  dns_hooks_.remove = [&](const std::string& record) -> Result<void> {
+    records.erase(record);
+    return {};
+  };
+  MakeController();
+  ScaleTo(1);
+  for (int i = 0; i < 3; ++i) Cycle();
+  EXPECT_GE(ensure_calls, 2);
+  EXPECT_EQ(records.count(NameOf(0) + ".db.example.com."), 1u);
+  // Once published, not asked again every cycle.
+  const int calls = ensure_calls;
+  for (int i = 0; i < 3; ++i) Cycle();
+  EXPECT_EQ(ensure_calls, calls);
 }
 
 TEST_F(ControllerTest, ScaleDownDrainsThenRemovesFromLbBeforeDeleting) {
@@ -622,6 +648,29 @@ TEST_F(ControllerTest, ObserveErrorsAreReportedAndNothingIsDeleted) {
   EXPECT_NE(Scrape().find("component=\"dataplane\""), std::string::npos);
   EXPECT_TRUE(Cycle());
   EXPECT_TRUE(Status().last_error.empty());
+}
+
+TEST_F(ControllerTest, ExploreRestartFlap) {
+  config_.clusters[0].policy.behavior.scale_down.stabilization_window = 5min;
+  MakeController();
+  ScaleTo(3);
+  metrics_source_.value = 20;
+  for (int i = 0; i < 3; ++i) Cycle();
+  fprintf(stderr, "before restart desired %d\n", Status().desired);
+  controller_.reset();
+  MakeController();
+  metrics_source_.value = 10;
+  for (int i = 0; i < 14; ++i) {
+    Cycle();
+    auto s = Status();
+    fprintf(stderr, "cycle %d desired %d active %d: %s\n", i, s.desired, s.active,
+            s.plan_reason.c_str());
+    if (s.decision)
+      fprintf(stderr, "   decision current %d rec %d: %s\n", s.decision->current,
+              s.decision->recommended, s.decision->reason.c_str());
+  }
+  for (auto& c : log_.Get())
+    if (c.find("lb:") == 0) fprintf(stderr, "%s\n", c.c_str());
 }
 
 TEST(ActuatorTest, OneReplicasActionsRunInOrderAndStopAfterAFailure) {
