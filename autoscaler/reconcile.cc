@@ -862,6 +862,14 @@ void PlanSnapshots(Context& ctx, bool need_for_replicas) {
       in_use.insert(replica.volume->snapshot_id);
     }
   }
+  // A volume requested from a snapshot (its action queued or running) is not listed yet.
+  std::set<std::string> listed_volumes;
+  for (const auto& replica : observed.replicas) {
+    if (replica.volume) listed_volumes.insert(replica.name);
+  }
+  for (const auto& [name, mem] : ctx.memory.replicas) {
+    if (!mem.snapshot_id.empty() && listed_volumes.count(name) == 0) in_use.insert(mem.snapshot_id);
+  }
   const SnapshotChoice usable = ChooseSnapshot(ctx, sorted);
   const int keep = std::max(cfg.keep, 1);
   int kept = 0;
@@ -1142,6 +1150,7 @@ Plan Reconcile(const ReconcileInput& input, ClusterMemory& memory) {
           mem.phase_since = input.now;
           mem.first_seen = input.now;
           mem.zone = *zone;
+          mem.snapshot_id = snapshot.id;
           Item& item = items[name];
           item.name = name;
           item.mem = &mem;

@@ -103,6 +103,8 @@ struct ReplicaMemory {
   /// Set by the loop when a kEnsureDns failed: the next plan asks for the record again (it is
   /// otherwise planned only when the replica starts serving).
   bool dns_retry = false;
+  /// The snapshot a kCreateVolume of ours cloned it from: kept while the volume is not listed.
+  std::string snapshot_id{};
 };
 
 /// Failures of one availability zone and flavor: new replicas skip it until `until`.

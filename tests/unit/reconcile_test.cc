@@ -743,6 +743,30 @@ TEST_F(ReconcileTest, PrunesBeyondKeepAndErrorsButNotWhatVolumesAreClonedFrom) {
             (std::vector<std::string>{"delete_snapshot s-err", "delete_snapshot s2"}));
 }
 
+TEST_F(ReconcileTest, SnapshotOfAVolumeStillBeingRequestedIsNotPruned) {
+  // A kCreateVolume from snap-old is queued or running (busy, no volume listed yet) when a newer
+  // snapshot appears: deleting snap-old now would fail the create and back its zone off.
+  cluster_.snapshots.keep = 1;
+  input_.observed.snapshots = {Snapshot("snap-old", "available", kT0 - 3h)};
+  input_.desired = 1;
+  Plan plan = Run();
+  const Action* create = Find(plan, ActionKind::kCreateVolume);
+  ASSERT_NE(create, nullptr);
+  ASSERT_EQ(create->snapshot_id, "snap-old");
+  const std::string name = create->replica;
+  input_.busy = {name};
+  input_.observed.snapshots.push_back(Snapshot("snap-new", "available", kT0 - 1min));
+  plan = RunAt(kT0 + 30s);
+  EXPECT_EQ(Find(plan, ActionKind::kDeleteSnapshot), nullptr) << plan.reason;
+  // Once its volume is listed (and no longer being cloned), the old one goes.
+  input_.busy.clear();
+  Observe({R(name).Volume("available", kT0, "az1", "snap-old")});
+  plan = RunAt(kT0 + 60s);
+  const Action* prune = Find(plan, ActionKind::kDeleteSnapshot);
+  ASSERT_NE(prune, nullptr);
+  EXPECT_EQ(prune->snapshot_id, "snap-old");
+}
+
 TEST_F(ReconcileTest, NewestUsableSnapshotIsNeverPrunedEvenWithKeepZero) {
   cluster_.snapshots.keep = 0;
   input_.observed.snapshots = {Snapshot("s1", "available", kT0 - 3h),
