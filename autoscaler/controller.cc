@@ -424,15 +424,27 @@ bool Controller::RunCluster(ClusterState& state, TimePoint now) {
       state.manual.reset();
       override_expired = true;
     }
+    ReconcileInput rin;
+    rin.cluster = &cluster;
+    rin.observed = seen.observed;
+    rin.busy = busy.replicas;
+    rin.snapshot_busy = busy.snapshot;
+    rin.now = now;
+    // The policies' current count is the replicas active now, as Reconcile counts them: leaving
+    // ones (marked by us, or found in drain after a restart) are not. The previous plan's
+    // `active` was counted before its victims left and its re-admissions came back, so it
+    // swung between two values from one cycle to the next; with no scale event recorded (a
+    // restart empties the history) the engine's baseline is that count, and the desired count
+    // followed it: a draining replica was re-admitted and drained again every other cycle.
+    // When a source could not be read, nothing is known better than the last count.
     int current = 0;
-    if (previous) {
-      current = previous->active;
+    if ((seen.observed.cloud_error || seen.observed.lb_error) && state.decision) {
+      current = state.decision->current;
     } else {
-      for (const ObservedReplica& r : seen.observed.replicas) {
-        const bool broken =
-            r.server && (r.server->status == "ERROR" || r.server->task_state == "deleting");
-        if ((r.server || r.volume) && !broken) ++current;
-      }
+      ClusterMemory scratch = state.memory;
+      ReconcileInput count = rin;
+      count.paused = true;  // plans no victim, no re-admission, nothing new: it only counts
+      current = Reconcile(count, scratch).active;
     }
     policies::EvaluationInput input;
     input.current_replicas = current;
@@ -452,15 +464,9 @@ bool Controller::RunCluster(ClusterState& state, TimePoint now) {
     state.memory.policy_history =
         policies::Record(cluster.policy, state.memory.policy_history, decision, now);
 
-    ReconcileInput rin;
-    rin.cluster = &cluster;
     rin.desired = decision.desired;
     // Pause stops the policies, not an operator: a manual count is acted on while paused.
     rin.paused = state.paused && !decision.override_active;
-    rin.observed = seen.observed;
-    rin.busy = busy.replicas;
-    rin.snapshot_busy = busy.snapshot;
-    rin.now = now;
     // Names are made outside Reconcile (it never makes randomness); enough for this cycle.
     const int wanted = std::max(0, decision.desired - current) + 2;
     rin.fresh_names = FreshNames(state, seen.observed, wanted);

@@ -621,6 +621,52 @@ TEST_F(ControllerTest, RestartMidProvisioningAndMidDrainConvergesWithoutOrphans)
   EXPECT_EQ(servers->size(), 2u);
 }
 
+TEST_F(ControllerTest, RestartWhileDrainingNeitherFlapsNorReadmits) {
+  // A scale-down window holds a higher recommendation; the restart loses it. The total 20.5
+  // sits in the tolerance band at 2 replicas (hold 2) but asks for 3 when 3 are counted: if
+  // `current` counts the draining replica in one cycle and not in the next, the desired count
+  // alternates 3/2 and the same replica is re-admitted and drained again, cycle after cycle.
+  config_.clusters[0].policy.behavior.scale_down.stabilization_window = 2min;
+  MakeController();
+  ScaleTo(3);
+  for (uint32_t n = 0; n < 3; ++n) lb_.SetSessions(NameOf(n), 4);
+  metrics_source_.value = 20;
+  std::string victim;
+  for (int i = 0; i < 10 && victim.empty(); ++i) {
+    Cycle();
+    for (uint32_t n = 0; n < 3; ++n) {
+      if (log_.IndexOf("lb:Drain(" + NameOf(n) + ")") >= 0) victim = NameOf(n);
+    }
+  }
+  ASSERT_FALSE(victim.empty()) << Status().plan_reason;
+  ASSERT_EQ(Status().desired, 2);
+
+  controller_.reset();  // restarted: the policy history is gone
+  MakeController();
+  metrics_source_.value = 20.5;
+  std::vector<int> desired;
+  for (int i = 0; i < 8; ++i) {
+    Cycle();
+    desired.push_back(Status().desired);
+  }
+  for (size_t i = 1; i < desired.size(); ++i) {
+    EXPECT_LE(desired[i], desired[i - 1])
+        << "cycle " << i << ": " << ::testing::PrintToString(desired);
+  }
+  EXPECT_EQ(desired.back(), 2);
+  std::map<std::string, int> drains;
+  bool readmitted = false;
+  bool drained = false;
+  for (const std::string& call : log_.Get()) {
+    if (call.rfind("lb:Drain(", 0) == 0) ++drains[call];
+    if (call == "lb:Drain(" + victim + ")") drained = true;
+    if (drained && call == "lb:EnsureServer(" + victim + ")") readmitted = true;
+  }
+  for (const auto& [call, n] : drains) EXPECT_EQ(n, 1) << call << " drained more than once";
+  EXPECT_FALSE(readmitted) << victim << " was re-admitted while the load did not rise";
+  EXPECT_TRUE(lb_.Has(victim)) << "still draining its sessions";
+}
+
 TEST_F(ControllerTest, SnapshotOnDemandIsTakenOnceAndConflictsWhileBeingMade) {
   MakeController();
   ScaleTo(1);
