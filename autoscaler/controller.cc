@@ -326,11 +326,39 @@ void Controller::ApplyCompletions(ClusterState& state, const std::vector<Complet
         Error backoff = *c.error;
         // "No valid host" is capacity, not a transient glitch: it backs off like a quota.
         if (reason == "capacity") backoff.kind = ErrorKind::kQuota;
+        // A server refused for quota or capacity will not come in that zone for a while: the
+        // replica fails, so Reconcile deletes its volume and plans the replacement in another
+        // zone (or blocks with the backoff's reason). Kept, it would count as active and stay
+        // pinned to the backed-off zone through the whole backoff. A transient error is
+        // retried with the same volume.
+        const bool give_up = a.kind == ActionKind::kCreateServer &&
+                             (reason == "quota" || reason == "capacity") && !a.replica.empty();
+        const std::string message =
+            fmt::format("server refused in {} ({}): {}",
+                        a.zone.empty() ? "the cloud's zone" : a.zone, reason, c.error->message);
         {
           std::lock_guard lock(mu_);
           RecordZoneFailure(state.memory, a.zone, cluster.replica.flavor, backoff, now);
+          if (give_up) {
+            auto [m, added] = state.memory.replicas.try_emplace(a.replica);
+            if (added) m->second.first_seen = m->second.phase_since = now;
+            m->second.failure = message;
+            m->second.failure_reason = std::string(reason);
+            if (m->second.zone.empty()) m->second.zone = a.zone;
+          }
         }
         metrics_.CountProvisioningFailure(cluster.name, a.zone, reason);
+        if (give_up) {
+          Event failed;
+          failed.at = c.finished;
+          failed.cluster = cluster.name;
+          failed.replica = a.replica;
+          failed.type = "replica_failed";
+          failed.result = std::string(reason);
+          failed.message = message + "; its volume is deleted and the replica replaced";
+          failed.details = {{"zone", a.zone}};
+          journal_.Append(std::move(failed));
+        }
       }
       if (a.kind == ActionKind::kEnsureDns) {
         // Reconcile asks for a record when a replica starts serving: once failed, ask again.

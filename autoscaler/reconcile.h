@@ -94,7 +94,9 @@ struct ReplicaMemory {
   TimePoint first_seen{};
   bool leaving = false;  ///< chosen to go: never re-admitted, only taken down
   std::optional<TimePoint> drain_started{};
-  std::string failure{};  ///< non-empty once failed: why
+  /// Non-empty once failed: why. Set by Reconcile, or by the loop when the cloud refused the
+  /// replica's server for quota or capacity (the replica is then cleaned up and replaced).
+  std::string failure{};
   /// docs/metrics.md's failure `reason` once failed: quota, capacity, volume_error,
   /// server_error, timeout, catch_up, other.
   std::string failure_reason{};

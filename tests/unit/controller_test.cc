@@ -586,6 +586,99 @@ TEST_F(ControllerTest, QuotaErrorBacksOffTheZoneAndTheNextReplicaGoesElsewhere) 
   EXPECT_NE(Scrape().find("reason=\"quota\""), std::string::npos);
 }
 
+TEST_F(ControllerTest, QuotaOnCreateServerFailsTheReplicaDeletesItsVolumeAndGoesElsewhere) {
+  MakeController();
+  ScaleTo(1);
+  cloud_.FailNext("CreateReplicaServer", Error{ErrorKind::kQuota,
+                                               "Quota exceeded for instances: Requested 1, but "
+                                               "already used 10 of 10 instances"});
+  metrics_source_.value = 20;
+  std::string failed;
+  for (int i = 0; i < 6 && failed.empty(); ++i) {
+    Cycle();
+    for (const Event& e : EventsOf("action_failed")) failed = e.replica;
+  }
+  ASSERT_FALSE(failed.empty()) << Status().plan_reason;
+  const std::string failed_zone = EventsOf("action_failed")[0].details.value("zone", "");
+  ASSERT_FALSE(failed_zone.empty());
+  // Marked failed at once: not counted as active, not pinned to its backed-off zone.
+  Cycle();
+  bool shown_failed = false;
+  for (const ReplicaView& v : Status().replicas) {
+    if (v.name == failed) shown_failed = v.phase == Phase::kFailed || v.phase == Phase::kDeleting;
+  }
+  EXPECT_TRUE(shown_failed) << Status().plan_reason;
+  auto failures = EventsOf("replica_failed");
+  ASSERT_EQ(failures.size(), 1u);
+  EXPECT_EQ(failures[0].replica, failed);
+  EXPECT_EQ(failures[0].result, "quota");
+  for (int i = 0; i < 15 && CountPhase(Phase::kServing) < 2; ++i) Cycle();
+  EXPECT_EQ(CountPhase(Phase::kServing), 2) << Status().plan_reason;
+  // Cleaned up: its volume is gone, and the replacement went to the other zone.
+  EXPECT_NE(log_.IndexOf("cloud:DeleteReplica(" + failed + ")"), -1);
+  auto left = cloud_.ListReplicas("pg");
+  ASSERT_TRUE(left);
+  EXPECT_EQ(left->size(), 2u);
+  for (const auto& r : *left) {
+    EXPECT_NE(r.name, failed);
+    if (r.name != NameOf(0) && r.volume) {
+      EXPECT_NE(r.volume->availability_zone, failed_zone);
+    }
+  }
+  int server_creates_of_failed = 0;
+  for (const std::string& call : log_.Get()) {
+    server_creates_of_failed += call.rfind("cloud:CreateReplicaServer(" + failed + "@", 0) == 0;
+  }
+  EXPECT_EQ(server_creates_of_failed, 1) << "never retried in the backed-off zone";
+  EXPECT_NE(Scrape().find("reason=\"quota\""), std::string::npos);
+}
+
+TEST_F(ControllerTest, CapacityOnCreateServerWithEveryZoneBackedOffIsBlockedWithTheReason) {
+  config_.clusters[0].replica.zones = {"az1"};
+  MakeController();
+  ScaleTo(1);
+  cloud_.FailNext("CreateReplicaServer", Error{ErrorKind::kConflict,
+                                               "No valid host was found. There are not enough "
+                                               "hosts available."});
+  metrics_source_.value = 20;
+  std::string failed;
+  for (int i = 0; i < 6 && failed.empty(); ++i) {
+    Cycle();
+    for (const Event& e : EventsOf("action_failed")) failed = e.replica;
+  }
+  ASSERT_FALSE(failed.empty()) << Status().plan_reason;
+  for (int i = 0; i < 3; ++i) Cycle();
+  auto failures = EventsOf("replica_failed");
+  ASSERT_EQ(failures.size(), 1u);
+  EXPECT_EQ(failures[0].result, "capacity");
+  // Its volume was deleted; nothing new is made while the only zone is backed off.
+  EXPECT_NE(log_.IndexOf("cloud:DeleteReplica(" + failed + ")"), -1);
+  auto left = cloud_.ListReplicas("pg");
+  ASSERT_TRUE(left);
+  EXPECT_EQ(left->size(), 1u);
+  bool blocked = false;
+  for (const Blocked& b : Status().blocked) {
+    blocked |= b.kind == ActionKind::kCreateVolume &&
+               b.reason.find("backed off") != std::string::npos &&
+               b.reason.find("No valid host") != std::string::npos;
+  }
+  EXPECT_TRUE(blocked) << Status().plan_reason;
+}
+
+TEST_F(ControllerTest, TransientErrorOnCreateServerKeepsTheVolumeAndRetries) {
+  MakeController();
+  ScaleTo(1);
+  cloud_.FailNext("CreateReplicaServer", Error{ErrorKind::kTransient, "503 Service Unavailable"});
+  metrics_source_.value = 20;
+  for (int i = 0; i < 15 && CountPhase(Phase::kServing) < 2; ++i) Cycle();
+  EXPECT_EQ(CountPhase(Phase::kServing), 2) << Status().plan_reason;
+  ASSERT_EQ(EventsOf("action_failed").size(), 1u);
+  const std::string replica = EventsOf("action_failed")[0].replica;
+  EXPECT_TRUE(EventsOf("replica_failed").empty());
+  EXPECT_EQ(log_.IndexOf("cloud:DeleteReplica(" + replica + ")"), -1);
+  EXPECT_TRUE(Ours().contains(replica)) << "the same replica got its server on a later cycle";
+}
+
 TEST_F(ControllerTest, RestartMidProvisioningAndMidDrainConvergesWithoutOrphans) {
   MakeController();
   ScaleTo(2);
