@@ -1,13 +1,21 @@
 #include "autoscaler/controller.h"
 
+#include <fcntl.h>
 #include <fmt/format.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <future>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <regex>
 #include <set>
+#include <sstream>
 #include <utility>
 
 #include "core/duration.h"
@@ -150,9 +158,177 @@ Controller::Controller(const config::Config& config, const Clock& clock, Random 
     state->deps = std::move(deps);
     clusters_.push_back(std::move(state));
   }
+  try {
+    LoadState();
+  } catch (const std::exception& e) {
+    // The checks above should leave nothing to throw; a saved file never stops the service.
+    log::Error("operator state ignored", {{"path", options_.state_path}, {"error", e.what()}});
+  }
 }
 
 Controller::~Controller() { Stop(); }
+
+std::string StatePathFor(const config::JournalConfig& journal) {
+  if (journal.path.empty()) return "";
+  return (std::filesystem::path(journal.path).parent_path() / "state.json").string();
+}
+
+namespace {
+
+constexpr int kStateVersion = 1;
+
+int64_t UnixMillis(TimePoint t) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+}
+
+// Writes `text` to `path` so that a reader (or a restart after a crash) sees either the old
+// file or the new one, never a part: a temporary file beside it, flushed, then renamed over.
+Result<void> WriteAtomically(const std::string& path, const std::string& text) {
+  const std::string tmp = path + ".tmp";
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+  if (fd < 0) {
+    return Fail(ErrorKind::kInternal,
+                fmt::format("cannot create {}: {}", tmp, std::strerror(errno)));
+  }
+  size_t written = 0;
+  while (written < text.size()) {
+    const ssize_t n = ::write(fd, text.data() + written, text.size() - written);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      const std::string why = std::strerror(errno);
+      ::close(fd);
+      ::unlink(tmp.c_str());
+      return Fail(ErrorKind::kInternal, fmt::format("cannot write {}: {}", tmp, why));
+    }
+    written += static_cast<size_t>(n);
+  }
+  const bool synced = ::fsync(fd) == 0;
+  const std::string sync_error = synced ? std::string() : std::strerror(errno);
+  ::close(fd);
+  if (!synced) {
+    ::unlink(tmp.c_str());
+    return Fail(ErrorKind::kInternal, fmt::format("cannot sync {}: {}", tmp, sync_error));
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) {
+    ::unlink(tmp.c_str());
+    return Fail(ErrorKind::kInternal,
+                fmt::format("cannot rename {} to {}: {}", tmp, path, ec.message()));
+  }
+  return {};
+}
+
+}  // namespace
+
+void Controller::LoadState() {
+  const std::string& path = options_.state_path;
+  if (path.empty()) return;
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) return;  // first start: nothing was set yet
+  const TimePoint now = clock_.Now();
+  const auto ignore = [&](const std::string& why) {
+    log::Error("operator state ignored", {{"path", path}, {"error", why}});
+    Event event;
+    event.at = now;
+    event.type = "state_ignored";
+    event.message = fmt::format(
+        "the saved overrides and pauses in {} were ignored ({}): none is in force; set them "
+        "again through the API",
+        path, why);
+    journal_.Append(std::move(event));
+  };
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream text;
+  text << in.rdbuf();
+  if (!in.good() && !in.eof()) return ignore("it could not be read");
+  nlohmann::json doc = nlohmann::json::parse(text.str(), nullptr, /*allow_exceptions=*/false);
+  if (doc.is_discarded()) return ignore("it is not valid JSON");
+  if (!doc.is_object() || !doc.contains("clusters") || !doc["clusters"].is_object()) {
+    return ignore("it has no 'clusters' object");
+  }
+  const auto version = doc.find("version");
+  if (version == doc.end() || !version->is_number_integer() ||
+      version->get<int64_t>() != kStateVersion) {
+    return ignore(fmt::format("version {} is not {}",
+                              version == doc.end() ? std::string("(none)") : version->dump(),
+                              kStateVersion));
+  }
+  std::lock_guard lock(mu_);
+  for (const auto& [name, entry] : doc["clusters"].items()) {
+    ClusterState* state = Find(name);
+    if (state == nullptr || !entry.is_object()) {
+      log::Warn("operator state of an unknown cluster dropped", {{"cluster", name}});
+      continue;
+    }
+    if (const auto it = entry.find("paused"); it != entry.end() && it->is_boolean() && *it) {
+      state->paused = true;
+      const auto reason = entry.find("paused_reason");
+      state->paused_reason =
+          reason != entry.end() && reason->is_string() ? reason->get<std::string>() : std::string();
+    }
+    const auto o = entry.find("override");
+    if (o == entry.end() || !o->is_object()) continue;
+    const auto replicas = o->find("replicas");
+    if (replicas == o->end() || !replicas->is_number_integer() || replicas->get<int64_t>() < 0 ||
+        replicas->get<int64_t>() > 1'000'000) {
+      log::Warn("saved override without a replica count dropped", {{"cluster", name}});
+      continue;
+    }
+    policies::ManualOverride manual;
+    manual.replicas = replicas->get<int>();
+    if (const auto r = o->find("reason"); r != o->end() && r->is_string()) manual.reason = *r;
+    // Milliseconds within ±10^14 (about 3000 years) convert to the clock's nanoseconds safely.
+    if (const auto e = o->find("expires_at_unix_ms"); e != o->end() && e->is_number_integer() &&
+                                                      e->get<int64_t>() > -100'000'000'000'000 &&
+                                                      e->get<int64_t>() < 100'000'000'000'000) {
+      manual.expires_at = TimePoint(
+          std::chrono::duration_cast<Duration>(std::chrono::milliseconds(e->get<int64_t>())));
+    }
+    const policies::ClusterPolicy& p = state->deps.cluster->policy;
+    if (manual.expires_at && *manual.expires_at <= now) {
+      log::Info("saved override expired while the service was down",
+                {{"cluster", name}, {"replicas", manual.replicas}});
+      continue;
+    }
+    if (manual.replicas < p.min_replicas || manual.replicas > p.max_replicas) {
+      log::Warn("saved override outside the cluster's bounds dropped",
+                {{"cluster", name}, {"replicas", manual.replicas}});
+      continue;
+    }
+    state->manual = manual;
+  }
+}
+
+void Controller::SaveState() {
+  if (options_.state_path.empty()) return;
+  std::lock_guard file_lock(state_file_mu_);
+  nlohmann::json clusters = nlohmann::json::object();
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& state : clusters_) {
+      nlohmann::json entry = nlohmann::json::object();
+      if (state->paused) {
+        entry["paused"] = true;
+        entry["paused_reason"] = state->paused_reason;
+      }
+      if (state->manual) {
+        nlohmann::json o{{"replicas", state->manual->replicas}, {"reason", state->manual->reason}};
+        if (state->manual->expires_at) {
+          o["expires_at_unix_ms"] = UnixMillis(*state->manual->expires_at);
+          o["expires_at"] = FormatTime(*state->manual->expires_at);  // for people reading it
+        }
+        entry["override"] = std::move(o);
+      }
+      if (!entry.empty()) clusters[state->deps.cluster->name] = std::move(entry);
+    }
+  }
+  const nlohmann::json doc{{"version", kStateVersion}, {"clusters", std::move(clusters)}};
+  if (auto written = WriteAtomically(options_.state_path, doc.dump(2) + "\n"); !written) {
+    log::Error("operator state not saved: an override or pause will not survive a restart",
+               {{"path", options_.state_path}, {"error", written.error().message}});
+  }
+}
 
 Controller::ClusterState* Controller::Find(const std::string& cluster) {
   for (auto& state : clusters_) {
@@ -545,6 +721,7 @@ bool Controller::RunCluster(ClusterState& state, TimePoint now) {
   }
 
   if (override_expired) {
+    SaveState();
     Event event;
     event.at = now;
     event.cluster = cluster.name;
@@ -848,6 +1025,7 @@ Result<void> Controller::SetOverride(const std::string& cluster, policies::Manua
     }
     state->manual = manual;
   }
+  SaveState();
   Event event;
   event.at = now;
   event.cluster = cluster;
@@ -871,6 +1049,7 @@ Result<void> Controller::ClearOverride(const std::string& cluster) {
     was = std::exchange(state->manual, std::nullopt);
   }
   if (was) {
+    SaveState();
     Event event;
     event.at = clock_.Now();
     event.cluster = cluster;
@@ -894,6 +1073,7 @@ Result<void> Controller::Pause(const std::string& cluster, const std::string& re
     state->paused_reason = reason;
   }
   if (changed) {
+    SaveState();
     Event event;
     event.at = clock_.Now();
     event.cluster = cluster;
@@ -917,6 +1097,7 @@ Result<void> Controller::Resume(const std::string& cluster) {
     state->paused_reason.clear();
   }
   if (changed) {
+    SaveState();
     Event event;
     event.at = clock_.Now();
     event.cluster = cluster;

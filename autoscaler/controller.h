@@ -53,7 +53,15 @@ struct ControllerOptions {
   Duration zones_cache = std::chrono::minutes(10);
   /// The quota is read every this many cycles (and at the first).
   int quota_every_cycles = 10;
+  /// Where operator intent (each cluster's manual override and pause) is kept across restarts,
+  /// usually StatePathFor(config.journal); empty: in memory only. Read by the constructor,
+  /// rewritten atomically (temporary file, then rename) on every change. Nothing else is kept
+  /// there: everything else is observed again from the cloud and HAProxy.
+  std::string state_path{};
 };
+
+/// `<directory of journal.path>/state.json`; "" when journal.path is empty (no persistence).
+std::string StatePathFor(const config::JournalConfig& journal);
 
 /// Thread-safe: RunOnce (from the loop thread or a test) is serialized; ServiceControl calls may
 /// come from any thread and never wait for the cloud (per-cluster state has its own mutex, which
@@ -145,6 +153,13 @@ class Controller final : public ServiceControl {
   std::vector<std::string> FreshNames(const ClusterState& state, const Observed& observed,
                                       int count);
   uint32_t NextRandom();
+  /// Reads options_.state_path into the clusters' override and pause (constructor only). An
+  /// unreadable or malformed file is reported (log and event) and ignored; an expired override,
+  /// one outside the cluster's bounds, or an unknown cluster is dropped.
+  void LoadState();
+  /// Writes every cluster's override and pause to options_.state_path (temporary file, then
+  /// rename). Call without mu_ held. A failure is logged; the state stays in memory.
+  void SaveState();
 
   const config::Config& config_;
   const Clock& clock_;
@@ -159,7 +174,8 @@ class Controller final : public ServiceControl {
   std::optional<TimePoint> first_cycle_done_{};
   std::optional<TimePoint> last_success_{};
 
-  std::mutex cycle_mu_;  // one cycle at a time
+  std::mutex cycle_mu_;       // one cycle at a time
+  std::mutex state_file_mu_;  // one SaveState at a time, so the newest state is written last
 
   std::mutex loop_mu_;
   std::condition_variable loop_cv_;

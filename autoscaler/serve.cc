@@ -312,6 +312,8 @@ Result<void> Build(const config::Config& cfg, Service& s, bool once) {
 
   ControllerOptions controller_options;
   controller_options.actuator.inline_execution = once;
+  // Overrides and pauses survive a restart beside the journal (`--once` honours them too).
+  controller_options.state_path = StatePathFor(cfg.journal);
   s.controller = std::make_unique<Controller>(cfg, s.clock, Controller::Random{}, *s.journal,
                                               *s.metrics, std::move(deps), controller_options);
   return {};

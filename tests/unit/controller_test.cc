@@ -3,8 +3,11 @@
 #include <gtest/gtest.h>
 #include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
+#include <stdlib.h>
 
 #include <algorithm>
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <string>
@@ -212,6 +215,7 @@ class ControllerTest : public ::testing::Test {
     deps.dns = dns_hooks_;
     ControllerOptions options;
     options.actuator.inline_execution = true;
+    options.state_path = state_path_;
     controller_ = std::make_unique<Controller>(
         config_, clock_, [this] { return next_id_++; }, journal_, metrics_,
         std::vector<ClusterDeps>{deps}, options);
@@ -299,7 +303,8 @@ class ControllerTest : public ::testing::Test {
   std::map<std::string, ProbeResult> stage_;
   ProbeResult default_stage_ = FakeReplicaProbe::CaughtUp();
   std::map<std::string, std::string> addresses_;
-  DnsHooks dns_hooks_{};  ///< handed to the next MakeController
+  DnsHooks dns_hooks_{};      ///< handed to the next MakeController
+  std::string state_path_{};  ///< handed to the next MakeController
   std::unique_ptr<Controller> controller_;
 };
 
@@ -760,6 +765,93 @@ TEST_F(ControllerTest, RestartWhileDrainingNeitherFlapsNorReadmits) {
   EXPECT_TRUE(lb_.Has(victim)) << "still draining its sessions";
 }
 
+/// A fresh directory under the system's temporary directory, removed by the destructor.
+class ScratchDir {
+ public:
+  ScratchDir() {
+    std::string pattern =
+        (std::filesystem::temp_directory_path() / "ra-controller-test-XXXXXX").string();
+    EXPECT_NE(::mkdtemp(pattern.data()), nullptr);
+    path_ = pattern;
+  }
+  ~ScratchDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  std::string File(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+TEST_F(ControllerTest, OverrideAndPauseSurviveARestart) {
+  ScratchDir dir;
+  state_path_ = StatePathFor(config::JournalConfig{.path = dir.File("events.jsonl")});
+  EXPECT_EQ(state_path_, dir.File("state.json"));
+  EXPECT_EQ(StatePathFor(config::JournalConfig{.path = ""}), "");
+  MakeController();
+  ScaleTo(1);
+  ASSERT_TRUE(controller_->SetOverride("pg", {2, clock_.Now() + 1h, "load test"}));
+  ASSERT_TRUE(controller_->Pause("pg", "maintenance"));
+  EXPECT_TRUE(std::filesystem::exists(state_path_));
+  EXPECT_FALSE(std::filesystem::exists(state_path_ + ".tmp"));
+
+  controller_.reset();  // restarted
+  MakeController();
+  ClusterStatus s = Status();
+  ASSERT_TRUE(s.manual);
+  EXPECT_EQ(s.manual->replicas, 2);
+  EXPECT_EQ(s.manual->reason, "load test");
+  ASSERT_TRUE(s.manual->expires_at);
+  EXPECT_EQ(*s.manual->expires_at, clock_.Now() + 1h);
+  EXPECT_TRUE(s.paused);
+  EXPECT_EQ(s.paused_reason, "maintenance");
+  EXPECT_TRUE(EventsOf("state_ignored").empty());
+  // Acted on: the override's count is reached while paused.
+  for (int i = 0; i < 15 && CountPhase(Phase::kServing) < 2; ++i) Cycle();
+  EXPECT_EQ(CountPhase(Phase::kServing), 2) << Status().plan_reason;
+
+  // Cleared and resumed: gone after the next restart too.
+  ASSERT_TRUE(controller_->ClearOverride("pg"));
+  ASSERT_TRUE(controller_->Resume("pg"));
+  controller_.reset();
+  MakeController();
+  EXPECT_FALSE(Status().manual);
+  EXPECT_FALSE(Status().paused);
+
+  // An override that expires while the service is down is dropped at start.
+  ASSERT_TRUE(controller_->SetOverride("pg", {3, clock_.Now() + 10min, "short"}));
+  controller_.reset();
+  clock_.Advance(11min);
+  MakeController();
+  EXPECT_FALSE(Status().manual);
+}
+
+TEST_F(ControllerTest, CorruptStateFileIsReportedAndIgnored) {
+  ScratchDir dir;
+  state_path_ = dir.File("state.json");
+  for (const std::string& text :
+       {std::string("{\"version\": 1, \"clusters\": {\"pg\": {\"paus"), std::string("[1, 2, 3]"),
+        std::string("{\"version\": \"one\", \"clusters\": {}}"), std::string("\x01\xff garbage")}) {
+    {
+      std::ofstream out(state_path_, std::ios::binary | std::ios::trunc);
+      out << text;
+    }
+    const size_t before = EventsOf("state_ignored").size();
+    MakeController();  // never throws, never crashes
+    EXPECT_EQ(EventsOf("state_ignored").size(), before + 1) << text;
+    EXPECT_FALSE(Status().paused);
+    EXPECT_FALSE(Status().manual);
+    EXPECT_TRUE(Cycle());
+  }
+  EXPECT_NE(EventsOf("state_ignored")[0].message.find(state_path_), std::string::npos);
+  // The next change writes a good file again.
+  ASSERT_TRUE(controller_->Pause("pg", "after repair"));
+  controller_.reset();
+  MakeController();
+  EXPECT_TRUE(Status().paused);
+}
+
 TEST_F(ControllerTest, SnapshotOnDemandIsTakenOnceAndConflictsWhileBeingMade) {
   MakeController();
   ScaleTo(1);
@@ -787,29 +879,6 @@ TEST_F(ControllerTest, ObserveErrorsAreReportedAndNothingIsDeleted) {
   EXPECT_NE(Scrape().find("component=\"dataplane\""), std::string::npos);
   EXPECT_TRUE(Cycle());
   EXPECT_TRUE(Status().last_error.empty());
-}
-
-TEST_F(ControllerTest, ExploreRestartFlap) {
-  config_.clusters[0].policy.behavior.scale_down.stabilization_window = 5min;
-  MakeController();
-  ScaleTo(3);
-  metrics_source_.value = 20;
-  for (int i = 0; i < 3; ++i) Cycle();
-  fprintf(stderr, "before restart desired %d\n", Status().desired);
-  controller_.reset();
-  MakeController();
-  metrics_source_.value = 10;
-  for (int i = 0; i < 14; ++i) {
-    Cycle();
-    auto s = Status();
-    fprintf(stderr, "cycle %d desired %d active %d: %s\n", i, s.desired, s.active,
-            s.plan_reason.c_str());
-    if (s.decision)
-      fprintf(stderr, "   decision current %d rec %d: %s\n", s.decision->current,
-              s.decision->recommended, s.decision->reason.c_str());
-  }
-  for (auto& c : log_.Get())
-    if (c.find("lb:") == 0) fprintf(stderr, "%s\n", c.c_str());
 }
 
 TEST(ActuatorTest, OneReplicasActionsRunInOrderAndStopAfterAFailure) {
