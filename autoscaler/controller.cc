@@ -690,6 +690,21 @@ bool Controller::RunCluster(ClusterState& state, TimePoint now) {
       plan = Reconcile(rin, state.memory);
     }
 
+    // A server's first boot follows the primary named in its user_data. With none known the
+    // server waits, blocked with the reason; failing it in the actuator would back the zone off
+    // for a fault that is not the zone's.
+    if (seen.observed.primary_host.empty()) {
+      std::erase_if(plan.actions, [&plan](const Action& a) {
+        if (a.kind != ActionKind::kCreateServer) return false;
+        plan.blocked.push_back(
+            Blocked{.kind = a.kind,
+                    .replica = a.replica,
+                    .reason = "the current primary is unknown, so the replica's first boot would "
+                              "have nothing to follow: the server is created once it is found"});
+        return true;
+      });
+    }
+
     // A snapshot about to be requested: remember it so the next cycles do not ask again.
     for (const Action& a : plan.actions) {
       if (a.kind == ActionKind::kTakeSnapshot) {
@@ -805,6 +820,7 @@ bool Controller::RunCluster(ClusterState& state, TimePoint now) {
                       {"serving", serving},
                       {"actions", actions.size()},
                       {"blocked", plan.blocked.size()},
+                      {"decision", decision.reason},
                       {"reason", plan.reason}});
 
   if (!actions.empty()) {

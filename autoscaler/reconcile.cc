@@ -428,12 +428,11 @@ void DeriveUp(Item& item, Context& ctx) {
       }
       return;
     }
-    if (item.first_sight &&
-        (lb.admin_state == haproxy::AdminState::kDrain ||
-         (lb.admin_state == haproxy::AdminState::kMaint && !gate.lag_problem))) {
-      // After a restart: only a scale-in (or a failed admission) leaves a server in drain, and
-      // maint without a lag says nothing good either. Going is the safe reading; a healthy one
-      // is re-admitted first if the count needs it.
+    if (item.first_sight && lb.admin_state == haproxy::AdminState::kDrain) {
+      // After a restart: only a scale-in (or a failed admission) leaves a server in drain. Going
+      // is the safe reading; a healthy one is re-admitted first if the count needs it. Maint is
+      // not read that way: it is how a lagging replica is ejected, and a probe that fails just
+      // as the service restarts must not cost a replica.
       MarkLeaving(item);
       item.mem->drain_started = now;
       DeriveLeaving(item, ctx);
@@ -443,10 +442,23 @@ void DeriveUp(Item& item, Context& ctx) {
       if (gate.caught_up && server_active) {
         item.phase = Phase::kAdmitting;
         item.detail = "caught up again (" + gate.why + "): to be re-admitted";
-      } else {
-        item.phase = Phase::kLagging;
-        item.unhealthy = true;
-        item.detail = "in maint: " + (server_active ? gate.why : "server " + server->status);
+        return;
+      }
+      item.phase = Phase::kLagging;
+      item.unhealthy = true;
+      item.detail = "in maint: " + (server_active ? gate.why : "server " + server->status);
+      if (!gate.reachable) {
+        // Lagging has no budget (a write burst on the primary would fail every replica at
+        // once), but one whose PostgreSQL does not answer at all would count as capacity
+        // forever: it gets the budget of a starting one.
+        const TimePoint since = PhaseStart(item, Phase::kLagging, now);
+        if (too_long(since, t.postgres_start)) {
+          Fail(item, ctx, "timeout",
+               fmt::format("in maint and PostgreSQL not answering for {} ({}; postgres_start is "
+                           "{})",
+                           age(since), server_active ? gate.why : "server " + server->status,
+                           HumanDuration(t.postgres_start)));
+        }
       }
       return;
     }

@@ -253,9 +253,11 @@ struct ReconcileInput {
 ///    none is being created; available ones beyond `keep` newest, and error ones, deleted;
 ///  - nothing at all is planned for a replica in `busy`.
 /// Decisions worth knowing (each tested):
-///  - restart: with no memory of a replica, one in HAProxy in drain (or in maint without a lag
-///    above the threshold) is taken as leaving, its drain timer starting now; a caught-up one
-///    that is not in HAProxy is kAdmitting (active: admitted, or a cheap victim);
+///  - restart: with no memory of a replica, one in HAProxy in drain is taken as leaving, its
+///    drain timer starting now; one in maint is lagging (re-admitted once caught up: maint is
+///    how lag ejects, and a probe failing as the service restarts must not cost a replica), and
+///    fails after postgres_start if its PostgreSQL never answers; a caught-up one that is not in
+///    HAProxy is kAdmitting (active: admitted, or a cheap victim);
 ///  - a replica's actions come in the order they must run; traffic leaves first: a replica still
 ///    in HAProxy gets only HAProxy actions (kMaint/kDrain before kRemoveFromLb, as Remove refuses
 ///    a ready server), and kDeleteDns/kDeleteReplica come in a later cycle, once HAProxy no

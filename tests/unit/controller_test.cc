@@ -684,6 +684,24 @@ TEST_F(ControllerTest, TransientErrorOnCreateServerKeepsTheVolumeAndRetries) {
   EXPECT_TRUE(Ours().contains(replica)) << "the same replica got its server on a later cycle";
 }
 
+TEST_F(ControllerTest, UnknownPrimaryBlocksServersWithoutBackingTheZoneOff) {
+  MakeController();
+  primary_.Set(Fail(ErrorKind::kTransient, "no Patroni member answers 200"));
+  for (int i = 0; i < 6; ++i) Cycle();
+  for (const std::string& call : log_.Get()) {
+    EXPECT_NE(call.rfind("cloud:CreateReplicaServer(", 0), 0u) << "no server without a primary";
+  }
+  const ClusterStatus status = Status();
+  EXPECT_TRUE(std::any_of(status.blocked.begin(), status.blocked.end(), [](const Blocked& b) {
+    return b.kind == ActionKind::kCreateServer &&
+           b.reason.find("primary is unknown") != std::string::npos;
+  })) << status.plan_reason;
+  EXPECT_TRUE(EventsOf("action_failed").empty()) << "not the zone's fault: nothing failed";
+  primary_.SetPrimary("10.0.0.1", 5432);
+  ScaleTo(1);
+  EXPECT_EQ(CountPhase(Phase::kServing), 1) << Status().plan_reason;
+}
+
 TEST_F(ControllerTest, RestartMidProvisioningAndMidDrainConvergesWithoutOrphans) {
   MakeController();
   ScaleTo(2);

@@ -407,13 +407,29 @@ INSTANTIATE_TEST_SUITE_P(
                   Phase::kDraining,
                   {},
                   "3 sessions left, 5m of drain budget"},
-        PhaseCase{"restart_maint_without_lag_is_leaving",
+        PhaseCase{"restart_maint_caught_up_not_needed_is_a_victim",
                   R("r").Server("ACTIVE", kT0 - 1h).Lb(AdminState::kMaint, 0).Probe(0, 0),
                   0,
                   {},
                   Phase::kDrained,
                   {"remove_from_lb"},
                   "no session left"},
+        // Maint is how a lagging replica is ejected: after a restart a caught-up one is
+        // re-admitted when needed, and one whose probe fails right then is not taken as leaving.
+        PhaseCase{"restart_maint_caught_up_and_needed_is_readmitted",
+                  R("r").Server("ACTIVE", kT0 - 1h).Lb(AdminState::kMaint, 0).Probe(0, 0),
+                  1,
+                  {},
+                  Phase::kAdmitting,
+                  {"admit"},
+                  "re-admitted"},
+        PhaseCase{"restart_maint_unreachable_is_lagging_not_leaving",
+                  R("r").Server("ACTIVE", kT0 - 1h).Lb(AdminState::kMaint, 0).Unreachable(),
+                  1,
+                  {},
+                  Phase::kLagging,
+                  {},
+                  "in maint"},
         PhaseCase{"restart_maint_with_lag_is_lagging",
                   R("r").Server("ACTIVE", kT0 - 1h).Lb(AdminState::kMaint, 0).Probe(50 << 20, 3),
                   1,
@@ -449,6 +465,20 @@ TEST_F(ReconcileTest, PostgresStartTimeoutCountsFromThePhaseStart) {
   EXPECT_TRUE(plan.failures.empty());
   EXPECT_EQ(View(plan, "r")->phase, Phase::kFailed);
   EXPECT_EQ(Kinds(plan, "r"), std::vector<std::string>{"delete_replica"});
+}
+
+TEST_F(ReconcileTest, MaintReplicaWhosePostgresNeverAnswersFailsAfterPostgresStart) {
+  Observe({R("r").Server("ACTIVE", kT0 - 1h).Lb(AdminState::kMaint, 0).Unreachable()});
+  input_.desired = 1;
+  Plan plan = Run();
+  EXPECT_EQ(View(plan, "r")->phase, Phase::kLagging);
+  input_.now = kT0 + 4min;
+  plan = Run();
+  EXPECT_EQ(View(plan, "r")->phase, Phase::kLagging) << View(plan, "r")->detail;
+  input_.now = kT0 + 6min;  // postgres_start is 5m
+  plan = Run();
+  EXPECT_EQ(View(plan, "r")->phase, Phase::kFailed);
+  EXPECT_NE(memory_.replicas["r"].failure.find("not answering"), std::string::npos);
 }
 
 TEST_F(ReconcileTest, CatchUpTimeoutFails) {
