@@ -27,16 +27,6 @@ constexpr const char* kNetwork = "6d0a3f7a-2b9c-4a5e-9a57-1f2e3d4c5b6a";
 // Addresses per test process, so that concurrent runs on one machine do not collide.
 int Octet() { return 150 + static_cast<int>(getpid() % 40); }
 
-template <typename F>
-bool Eventually(F predicate, Duration timeout, Duration interval = 200ms) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (predicate()) return true;
-    std::this_thread::sleep_for(interval);
-  }
-  return predicate();
-}
-
 TEST(OpenStackReplica, CreatedThroughCloudProviderStreamsFromThePrimary) {
   auto user = UnprivilegedUser();
   ASSERT_TRUE(user) << user.error().message;

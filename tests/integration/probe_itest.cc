@@ -19,6 +19,7 @@ namespace ra::autoscaler {
 namespace {
 
 using namespace std::chrono_literals;
+using ra::testing::Eventually;
 using ra::testing::PostgresPair;
 using ra::testing::QueryOne;
 using ra::testing::TempDir;
@@ -26,16 +27,6 @@ using ra::testing::TempDir;
 // 127.0.60-79.x, per test process, so that concurrent runs do not collide (other tests take
 // 127.0.42, 127.0.99, 127.0.100 and 127.0.150-189).
 int Octet() { return 60 + static_cast<int>(getpid() % 20); }
-
-template <typename F>
-bool Eventually(F predicate, Duration timeout, Duration interval = 200ms) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (predicate()) return true;
-    std::this_thread::sleep_for(interval);
-  }
-  return predicate();
-}
 
 std::string Conninfo(const std::string& host) {
   return "host=" + host + " port=5432 user=postgres dbname=postgres connect_timeout=5";

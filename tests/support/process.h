@@ -2,8 +2,10 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <map>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "core/clock.h"
@@ -46,6 +48,18 @@ class ChildProcess {
   pid_t pid_ = -1;
   int status_ = -1;
 };
+
+/// Polls `predicate` every `interval` until it holds or `timeout` passes (steady clock); the
+/// answer of a last try at the deadline. For integration tests, which wait on real components.
+template <typename F>
+bool Eventually(F predicate, Duration timeout, Duration interval = std::chrono::milliseconds(200)) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (predicate()) return true;
+    std::this_thread::sleep_for(interval);
+  }
+  return predicate();
+}
 
 /// Blocks until something accepts TCP connections on host:port, the child dies, or `timeout`.
 Result<void> WaitForTcp(const std::string& host, int port, Duration timeout,
