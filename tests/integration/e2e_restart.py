@@ -6,9 +6,11 @@ exists, converges, and leaves no orphan server or volume.
    -c 16 asks for 3; once a new server is in BUILD, SIGKILL; restart; 3 serve; the cloud holds
    exactly 3 servers and 3 volumes (besides the donor's); no query failed
 2. a manual count of 2; two psql sessions sleep through HAProxy (one on each replica, leastconn); a manual count of
-   1; once a replica drains, SIGKILL; restart; the drained replica stays in drain in HAProxy
-   (the restarted service does not re-admit it) and gets no new session while pgbench connects;
-   the sleeping sessions end; 1 replica serves; the cloud holds 1 server and 1 volume
+   1 and a pause; once a replica drains, SIGKILL; restart; the manual count and the pause are
+   still in effect (kept in state.json beside the journal); the drained replica stays in drain
+   in HAProxy (the restarted service does not re-admit it) and gets no new session while pgbench
+   connects; the sleeping sessions end; 1 replica serves; the cloud holds 1 server and 1 volume;
+   resume and clear the count
 """
 import os
 import subprocess
@@ -37,8 +39,9 @@ def restart(sb):
 def body(sb, args):
     eventually("one serving replica", lambda: settled(status(sb), 1), 150)
 
-    # --- mid-provisioning. Load, not a manual count, asks for the replicas: a manual count lives
-    # in the service's memory only and is gone after a kill, while the load is still there.
+    # --- mid-provisioning. Load, not a manual count, asks for the replicas, so that pgbench runs
+    # through the kill and the restart (no query may fail) and the restarted service's policy has
+    # to see the surge again by itself.
     sb.cloud("POST", "/control/profile", {"latency": {"server_build": 5}})
     load = scenario.Load(sb, 16, round_seconds=5).start()
     try:
@@ -55,9 +58,8 @@ def body(sb, args):
         load.stop()
     check(load.failed == 0 and load.aborted == 0, f"no query failed across the restart ({load.summary()})")
     sb.cloud("POST", "/control/profile", {"latency": {"server_build": 0.3}})
-    # The policy's metric is the highest sample of the last 6 s: let the load leave it, so that
-    # the restart below meets a policy that wants 1 (the two sleeping sessions), not the surge.
-    time.sleep(10)
+    # From here a manual count decides, and it survives the restart below: what the policy wants
+    # (the surge's samples may still be in its window) does not matter.
     code, out = sb.api("PUT", C + "/override", {"replicas": 2, "reason": "e2e restart"})
     check(code == 200, f"PUT override 2 ({code} {out})")
     eventually("2 serving replicas", lambda: settled(status(sb), 2), 120)
@@ -72,7 +74,10 @@ def body(sb, args):
                    lambda: all(s["scur"] >= 1 for s in sb.backend_servers().values()), 20, interval=0.2)
         code, out = sb.api("PUT", C + "/override", {"replicas": 1, "reason": "e2e drain"})
         check(code == 200, f"PUT override 1 ({code} {out})")
-        # (After the kill the override is gone; the policy then wants 1 as well: 2 sessions.)
+        # A pause as well: both are operator intent that the cloud cannot show, kept in state.json
+        # and read back on start. A pause does not hold a manual count, so the drain goes on.
+        code, out = sb.api("POST", C + "/pause", {"reason": "e2e restart"})
+        check(code == 200, f"POST pause ({code} {out})")
 
         def draining():
             for name, s in sb.backend_servers().items():
@@ -82,6 +87,12 @@ def body(sb, args):
         victim = eventually("a replica in drain in HAProxy", draining, 60, interval=0.2)
         log(f"{victim} drains")
         restart(sb)
+        st = status(sb)
+        check((st.get("manual_override") or {}).get("replicas") == 1
+              and st["manual_override"].get("reason") == "e2e drain",
+              f"after the restart the manual count of 1 is still in effect ({st.get('manual_override')})")
+        check(st.get("paused") is True and st.get("paused_reason") == "e2e restart",
+              f"after the restart the cluster is still paused ({st.get('paused')}, {st.get('paused_reason')!r})")
         time.sleep(4)  # a few cycles of the restarted service
         servers = sb.backend_servers()
         check(victim in servers and (servers[victim]["status"].startswith("DRAIN") or servers[victim].get("admin", 0) & 8),
@@ -101,6 +112,18 @@ def body(sb, args):
     eventually("1 server and 1 volume in the cloud", lambda: no_orphans(sb, 1), 60)
     check(True, "no orphan after the kill mid-drain")
     check(set(sb.backend_servers()) == {survivor}, "HAProxy's backend holds only the survivor")
+
+    code, out = sb.api("POST", C + "/resume", {})
+    check(code == 200, f"POST resume ({code} {out})")
+    code, out = sb.api("DELETE", C + "/override", {})
+    check(code == 200, f"DELETE override ({code} {out})")
+    st = status(sb)
+    check(st.get("paused") is False and st.get("manual_override") is None,
+          f"resumed and the manual count cleared ({st.get('paused')}, {st.get('manual_override')})")
+    with open(sb.path("service", "state.json")) as f:
+        kept = f.read()
+    check("e2e drain" not in kept and "e2e restart" not in kept,
+          f"state.json no longer holds the count or the pause ({kept.strip()[:200]})")
 
 
 if __name__ == "__main__":
