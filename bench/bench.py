@@ -150,22 +150,26 @@ def first_volume_post(sb, since):
     return min(times) if times else None
 
 
-def one_run(sb, latency, i):
-    out = {}
-    log(f"run {i}: +1 replica")
-    probe = CatchUpProbe(sb)
-    try:
-        out["t1"] = scale_to(sb, 2, 300)
-    finally:
-        probe.stop()
-    out["pg"] = probe.pg_seconds()
-    out["injected"] = latency["volume_create"] + latency["server_build"]
-    back_to_one(sb)
+def one_run(sb, latency, i, modes):
+    out = {"injected": latency["volume_create"] + latency["server_build"]}
+    if "t1" in modes:
+        log(f"run {i}: +1 replica")
+        probe = CatchUpProbe(sb)
+        try:
+            out["t1"] = scale_to(sb, 2, 300)
+        finally:
+            probe.stop()
+        out["pg"] = probe.pg_seconds()
+        back_to_one(sb)
 
-    log(f"run {i}: +4 replicas")
-    out["t4"] = scale_to(sb, 5, 400)
-    back_to_one(sb)
+    if "t4" in modes:
+        log(f"run {i}: +4 replicas")
+        out["t4"] = scale_to(sb, 5, 400)
+        log(f"run {i}: +4 replicas serving after {out['t4']:.1f} s")
+        back_to_one(sb)
 
+    if "reaction" not in modes:
+        return out
     log(f"run {i}: load until the first cloud call")
     wall_start = time.time()
     load = scenario.Load(sb, 16, round_seconds=5).start()
@@ -181,15 +185,35 @@ def one_run(sb, latency, i):
     return out
 
 
+def keep_logs(root, dest):
+    os.makedirs(dest, exist_ok=True)
+    kept = []
+    for rel in ("service.log", os.path.join("service", "events.jsonl"), "cloud.log", "dataplane.log",
+                "cloud-requests.jsonl", os.path.join("haproxy", "haproxy.log")):
+        src = os.path.join(root, rel)
+        if os.path.exists(src):
+            shutil.copy2(src, os.path.join(dest, os.path.basename(rel)))
+            kept.append(os.path.basename(rel))
+    log(f"logs kept in {dest}: {', '.join(kept) or 'none found'}")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--latency-scale", type=float, default=0.25)
     p.add_argument("--binary", default=os.path.join(REPO, "build", "bin", "replica-autoscaler"))
     p.add_argument("--root")
+    p.add_argument("--only", default="t1,t4,reaction",
+                   help="comma-separated measurements to run: t1, t4, reaction (default all)")
+    p.add_argument("--keep-logs", metavar="DIR",
+                   help="copy the service's log, its journal (events.jsonl) and the simulator's and "
+                        "Data Plane double's logs and captured requests into DIR at the end")
     args = p.parse_args()
     if args.runs < 1 or not 0 < args.latency_scale <= 10:
         p.error("--runs >= 1 and 0 < --latency-scale <= 10")
+    modes = {m.strip() for m in args.only.split(",") if m.strip()}
+    if not modes or modes - {"t1", "t4", "reaction"}:
+        p.error("--only takes t1, t4 and/or reaction")
     root = args.root or tempfile.mkdtemp(prefix="ra-bench-")
     os.makedirs(root, exist_ok=True)
     os.chmod(root, 0o755)
@@ -205,8 +229,10 @@ def main():
         log(f"simulator latencies (realistic x {args.latency_scale}): {latency}")
         wait("the first replica", lambda: settled(sb, 1), 300, interval=0.5)
         for i in range(1, args.runs + 1):
-            results.append(one_run(sb, latency, i))
+            results.append(one_run(sb, latency, i, modes))
             log(f"run {i}: {results[-1]}")
+    if args.keep_logs:
+        keep_logs(root, args.keep_logs)
     if not args.root:
         shutil.rmtree(root, ignore_errors=True)
 
@@ -215,7 +241,7 @@ def main():
         return statistics.median(vals) if vals else float("nan")
 
     ratios = [r["t1"] / (r["injected"] + r["pg"]) for r in results if r.get("pg") is not None]
-    par = [r["t4"] / r["t1"] for r in results]
+    par = [r["t4"] / r["t1"] for r in results if "t4" in r and "t1" in r]
     print(f"\nreplica-autoscaler benchmarks: simulator profile realistic, latencies scaled x{args.latency_scale} "
           f"(volume_create {latency['volume_create']} s, server_build {latency['server_build']} s); "
           f"loop interval 2 s, scrape interval 2 s; medians of {len(results)} runs")
@@ -225,7 +251,7 @@ def main():
         ("  PostgreSQL start + catch-up (measured)", f"{med('pg'):.1f} s"),
         ("(i) overhead ratio", f"{statistics.median(ratios):.2f}" if ratios else "n/a"),
         ("time to serving, +4 replicas", f"{med('t4'):.1f} s"),
-        ("(ii) parallelism t(+4)/t(+1)", f"{statistics.median(par):.2f}"),
+        ("(ii) parallelism t(+4)/t(+1)", f"{statistics.median(par):.2f}" if par else "n/a"),
         ("(iii) metric over threshold -> first cloud call", f"{med('reaction'):.1f} s"),
         ("      load start -> first cloud call", f"{med('from_load'):.1f} s"),
     ]
@@ -234,9 +260,11 @@ def main():
     for name, value in rows:
         print(f"{name:{width}}  {value:>10}")
     print("-" * (width + 14))
+    def fig(r, key):
+        return "-" if r.get(key) is None else f"{r[key]:.1f}"
+
     print("per run: " + "; ".join(
-        f"t1 {r['t1']:.1f} t4 {r['t4']:.1f} pg {r['pg'] if r['pg'] is None else round(r['pg'], 1)} "
-        f"reaction {r['reaction'] if r['reaction'] is None else round(r['reaction'], 1)}" for r in results))
+        f"t1 {fig(r, 't1')} t4 {fig(r, 't4')} pg {fig(r, 'pg')} reaction {fig(r, 'reaction')}" for r in results))
     return 0
 
 
