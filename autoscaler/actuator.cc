@@ -320,9 +320,18 @@ bool Actuator::Execute(const Job& job) {
   journal_.Append(std::move(done));
   {
     std::lock_guard lock(mu_);
-    completions_[job.cluster].push_back(std::move(completion));
+    completions_[job.cluster].push_back(completion);
+  }
+  {
+    std::lock_guard lock(callback_mu_);
+    if (on_completion_) on_completion_(completion);
   }
   return result.has_value();
+}
+
+void Actuator::SetOnCompletion(std::function<void(const Completion&)> callback) {
+  std::lock_guard lock(callback_mu_);
+  on_completion_ = std::move(callback);
 }
 
 BusySet Actuator::Busy(const std::string& cluster) const {

@@ -118,6 +118,13 @@ class Actuator {
   /// Results since the last call, oldest first, of `cluster` only. Thread-safe.
   std::vector<Completion> TakeCompletions(const std::string& cluster);
 
+  /// Called after each action's completion is queued (so TakeCompletions already returns it),
+  /// on the thread that ran the action (inline: the submitting one), without the actuator's
+  /// queue lock. It must be quick and must not call SetOnCompletion. Once SetOnCompletion
+  /// returns, the previous callback is not running and never runs again (so an owner clears it
+  /// before what the callback touches goes away). Thread-safe; empty: none.
+  void SetOnCompletion(std::function<void(const Completion&)> callback);
+
   /// Drops queued actions and waits up to options.stop_timeout for running ones. Idempotent.
   /// Returns false when some action was still running at the deadline; the destructor then
   /// still joins it (every action is bounded by its client's own timeouts).
@@ -147,6 +154,10 @@ class Actuator {
   std::map<std::string, std::vector<Completion>> completions_;  // by cluster
   bool stopping_ = false;
   std::vector<std::thread> workers_;
+
+  // Held while the callback runs, so that clearing it waits for a call in progress.
+  std::mutex callback_mu_;
+  std::function<void(const Completion&)> on_completion_;
 };
 
 }  // namespace ra::autoscaler

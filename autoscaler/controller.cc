@@ -164,9 +164,15 @@ Controller::Controller(const config::Config& config, const Clock& clock, Random 
     // The checks above should leave nothing to throw; a saved file never stops the service.
     log::Error("operator state ignored", {{"path", options_.state_path}, {"error", e.what()}});
   }
+  actuator_.SetOnCompletion([this](const Completion& c) { OnActionCompleted(c); });
 }
 
-Controller::~Controller() { Stop(); }
+Controller::~Controller() {
+  Stop();
+  // An action still running after Stop's deadline must not reach the loop's members, which go
+  // before the actuator: once cleared, the callback is not running and never runs again.
+  actuator_.SetOnCompletion(nullptr);
+}
 
 std::string StatePathFor(const config::JournalConfig& journal) {
   if (journal.path.empty()) return "";
@@ -926,6 +932,7 @@ void Controller::Run() {
   std::unique_lock lock(loop_mu_);
   while (!stop_requested_) {
     triggered_ = false;
+    const auto began = std::chrono::steady_clock::now();
     lock.unlock();
     RunOnce(clock_.Now());
     lock.lock();
@@ -938,6 +945,10 @@ void Controller::Run() {
           static_cast<int64_t>(r % (static_cast<uint64_t>(config_.loop.jitter.count()) + 1)));
     }
     loop_cv_.wait_for(lock, wait, [this] { return stop_requested_ || triggered_; });
+    // Four admits finishing together (or a burst of API calls) make one early cycle: requests
+    // that arrive meanwhile are folded into it, and whatever requests cycles, they never begin
+    // closer than kMinCycleGap.
+    loop_cv_.wait_until(lock, began + kMinCycleGap, [this] { return stop_requested_; });
   }
 }
 
@@ -961,6 +972,30 @@ bool Controller::Stop() {
     stopped_ = true;
   }
   return actuator_.Stop();
+}
+
+bool Controller::CycleRequested() const {
+  std::lock_guard lock(loop_mu_);
+  return triggered_;
+}
+
+void Controller::OnActionCompleted(const Completion& completion) {
+  // What HAProxy does now is seen by the next cycle: started at once, it reports an admitted
+  // replica serving, removes a drained one and deletes a removed one instead of waiting up to an
+  // interval for each step. Cloud actions take the cloud's time whatever the loop does (a volume
+  // is `creating` when the call returns), and a failure is not followed, so a broken dependency
+  // is never retried faster than the interval.
+  if (completion.error) return;
+  switch (completion.action.kind) {
+    case ActionKind::kAdmit:
+    case ActionKind::kDrain:
+    case ActionKind::kMaint:
+    case ActionKind::kRemoveFromLb:
+      TriggerCycle();
+      break;
+    default:
+      break;
+  }
 }
 
 void Controller::TriggerCycle() {

@@ -87,7 +87,9 @@ class Controller final : public ServiceControl {
   bool RunOnce(TimePoint now);
 
   /// The loop: RunOnce(clock.Now()), then wait loop.interval plus up to loop.jitter (or until
-  /// TriggerCycle or Stop), until Stop. Blocks; run it on its own thread.
+  /// a cycle is requested, or Stop), until Stop. Cycles begin at least kMinCycleGap apart, so a
+  /// burst of requests makes one early cycle, never a busy loop. Blocks; run it on its own
+  /// thread.
   void Run();
   /// Starts Run() on a thread of its own. Call once.
   void Start();
@@ -95,6 +97,15 @@ class Controller final : public ServiceControl {
   /// dropped, running ones get up to the actuator's stop_timeout. Idempotent. False when an
   /// action was still running at that deadline.
   bool Stop();
+
+  /// A cycle was requested since the loop last began one: by TriggerCycle, or by an action
+  /// whose success the next cycle should see at once (HAProxy actions: an admitted replica is
+  /// then reported serving, a drained one removed, a removed one deleted without waiting out
+  /// the interval). Failed actions and cloud actions request nothing. Thread-safe.
+  bool CycleRequested() const;
+
+  /// The shortest time between the starts of two cycles of Run().
+  static constexpr Duration kMinCycleGap = std::chrono::milliseconds(250);
 
   /// The plan of the cluster's last cycle (for `serve --once`); nullopt before one.
   std::optional<Plan> LastPlan(const std::string& cluster) const;
@@ -147,6 +158,8 @@ class Controller final : public ServiceControl {
   ObserveResult Observe(ClusterState& state, TimePoint now);
   void ApplyCompletions(ClusterState& state, const std::vector<Completion>& completions,
                         TimePoint now);
+  /// The actuator's completion callback (see CycleRequested).
+  void OnActionCompleted(const Completion& completion);
   void ReportPlan(ClusterState& state, const std::optional<Plan>& previous, const Plan& plan,
                   TimePoint now);
   /// `count` unused replica names; call with mu_ held.
@@ -177,7 +190,7 @@ class Controller final : public ServiceControl {
   std::mutex cycle_mu_;       // one cycle at a time
   std::mutex state_file_mu_;  // one SaveState at a time, so the newest state is written last
 
-  std::mutex loop_mu_;
+  mutable std::mutex loop_mu_;
   std::condition_variable loop_cv_;
   bool stop_requested_ = false;
   bool triggered_ = false;

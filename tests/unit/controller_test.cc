@@ -351,6 +351,27 @@ TEST_F(ControllerTest, FromNothingToMinimumThroughEveryPhase) {
   EXPECT_TRUE(controller_->GetHealth().ready);
 }
 
+TEST_F(ControllerTest, SucceededHaproxyActionsRequestTheNextCycleAtOnce) {
+  MakeController();
+  EXPECT_FALSE(controller_->CycleRequested());
+  // The first admit fails: a failure requests nothing, and neither do the cloud's actions.
+  lb_.FailNext("EnsureServer", Error{ErrorKind::kTimeout, "no health check completed"});
+  const std::string admit = "lb:EnsureServer(" + NameOf(0) + ")";
+  for (int i = 0; i < 20 && log_.IndexOf(admit) < 0; ++i) {
+    Cycle();
+    EXPECT_FALSE(controller_->CycleRequested()) << "cycle " << i;
+  }
+  ASSERT_GE(log_.IndexOf(admit), 0) << Status().plan_reason;
+  EXPECT_FALSE(lb_.Has(NameOf(0)));
+
+  // The admit that succeeds asks for the cycle that reports the replica serving.
+  for (int i = 0; i < 5 && !controller_->CycleRequested(); ++i) Cycle();
+  EXPECT_TRUE(controller_->CycleRequested());
+  EXPECT_TRUE(lb_.Get(NameOf(0)).Serving());
+  const auto calls = log_.Get();
+  EXPECT_EQ(std::count(calls.begin(), calls.end(), admit), 2);
+}
+
 TEST_F(ControllerTest, ScaleUpAdmitsOnlyCaughtUpReplicas) {
   MakeController();
   ScaleTo(1);
@@ -936,6 +957,39 @@ TEST(ActuatorTest, OneReplicasActionsRunInOrderAndStopAfterAFailure) {
   EXPECT_EQ(done[0].error->kind, ErrorKind::kConflict);
   for (const auto& call : cloud.calls()) EXPECT_NE(call.method, "DeleteReplica");
   EXPECT_TRUE(actuator.Busy("pg").replicas.empty());
+}
+
+TEST(ActuatorTest, CompletionCallbackFollowsEachResultAndStopsOnceCleared) {
+  FakeClock clock(kStart);
+  EventJournal journal(config::JournalConfig{.path = ""});
+  FakeLoadBalancer lb;
+  config::Cluster cluster = MakeCluster();
+  Actuator actuator({.inline_execution = true}, journal, clock);
+  ActionContext context;
+  context.cluster = &cluster;
+  context.lb = &lb;
+  lb.EnsureServer({"pg-replica-000001", "10.0.0.9", 5432});
+  std::vector<Action> actions(2);
+  actions[0].kind = ActionKind::kDrain;
+  actions[0].replica = "pg-replica-000001";
+  actions[1].kind = ActionKind::kDrain;
+  actions[1].replica = "pg-replica-000002";  // not in HAProxy: fails
+  std::vector<std::string> seen;
+  actuator.SetOnCompletion([&](const Completion& c) {
+    // Already queued when the callback runs: the cycle it starts sees it.
+    const auto queued = actuator.TakeCompletions("pg");
+    seen.push_back(c.action.replica + (c.error ? " failed" : " ok") +
+                   (queued.size() == 1 && queued[0].action.replica == c.action.replica
+                        ? " queued"
+                        : " not queued"));
+  });
+  actuator.Submit("pg", context, actions);
+  EXPECT_EQ(seen, (std::vector<std::string>{"pg-replica-000001 ok queued",
+                                            "pg-replica-000002 failed queued"}));
+  actuator.SetOnCompletion(nullptr);
+  actuator.Submit("pg", context, {actions[0]});
+  EXPECT_EQ(seen.size(), 2u);
+  EXPECT_EQ(actuator.TakeCompletions("pg").size(), 1u);
 }
 
 TEST(ActuatorTest, NamesAndUserData) {
