@@ -159,6 +159,15 @@ Result<void> DataPlaneLoadBalancer::Admit(const std::string& name) {
       const CheckStatus check = ParseCheckStatus(row->check_status);
       auto status = ParseServerStatus(row->status);
       if (check.completed || (status && !status->health_checked)) break;
+      if (status && status->maint && status->maint_via.empty()) {
+        // Our drain was lost to a reload of another change: HAProxy saved the servers' states,
+        // the drain reached the old worker, and the new one loaded this server in maint from
+        // `disabled` in haproxy.cfg. In maint no check ever runs, so waiting would only end at
+        // the timeout: ask for drain again.
+        if (auto drained = client_.SetAdminState(name, AdminState::kDrain); !drained) {
+          return Fail(drained.error());
+        }
+      }
     }
     if (client_.clock().Now() >= deadline) {
       return Fail(ErrorKind::kTimeout,

@@ -502,6 +502,29 @@ TEST(DataplaneLoadBalancer, FirstCheckWaitIsBoundedAndLeavesTheServerDrained) {
   for (const std::string& call : f.Calls()) EXPECT_FALSE(call.starts_with("PUT")) << call;
 }
 
+TEST(DataplaneLoadBalancer, DrainLostToAnotherReloadIsAskedAgainWhileWaitingForTheFirstCheck) {
+  Fixture f(ApiVersion::kV3);
+  DataPlaneLoadBalancer lb(f.client);
+  const std::string put = "PUT /v3/services/haproxy/runtime/backends/replicas/servers/r2";
+  f.routes.On(kServersPath, 200,
+              R"([{"name":"r2","address":"127.0.9.2","port":5432,"check":"enabled"}])");
+  f.routes.On(kRuntimePath, 200, "[" + Runtime("r2", "maint") + "]");
+  f.routes.On(put, 200, Runtime("r2", "drain"));
+  // A reload of another server's change brought the server back in maint: no check runs.
+  f.routes.On(kStatsR2, 200, Stats("r2", "MAINT", "INI", 0));
+  f.routes.On(kStatsR2, 200, Stats("r2", "DRAIN", "L7OK", 0));
+  auto ensured = lb.EnsureServer({"r2", "127.0.9.2", 5432});
+  ASSERT_TRUE(ensured.has_value()) << ensured.error().message;
+  EXPECT_EQ(f.Calls(), (std::vector<std::string>{kServersPath, kRuntimePath, put, kStatsR2, put,
+                                                 kStatsR2, put}));
+  const auto requests = f.transport.requests();
+  ASSERT_EQ(requests.size(), 7u);
+  EXPECT_EQ(requests[2].body, R"({"admin_state":"drain"})");
+  EXPECT_EQ(requests[4].body, R"({"admin_state":"drain"})");
+  EXPECT_EQ(requests[6].body, R"({"admin_state":"ready"})");
+  EXPECT_EQ(f.slept, 1s) << "one poll, not the 5 s timeout";
+}
+
 TEST(DataplaneLoadBalancer, ReplacesAServerWhoseAddressChangedInOneTransaction) {
   Fixture f(ApiVersion::kV3);
   DataPlaneLoadBalancer lb(f.client);
