@@ -451,7 +451,10 @@ void DeriveUp(Item& item, Context& ctx) {
         // Lagging has no budget (a write burst on the primary would fail every replica at
         // once), but one whose PostgreSQL does not answer at all would count as capacity
         // forever: it gets the budget of a starting one.
-        const TimePoint since = PhaseStart(item, Phase::kLagging, now);
+        // From the first probe that got no answer: a replica that lagged for an hour and then
+        // missed one probe (a timeout under the same write burst) still gets the whole budget.
+        if (!item.mem->unanswered_since) item.mem->unanswered_since = now;
+        const TimePoint since = *item.mem->unanswered_since;
         if (too_long(since, t.postgres_start)) {
           Fail(item, ctx, "timeout",
                fmt::format("in maint and PostgreSQL not answering for {} ({}; postgres_start is "
@@ -564,6 +567,7 @@ void Derive(Item& item, Context& ctx) {
     item.created = mem.first_seen;
   }
   item.gate = Assess(obs.probe, ctx.cluster.postgres);
+  if (item.gate.reachable) mem.unanswered_since.reset();
 
   if (item.foreign) {
     // Shown, never judged: no failure, no leaving mark, no timer.

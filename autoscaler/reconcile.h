@@ -107,6 +107,10 @@ struct ReplicaMemory {
   bool dns_retry = false;
   /// The snapshot a kCreateVolume of ours cloned it from: kept while the volume is not listed.
   std::string snapshot_id{};
+  /// Since when its PostgreSQL has not answered while in maint (cleared by any answer): the
+  /// postgres_start budget of a maint replica counts from here, not from when it started
+  /// lagging, which has no budget.
+  std::optional<TimePoint> unanswered_since{};
 };
 
 /// Failures of one availability zone and flavor: new replicas skip it until `until`.

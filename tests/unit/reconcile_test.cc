@@ -481,6 +481,30 @@ TEST_F(ReconcileTest, MaintReplicaWhosePostgresNeverAnswersFailsAfterPostgresSta
   EXPECT_NE(memory_.replicas["r"].failure.find("not answering"), std::string::npos);
 }
 
+TEST_F(ReconcileTest, MaintBudgetCountsFromWhenPostgresStoppedAnsweringNotFromTheLagging) {
+  // Ejected for lag and lagging for longer than postgres_start (a long write burst: lagging has
+  // no budget), then one probe fails: the replica still has postgres_start from that moment.
+  Observe({R("r").Server("ACTIVE", kT0 - 1h).Lb(AdminState::kMaint, 0).Probe(50 << 20, 30)});
+  input_.desired = 1;
+  Run();
+  Plan plan = RunAt(kT0 + 20min);
+  ASSERT_EQ(View(plan, "r")->phase, Phase::kLagging);
+  Observe({R("r").Server("ACTIVE", kT0 - 1h).Lb(AdminState::kMaint, 0).Unreachable()});
+  plan = RunAt(kT0 + 20min + 30s);
+  EXPECT_EQ(View(plan, "r")->phase, Phase::kLagging) << View(plan, "r")->detail;
+  EXPECT_TRUE(plan.failures.empty());
+  // Answering again resets the budget.
+  Observe({R("r").Server("ACTIVE", kT0 - 1h).Lb(AdminState::kMaint, 0).Probe(50 << 20, 30)});
+  RunAt(kT0 + 24min);
+  Observe({R("r").Server("ACTIVE", kT0 - 1h).Lb(AdminState::kMaint, 0).Unreachable()});
+  plan = RunAt(kT0 + 28min);
+  EXPECT_EQ(View(plan, "r")->phase, Phase::kLagging) << View(plan, "r")->detail;
+  plan = RunAt(kT0 + 32min);
+  EXPECT_EQ(View(plan, "r")->phase, Phase::kLagging) << View(plan, "r")->detail;
+  plan = RunAt(kT0 + 33min + 1s);  // 5m and a second of silence
+  EXPECT_EQ(View(plan, "r")->phase, Phase::kFailed);
+}
+
 TEST_F(ReconcileTest, CatchUpTimeoutFails) {
   Observe({R("r").Server("ACTIVE", kT0 - 1h).Probe(int64_t{1} << 30, 600)});
   input_.desired = 1;
