@@ -285,11 +285,25 @@ void Controller::LoadState() {
     manual.replicas = replicas->get<int>();
     if (const auto r = o->find("reason"); r != o->end() && r->is_string()) manual.reason = *r;
     // Milliseconds within ±10^14 (about 3000 years) convert to the clock's nanoseconds safely.
-    if (const auto e = o->find("expires_at_unix_ms"); e != o->end() && e->is_number_integer() &&
-                                                      e->get<int64_t>() > -100'000'000'000'000 &&
-                                                      e->get<int64_t>() < 100'000'000'000'000) {
-      manual.expires_at = TimePoint(
-          std::chrono::duration_cast<Duration>(std::chrono::milliseconds(e->get<int64_t>())));
+    if (const auto e = o->find("expires_at_unix_ms"); e != o->end()) {
+      // An expiry that cannot be read must not make the override permanent: dropped.
+      constexpr int64_t kLimit = 100'000'000'000'000;
+      int64_t ms = 0;
+      bool readable = false;
+      if (e->is_number_unsigned()) {  // how the parser reads any non-negative integer
+        readable = e->get<uint64_t>() < static_cast<uint64_t>(kLimit);
+        ms = readable ? static_cast<int64_t>(e->get<uint64_t>()) : 0;
+      } else if (e->is_number_integer()) {
+        ms = e->get<int64_t>();
+        readable = ms > -kLimit && ms < kLimit;
+      }
+      if (!readable) {
+        log::Warn("saved override with an unreadable expiry dropped",
+                  {{"cluster", name}, {"expires_at_unix_ms", e->dump()}});
+        continue;
+      }
+      manual.expires_at =
+          TimePoint(std::chrono::duration_cast<Duration>(std::chrono::milliseconds(ms)));
     }
     const policies::ClusterPolicy& p = state->deps.cluster->policy;
     if (manual.expires_at && *manual.expires_at <= now) {
@@ -984,12 +998,14 @@ void Controller::OnActionCompleted(const Completion& completion) {
   // replica serving, removes a drained one and deletes a removed one instead of waiting up to an
   // interval for each step. Cloud actions take the cloud's time whatever the loop does (a volume
   // is `creating` when the call returns), and a failure is not followed, so a broken dependency
-  // is never retried faster than the interval.
+  // is never retried faster than the interval. A maint is not followed either: a lag-ejected
+  // replica has to catch up, which takes longer than a cycle, and a lag hovering at the
+  // threshold would otherwise flap maint -> admit -> maint at kMinCycleGap (a failed replica's
+  // removal, queued behind its maint, requests the cycle).
   if (completion.error) return;
   switch (completion.action.kind) {
     case ActionKind::kAdmit:
     case ActionKind::kDrain:
-    case ActionKind::kMaint:
     case ActionKind::kRemoveFromLb:
       TriggerCycle();
       break;

@@ -99,9 +99,11 @@ class Controller final : public ServiceControl {
   bool Stop();
 
   /// A cycle was requested since the loop last began one: by TriggerCycle, or by an action
-  /// whose success the next cycle should see at once (HAProxy actions: an admitted replica is
-  /// then reported serving, a drained one removed, a removed one deleted without waiting out
-  /// the interval). Failed actions and cloud actions request nothing. Thread-safe.
+  /// whose success the next cycle should see at once (kAdmit, kDrain, kRemoveFromLb: an admitted
+  /// replica is then reported serving, a drained one removed, a removed one deleted without
+  /// waiting out the interval). Failed actions, kMaint (a lag-ejected replica needs longer than
+  /// a cycle to catch up; a lag at the threshold must not flap at kMinCycleGap) and cloud actions
+  /// request nothing. Thread-safe.
   bool CycleRequested() const;
 
   /// The shortest time between the starts of two cycles of Run().

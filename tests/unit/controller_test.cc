@@ -372,6 +372,22 @@ TEST_F(ControllerTest, SucceededHaproxyActionsRequestTheNextCycleAtOnce) {
   EXPECT_EQ(std::count(calls.begin(), calls.end(), admit), 2);
 }
 
+TEST_F(ControllerTest, LagEjectionRequestsNoEarlyCycleSoALagAtTheThresholdCannotFlapFast) {
+  MakeController();
+  ScaleTo(1);
+  controller_.reset();  // a fresh loop: nothing requested yet
+  MakeController();
+  Cycle();
+  ASSERT_FALSE(controller_->CycleRequested());
+  // A lag hovering at the threshold: maint, re-admit, maint... An early cycle after each of
+  // both would turn it into a loop at kMinCycleGap (every cycle lists the cloud and HAProxy,
+  // each re-admission reconfigures HAProxy); the maint waits for the interval.
+  stage_[NameOf(0)] = FakeReplicaProbe::Lagging(int64_t{1} << 30, 600);
+  Cycle();
+  ASSERT_NE(log_.IndexOf("lb:Maint(" + NameOf(0) + ")"), -1) << Status().plan_reason;
+  EXPECT_FALSE(controller_->CycleRequested());
+}
+
 TEST_F(ControllerTest, ScaleUpAdmitsOnlyCaughtUpReplicas) {
   MakeController();
   ScaleTo(1);
@@ -889,6 +905,32 @@ TEST_F(ControllerTest, CorruptStateFileIsReportedAndIgnored) {
   controller_.reset();
   MakeController();
   EXPECT_TRUE(Status().paused);
+}
+
+TEST_F(ControllerTest, SavedOverrideWithAnUnreadableExpiryIsDroppedNotMadePermanent) {
+  ScratchDir dir;
+  state_path_ = dir.File("state.json");
+  // Long expired, a string, a fraction: none may become an override without an expiry.
+  for (const std::string& expiry :
+       {std::string("-200000000000000"), std::string("\"tomorrow\""), std::string("1.5"),
+        std::string("99999999999999999999"), std::string("null")}) {
+    {
+      std::ofstream out(state_path_, std::ios::binary | std::ios::trunc);
+      out << "{\"version\": 1, \"clusters\": {\"pg\": {\"override\": {\"replicas\": 3, "
+             "\"expires_at_unix_ms\": "
+          << expiry << "}}}}";
+    }
+    MakeController();
+    EXPECT_FALSE(Status().manual) << expiry;
+  }
+  // Without the key the override is meant to last: kept.
+  {
+    std::ofstream out(state_path_, std::ios::binary | std::ios::trunc);
+    out << "{\"version\": 1, \"clusters\": {\"pg\": {\"override\": {\"replicas\": 3}}}}";
+  }
+  MakeController();
+  ASSERT_TRUE(Status().manual);
+  EXPECT_FALSE(Status().manual->expires_at);
 }
 
 TEST_F(ControllerTest, SnapshotOnDemandIsTakenOnceAndConflictsWhileBeingMade) {
