@@ -677,6 +677,11 @@ bool Controller::RunCluster(ClusterState& state, TimePoint now) {
     input.now = now;
     decision = policies::Evaluate(cluster.policy, state.memory.policy_history, input);
     previous_desired = state.desired.value_or(current);
+    // Paused across a restart, with a first cycle that could not read the cloud or HAProxy: the
+    // count to hold is not known yet (0 would be held until resume); hold what is seen, and
+    // learn the count from the first readable cycle.
+    const bool hold_unknown = state.paused && !decision.override_active && !state.desired &&
+                              (seen.observed.cloud_error || seen.observed.lb_error);
     if (state.paused && !decision.override_active) {
       // Paused: the count stays where it was; building and draining still finish.
       decision.desired = previous_desired;
@@ -735,7 +740,7 @@ bool Controller::RunCluster(ClusterState& state, TimePoint now) {
     state.last_plan = plan;
     state.decision = decision;
     state.decided_at = now;
-    state.desired = decision.desired;
+    if (!hold_unknown) state.desired = decision.desired;
     state.last_cycle_at = now;
     state.primary =
         seen.observed.primary_host.empty()

@@ -839,6 +839,27 @@ class ScratchDir {
   std::string path_;
 };
 
+TEST_F(ControllerTest, PausedRestartWhoseFirstCycleReadsNothingHoldsWhatExists) {
+  ScratchDir dir;
+  state_path_ = StatePathFor(config::JournalConfig{.path = dir.File("events.jsonl")});
+  MakeController();
+  metrics_source_.value = 20;
+  ScaleTo(2);
+  ASSERT_TRUE(controller_->Pause("pg", "maintenance"));
+  controller_.reset();  // restarted, and neither the cloud nor HAProxy answers the first cycle
+  MakeController();
+  SyncProbes();
+  cloud_.FailNext("ListReplicas", Error{ErrorKind::kTransient, "503 Service Unavailable"});
+  lb_.FailNext("ListServers", Error{ErrorKind::kTransient, "503 Service Unavailable"});
+  controller_->RunOnce(clock_.Now());
+  EXPECT_FALSE(Status().last_error.empty()) << "the first cycle could not read the cloud";
+  for (int i = 0; i < 3; ++i) Cycle();
+  const ClusterStatus s = Status();
+  EXPECT_TRUE(s.paused);
+  EXPECT_EQ(s.desired, 2) << s.plan_reason;
+  EXPECT_EQ(CountPhase(Phase::kServing), 2);
+}
+
 TEST_F(ControllerTest, OverrideAndPauseSurviveARestart) {
   ScratchDir dir;
   state_path_ = StatePathFor(config::JournalConfig{.path = dir.File("events.jsonl")});
