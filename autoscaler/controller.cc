@@ -717,17 +717,27 @@ bool Controller::RunCluster(ClusterState& state, TimePoint now) {
 
     // A server's first boot follows the primary named in its user_data. With none known the
     // server waits, blocked with the reason; failing it in the actuator would back the zone off
-    // for a fault that is not the zone's.
+    // for a fault that is not the zone's. No new volume is started either: it would wait for a
+    // server until its budget ran out, and be failed and made again, over and over.
     if (seen.observed.primary_host.empty()) {
-      std::erase_if(plan.actions, [&plan](const Action& a) {
-        if (a.kind != ActionKind::kCreateServer) return false;
+      std::set<std::string> not_started;
+      std::erase_if(plan.actions, [&plan, &not_started](const Action& a) {
+        if (a.kind != ActionKind::kCreateServer && a.kind != ActionKind::kCreateVolume) {
+          return false;
+        }
+        if (a.kind == ActionKind::kCreateVolume) not_started.insert(a.replica);
         plan.blocked.push_back(
             Blocked{.kind = a.kind,
                     .replica = a.replica,
-                    .reason = "the current primary is unknown, so the replica's first boot would "
-                              "have nothing to follow: the server is created once it is found"});
+                    .reason = "the current primary is unknown, so a new replica's first boot "
+                              "would have nothing to follow: it is built once the primary is "
+                              "found"});
         return true;
       });
+      // Reconcile remembered the replicas it planned; those not started are not replicas.
+      for (const std::string& name : not_started) state.memory.replicas.erase(name);
+      std::erase_if(plan.replicas,
+                    [&](const ReplicaView& v) { return not_started.contains(v.name); });
     }
 
     // A snapshot about to be requested: remember it so the next cycles do not ask again.

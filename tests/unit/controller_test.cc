@@ -727,12 +727,13 @@ TEST_F(ControllerTest, UnknownPrimaryBlocksServersWithoutBackingTheZoneOff) {
   for (int i = 0; i < 6; ++i) Cycle();
   for (const std::string& call : log_.Get()) {
     EXPECT_NE(call.rfind("cloud:CreateReplicaServer(", 0), 0u) << "no server without a primary";
+    EXPECT_NE(call.rfind("cloud:CreateReplicaVolume(", 0), 0u) << "nor a volume waiting for one";
   }
   const ClusterStatus status = Status();
   EXPECT_TRUE(std::any_of(status.blocked.begin(), status.blocked.end(), [](const Blocked& b) {
-    return b.kind == ActionKind::kCreateServer &&
-           b.reason.find("primary is unknown") != std::string::npos;
+    return b.reason.find("primary is unknown") != std::string::npos;
   })) << status.plan_reason;
+  EXPECT_TRUE(Ours().empty()) << "replicas not started are not shown";
   EXPECT_TRUE(EventsOf("action_failed").empty()) << "not the zone's fault: nothing failed";
   primary_.SetPrimary("10.0.0.1", 5432);
   ScaleTo(1);
