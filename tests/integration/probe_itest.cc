@@ -125,6 +125,17 @@ TEST(ProbeItest, PrimaryLsnAndStandbyLagThroughPausedReplay) {
                        "FROM generate_series(1, 25000) g"));
   auto written = probe.PrimaryLsn(primary, 5432);
   ASSERT_TRUE(written) << written.error().ToString();
+  // Lag in seconds counts only WAL received and waiting to be replayed (a replica that has
+  // replayed all it received reads 0 s; the bytes still show what it has not received): wait
+  // until the standby has received what was written.
+  ASSERT_TRUE(Eventually(
+      [&] {
+        auto received = QueryOne(Conninfo(standby), "SELECT pg_last_wal_receive_lsn()");
+        if (!received) return false;
+        auto position = ParseLsn(*received);
+        return position && *position >= *written;
+      },
+      30s));
   r = probe.ProbeReplica(standby, 5432, *written);
   EXPECT_TRUE(r.reachable) << Describe(r);
   EXPECT_TRUE(r.in_recovery) << Describe(r);
