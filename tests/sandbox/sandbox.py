@@ -275,8 +275,11 @@ class Sandbox:
         sql = ("CREATE TABLE IF NOT EXISTS sandbox_heartbeat (id int PRIMARY KEY, at timestamptz); "
                "INSERT INTO sandbox_heartbeat VALUES (1, now()) "
                "ON CONFLICT (id) DO UPDATE SET at = excluded.at")
-        script = (f"while :; do psql -X -q -h {self.primary_host} -p {PG_PORT} -U postgres -d postgres "
-                  f"-c \"{sql}\" >/dev/null 2>&1; sleep 1; done")
+        # Bounded like every load loop here: at most 6 hours (a --keep sandbox), and it stops by
+        # itself once the primary has been gone for 10 s (a sandbox whose owner was killed).
+        script = (f"n=0; f=0; while [ $n -lt 21600 ] && [ $f -lt 10 ]; do n=$((n+1)); "
+                  f"if psql -X -q -h {self.primary_host} -p {PG_PORT} -U postgres -d postgres "
+                  f"-c \"{sql}\" >/dev/null 2>&1; then f=0; else f=$((f+1)); fi; sleep 1; done")
         self._spawn("heartbeat", ["/bin/sh", "-c", script], "heartbeat.log")
 
     def _start_cloud(self):
