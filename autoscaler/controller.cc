@@ -191,7 +191,8 @@ int64_t UnixMillis(TimePoint t) {
 // file or the new one, never a part: a temporary file beside it, flushed, then renamed over.
 Result<void> WriteAtomically(const std::string& path, const std::string& text) {
   const std::string tmp = path + ".tmp";
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+  // O_NOFOLLOW: a link planted at the temporary name must not redirect the write.
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0640);
   if (fd < 0) {
     return Fail(ErrorKind::kInternal,
                 fmt::format("cannot create {}: {}", tmp, std::strerror(errno)));
@@ -221,6 +222,14 @@ Result<void> WriteAtomically(const std::string& path, const std::string& text) {
     ::unlink(tmp.c_str());
     return Fail(ErrorKind::kInternal,
                 fmt::format("cannot rename {} to {}: {}", tmp, path, ec.message()));
+  }
+  // The rename itself lives in the directory: sync it too, or a crash could bring the old file
+  // back. A failure here loses at most this change on a crash, so it is not an error.
+  const std::string dir = std::filesystem::path(path).parent_path().string();
+  if (const int dfd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      dfd >= 0) {
+    ::fsync(dfd);
+    ::close(dfd);
   }
   return {};
 }

@@ -904,6 +904,23 @@ TEST_F(ControllerTest, OverrideAndPauseSurviveARestart) {
   EXPECT_FALSE(Status().manual);
 }
 
+TEST_F(ControllerTest, StateFileIsNeverWrittenThroughALinkAtItsTemporaryName) {
+  ScratchDir dir;
+  state_path_ = dir.File("state.json");
+  {
+    std::ofstream victim(dir.File("elsewhere"));
+    victim << "untouched";
+  }
+  std::filesystem::create_symlink(dir.File("elsewhere"), state_path_ + ".tmp");
+  MakeController();
+  ScaleTo(1);
+  ASSERT_TRUE(controller_->Pause("pg", "maintenance"));  // its save fails: logged, not fatal
+  std::ifstream victim(dir.File("elsewhere"));
+  std::string content((std::istreambuf_iterator<char>(victim)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(content, "untouched");
+  EXPECT_TRUE(Status().paused);
+}
+
 TEST_F(ControllerTest, CorruptStateFileIsReportedAndIgnored) {
   ScratchDir dir;
   state_path_ = dir.File("state.json");
