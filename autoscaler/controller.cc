@@ -244,14 +244,12 @@ void Controller::LoadState() {
   const TimePoint now = clock_.Now();
   const auto ignore = [&](const std::string& why) {
     log::Error("operator state ignored", {{"path", path}, {"error", why}});
-    Event event;
-    event.at = now;
-    event.type = "state_ignored";
-    event.message = fmt::format(
-        "the saved overrides and pauses in {} were ignored ({}): none is in force; set them "
-        "again through the API",
-        path, why);
-    journal_.Append(std::move(event));
+    journal_.Append(
+        {.at = now,
+         .type = "state_ignored",
+         .message = fmt::format("the saved overrides and pauses in {} were ignored "
+                                "({}): none is in force; set them again through the API",
+                                path, why)});
   };
   std::ifstream in(path, std::ios::binary);
   std::stringstream text;
@@ -554,15 +552,13 @@ void Controller::ApplyCompletions(ClusterState& state, const std::vector<Complet
         }
         metrics_.CountProvisioningFailure(cluster.name, a.zone, reason);
         if (give_up) {
-          Event failed;
-          failed.at = c.finished;
-          failed.cluster = cluster.name;
-          failed.replica = a.replica;
-          failed.type = "replica_failed";
-          failed.result = std::string(reason);
-          failed.message = message + "; its volume is deleted and the replica replaced";
-          failed.details = {{"zone", a.zone}};
-          journal_.Append(std::move(failed));
+          journal_.Append({.at = c.finished,
+                           .cluster = cluster.name,
+                           .replica = a.replica,
+                           .type = "replica_failed",
+                           .result = std::string(reason),
+                           .message = message + "; its volume is deleted and the replica replaced",
+                           .details = {{"zone", a.zone}}});
         }
       }
       if (a.kind == ActionKind::kEnsureDns) {
@@ -579,16 +575,15 @@ void Controller::ApplyCompletions(ClusterState& state, const std::vector<Complet
     }
     if (a.kind == ActionKind::kRemoveFromLb && a.force) {
       metrics_.CountForcedDrain(cluster.name);
-      Event event;
-      event.at = c.finished;
-      event.cluster = cluster.name;
-      event.replica = a.replica;
-      event.type = "forced_drain";
-      event.message = fmt::format(
-          "{} removed from HAProxy after the drain timeout with {} session(s) still open",
-          a.replica, a.sessions);
-      event.details = {{"sessions", a.sessions}};
-      journal_.Append(std::move(event));
+      journal_.Append(
+          {.at = c.finished,
+           .cluster = cluster.name,
+           .replica = a.replica,
+           .type = "forced_drain",
+           .message = fmt::format(
+               "{} removed from HAProxy after the drain timeout with {} session(s) still open",
+               a.replica, a.sessions),
+           .details = {{"sessions", a.sessions}}});
     }
   }
 }
@@ -781,13 +776,12 @@ bool Controller::RunCluster(ClusterState& state, TimePoint now) {
 
   if (override_expired) {
     SaveState();
-    Event event;
-    event.at = now;
-    event.cluster = cluster.name;
-    event.type = "manual_override_expired";
-    event.message =
-        fmt::format("the manual count of {} expired; the policies decide again", expired->replicas);
-    journal_.Append(std::move(event));
+    journal_.Append({.at = now,
+                     .cluster = cluster.name,
+                     .type = "manual_override_expired",
+                     .message = fmt::format("the manual count of {} expired; the policies decide "
+                                            "again",
+                                            expired->replicas)});
   }
   for (const auto& [component, e] : seen.errors) {
     metrics_.CountError(component, e.kind);
@@ -824,16 +818,14 @@ bool Controller::RunCluster(ClusterState& state, TimePoint now) {
   ReportPlan(state, previous, plan, now);
   metrics_.RecordCycle(cluster.name, decision, previous_desired, plan);
   if (decision.desired != previous_desired || !previous) {
-    Event event;
-    event.at = now;
-    event.cluster = cluster.name;
-    event.type = "decision";
-    event.message = decision.reason;
-    event.details = {{"from", previous_desired},
-                     {"to", decision.desired},
-                     {"current", decision.current},
-                     {"override", decision.override_active}};
-    journal_.Append(std::move(event));
+    journal_.Append({.at = now,
+                     .cluster = cluster.name,
+                     .type = "decision",
+                     .message = decision.reason,
+                     .details = {{"from", previous_desired},
+                                 {"to", decision.desired},
+                                 {"current", decision.current},
+                                 {"override", decision.override_active}}});
   }
 
   // The quota, now and then, for the dashboard.
@@ -930,15 +922,13 @@ void Controller::ReportPlan(ClusterState& state, const std::optional<Plan>& prev
 
   // Replicas that failed in this cycle (their zone's backoff was recorded before planning).
   for (const FailureEvent& f : plan.failures) {
-    Event failed;
-    failed.at = now;
-    failed.cluster = cluster.name;
-    failed.replica = f.replica;
-    failed.type = "replica_failed";
-    failed.result = f.reason;
-    failed.message = f.message;
-    failed.details = {{"zone", f.zone}};
-    journal_.Append(std::move(failed));
+    journal_.Append({.at = now,
+                     .cluster = cluster.name,
+                     .replica = f.replica,
+                     .type = "replica_failed",
+                     .result = f.reason,
+                     .message = f.message,
+                     .details = {{"zone", f.zone}}});
     metrics_.CountProvisioningFailure(cluster.name, f.zone, f.reason);
   }
 
@@ -952,14 +942,12 @@ void Controller::ReportPlan(ClusterState& state, const std::optional<Plan>& prev
   for (const Blocked& b : plan.blocked) {
     auto it = before_blocked.find(BlockedKey(b));
     if (it != before_blocked.end() && it->second == b.reason) continue;
-    Event event;
-    event.at = now;
-    event.cluster = cluster.name;
-    event.replica = b.replica;
-    event.type = "blocked";
-    event.action = std::string(ToString(b.kind));
-    event.message = b.reason;
-    journal_.Append(std::move(event));
+    journal_.Append({.at = now,
+                     .cluster = cluster.name,
+                     .replica = b.replica,
+                     .type = "blocked",
+                     .action = std::string(ToString(b.kind)),
+                     .message = b.reason});
   }
 }
 
@@ -1117,16 +1105,15 @@ Result<void> Controller::SetOverride(const std::string& cluster, policies::Manua
     state->manual = manual;
   }
   SaveState();
-  Event event;
-  event.at = now;
-  event.cluster = cluster;
-  event.type = "manual_override";
-  event.message = fmt::format("manual count {}{}{}", manual.replicas,
+  journal_.Append(
+      {.at = now,
+       .cluster = cluster,
+       .type = "manual_override",
+       .message = fmt::format("manual count {}{}{}", manual.replicas,
                               manual.expires_at ? " until " + FormatTime(*manual.expires_at)
                                                 : std::string(" until cleared"),
-                              manual.reason.empty() ? std::string() : ": " + manual.reason);
-  event.details = {{"replicas", manual.replicas}};
-  journal_.Append(std::move(event));
+                              manual.reason.empty() ? std::string() : ": " + manual.reason),
+       .details = {{"replicas", manual.replicas}}});
   TriggerCycle();
   return {};
 }
@@ -1141,13 +1128,11 @@ Result<void> Controller::ClearOverride(const std::string& cluster) {
   }
   if (was) {
     SaveState();
-    Event event;
-    event.at = clock_.Now();
-    event.cluster = cluster;
-    event.type = "manual_override_cleared";
-    event.message =
-        fmt::format("manual count {} cleared; the policies decide again", was->replicas);
-    journal_.Append(std::move(event));
+    journal_.Append({.at = clock_.Now(),
+                     .cluster = cluster,
+                     .type = "manual_override_cleared",
+                     .message = fmt::format("manual count {} cleared; the policies decide again",
+                                            was->replicas)});
     TriggerCycle();
   }
   return {};
@@ -1165,13 +1150,11 @@ Result<void> Controller::Pause(const std::string& cluster, const std::string& re
   }
   if (changed) {
     SaveState();
-    Event event;
-    event.at = clock_.Now();
-    event.cluster = cluster;
-    event.type = "paused";
-    event.message =
-        reason.empty() ? "automatic scaling paused" : "automatic scaling paused: " + reason;
-    journal_.Append(std::move(event));
+    journal_.Append({.at = clock_.Now(),
+                     .cluster = cluster,
+                     .type = "paused",
+                     .message = reason.empty() ? "automatic scaling paused"
+                                               : "automatic scaling paused: " + reason});
     TriggerCycle();
   }
   return {};
@@ -1189,12 +1172,10 @@ Result<void> Controller::Resume(const std::string& cluster) {
   }
   if (changed) {
     SaveState();
-    Event event;
-    event.at = clock_.Now();
-    event.cluster = cluster;
-    event.type = "resumed";
-    event.message = "automatic scaling resumed";
-    journal_.Append(std::move(event));
+    journal_.Append({.at = clock_.Now(),
+                     .cluster = cluster,
+                     .type = "resumed",
+                     .message = "automatic scaling resumed"});
     TriggerCycle();
   }
   return {};
@@ -1212,12 +1193,10 @@ Result<void> Controller::RequestSnapshot(const std::string& cluster) {
     }
     state->memory.snapshot_on_demand = true;
   }
-  Event event;
-  event.at = clock_.Now();
-  event.cluster = cluster;
-  event.type = "snapshot_requested";
-  event.message = "a golden snapshot was asked for through the API";
-  journal_.Append(std::move(event));
+  journal_.Append({.at = clock_.Now(),
+                   .cluster = cluster,
+                   .type = "snapshot_requested",
+                   .message = "a golden snapshot was asked for through the API"});
   TriggerCycle();
   return {};
 }
