@@ -47,6 +47,20 @@ void DnsRecords::ForgetZoneIfGone(const Error& error) {
   zone_id_.clear();
 }
 
+Result<std::vector<Recordset>> DnsRecords::LiveRecordsets(const std::string& zone_id,
+                                                          const std::string& fqdn) {
+  auto listed = client_.ListRecordsets(zone_id, fqdn, "A");
+  if (!listed) {
+    ForgetZoneIfGone(listed.error());
+    return Fail(listed.error());
+  }
+  // Exact names only (compared without case, with the trailing dot), and not one being deleted.
+  std::erase_if(*listed, [&fqdn](const Recordset& r) {
+    return Lower(WithDot(r.name)) != fqdn || r.action == "DELETE";
+  });
+  return listed;
+}
+
 Result<std::string> DnsRecords::RecordFqdn(const std::string& record_name) const {
   const std::string name = WithDot(Lower(record_name));
   if (zone_name_ == ".") return Fail(ErrorKind::kConfig, "dns: the zone name is empty");
@@ -71,13 +85,9 @@ Result<void> DnsRecords::Ensure(const std::string& record_name, const std::strin
   // Twice at most: a create that loses a race with another writer (409) is followed by one
   // more look at what is there now.
   for (int attempt = 0; attempt < 2; ++attempt) {
-    auto existing = client_.ListRecordsets(*zone, *name, "A");
-    if (!existing) {
-      ForgetZoneIfGone(existing.error());
-      return Fail(existing.error());
-    }
+    auto existing = LiveRecordsets(*zone, *name);
+    if (!existing) return Fail(existing.error());
     for (const Recordset& r : *existing) {
-      if (Lower(WithDot(r.name)) != *name || r.action == "DELETE") continue;
       if (r.records == std::vector<std::string>{address}) return {};
       auto updated = client_.UpdateRecordset(*zone, r.id, {address}, ttl_);
       if (!updated) return Fail(updated.error());
@@ -98,13 +108,9 @@ Result<void> DnsRecords::Remove(const std::string& record_name) {
   if (!name) return Fail(name.error());
   auto zone = ZoneId();
   if (!zone) return Fail(zone.error());
-  auto existing = client_.ListRecordsets(*zone, *name, "A");
-  if (!existing) {
-    ForgetZoneIfGone(existing.error());
-    return Fail(existing.error());
-  }
+  auto existing = LiveRecordsets(*zone, *name);
+  if (!existing) return Fail(existing.error());
   for (const Recordset& r : *existing) {
-    if (Lower(WithDot(r.name)) != *name || r.action == "DELETE") continue;
     if (auto deleted = client_.DeleteRecordset(*zone, r.id); !deleted) {
       return Fail(deleted.error());
     }

@@ -34,6 +34,9 @@ class DnsRecords {
   Result<std::string> ZoneId();
   Result<std::string> RecordFqdn(const std::string& record_name) const;
   void ForgetZoneIfGone(const Error& error);
+  /// The zone's A recordsets named exactly `fqdn` and not being deleted.
+  Result<std::vector<Recordset>> LiveRecordsets(const std::string& zone_id,
+                                                const std::string& fqdn);
 
   DesignateClient& client_;
   std::string zone_name_;
