@@ -13,39 +13,25 @@
 
 #include "autoscaler/actuator.h"
 #include "autoscaler/config.h"
+#include "autoscaler/cycle.h"
+#include "autoscaler/intent_store.h"
 #include "autoscaler/journal.h"
+#include "autoscaler/loop.h"
+#include "autoscaler/observer.h"
 #include "autoscaler/probe.h"
 #include "autoscaler/reconcile.h"
+#include "autoscaler/replica_names.h"
 #include "autoscaler/service.h"
 #include "autoscaler/service_metrics.h"
 #include "core/clock.h"
-#include "haproxy_dataplane/load_balancer.h"
 #include "openstack/cloud_provider.h"
 #include "policies/engine.h"
 #include "policies/metrics_source.h"
 
-/// The control loop: observe -> evaluate policies -> Reconcile -> hand the plan to the actuator,
-/// once per interval for every cluster; and the ServiceControl the HTTP API drives.
+/// The service's façade: the clusters' cycles (cycle.h), the loop that runs them (loop.h), the
+/// operator intent kept across restarts (intent_store.h), and the ServiceControl the HTTP API
+/// drives.
 namespace ra::autoscaler {
-
-/// What the loop talks to for one cluster. Pointers are not owned and must outlive the
-/// Controller; every one is required unless it says nullable.
-struct ClusterDeps {
-  const config::Cluster* cluster = nullptr;
-  openstack::CloudProvider* cloud = nullptr;
-  haproxy::LoadBalancer* lb = nullptr;
-  ReplicaProbe* probe = nullptr;
-  PrimaryLocator* primary = nullptr;
-  DnsHooks dns{};                              ///< not enabled when the cluster has no dns
-  policies::MetricsSource* metrics = nullptr;  ///< nullable when no policy queries metrics
-  /// The template's ids, or a resolver run (outside any lock) at the first cycle that creates
-  /// something, and again each such cycle until it succeeds.
-  std::optional<TemplateIds> template_ids{};
-  std::function<Result<TemplateIds>()> resolve_template{};
-  /// The donor's data volume id, or a resolver run each cycle until it succeeds.
-  std::string donor_volume_id{};
-  std::function<Result<std::string>()> resolve_donor{};
-};
 
 struct ControllerOptions {
   Actuator::Options actuator{};
@@ -58,10 +44,10 @@ struct ControllerOptions {
   /// rewritten atomically (temporary file, then rename) on every change. Nothing else is kept
   /// there: everything else is observed again from the cloud and HAProxy.
   std::string state_path{};
+  /// Another store for operator intent (not owned; it must outlive the Controller); when set,
+  /// state_path is not used.
+  IntentStore* intent_store = nullptr;
 };
-
-/// `<directory of journal.path>/state.json`; "" when journal.path is empty (no persistence).
-std::string StatePathFor(const config::JournalConfig& journal);
 
 /// Thread-safe: RunOnce (from the loop thread or a test) is serialized; ServiceControl calls may
 /// come from any thread and never wait for the cloud (per-cluster state has its own mutex, which
@@ -107,7 +93,7 @@ class Controller final : public ServiceControl {
   bool CycleRequested() const;
 
   /// The shortest time between the starts of two cycles of Run().
-  static constexpr Duration kMinCycleGap = std::chrono::milliseconds(250);
+  static constexpr Duration kMinCycleGap = Loop::kMinGap;
 
   /// The plan of the cluster's last cycle (for `serve --once`); nullopt before one.
   std::optional<Plan> LastPlan(const std::string& cluster) const;
@@ -127,54 +113,17 @@ class Controller final : public ServiceControl {
   Health GetHealth() const override;
 
  private:
-  struct ClusterState {
-    ClusterDeps deps{};
-    // Guarded by Controller::mu_.
-    ClusterMemory memory{};
-    std::optional<Plan> last_plan{};
-    std::optional<policies::Decision> decision{};
-    std::optional<TimePoint> decided_at{};
-    std::optional<int> desired{};  ///< the last cycle's desired count
-    std::optional<policies::ManualOverride> manual{};
-    bool paused = false;
-    std::string paused_reason{};
-    std::optional<TimePoint> last_cycle_at{};
-    std::string last_error{};
-    std::string primary{};
-    std::optional<openstack::SnapshotFacts> newest_snapshot{};
-    bool snapshot_creating = false;                ///< the last cycle saw a snapshot `creating`
-    std::map<std::string, std::string> blocked{};  ///< "kind/replica" -> reason, last cycle
-    // Touched by the cycle only (serialized by cycle_mu_).
-    std::vector<std::string> zones_cache{};
-    std::optional<TimePoint> zones_cached_at{};
-    std::string donor_volume_id{};
-    std::optional<TemplateIds> template_ids{};
-    int64_t cycles = 0;
-  };
-  struct ObserveResult;
-
   ClusterState* Find(const std::string& cluster);
   const ClusterState* Find(const std::string& cluster) const;
-  /// One cluster's cycle; false when some source failed.
-  bool RunCluster(ClusterState& state, TimePoint now);
-  ObserveResult Observe(ClusterState& state, TimePoint now);
-  void ApplyCompletions(ClusterState& state, const std::vector<Completion>& completions,
-                        TimePoint now);
   /// The actuator's completion callback (see CycleRequested).
   void OnActionCompleted(const Completion& completion);
-  void ReportPlan(ClusterState& state, const std::optional<Plan>& previous, const Plan& plan,
-                  TimePoint now);
-  /// `count` unused replica names; call with mu_ held.
-  std::vector<std::string> FreshNames(const ClusterState& state, const Observed& observed,
-                                      int count);
-  uint32_t NextRandom();
-  /// Reads options_.state_path into the clusters' override and pause (constructor only). An
-  /// unreadable or malformed file is reported (log and event) and ignored; an expired override,
-  /// one outside the cluster's bounds, or an unknown cluster is dropped.
-  void LoadState();
-  /// Writes every cluster's override and pause to options_.state_path (temporary file, then
-  /// rename). Call without mu_ held. A failure is logged; the state stays in memory.
-  void SaveState();
+  /// Reads the intent store into the clusters' override and pause (constructor only). What
+  /// cannot be read is reported (log and event) and ignored; an expired override, one outside
+  /// the cluster's bounds, or an unknown cluster is dropped.
+  void LoadIntent();
+  /// Writes every cluster's intent to the store. Call without mu_ held. False (logged) when it
+  /// could not be written; the intent stays in memory.
+  bool SaveIntent();
 
   const config::Config& config_;
   const Clock& clock_;
@@ -182,27 +131,19 @@ class Controller final : public ServiceControl {
   EventJournal& journal_;
   ServiceMetrics& metrics_;
   ControllerOptions options_;
+  std::unique_ptr<IntentStore> owned_store_;
+  IntentStore* store_ = nullptr;  ///< null: intent is kept in memory only
   Actuator actuator_;
   std::vector<std::unique_ptr<ClusterState>> clusters_;
+  CycleEnv env_;
+  Loop loop_;
 
   mutable std::mutex mu_;  // cluster state and health
   std::optional<TimePoint> first_cycle_done_{};
   std::optional<TimePoint> last_success_{};
 
   std::mutex cycle_mu_;       // one cycle at a time
-  std::mutex state_file_mu_;  // one SaveState at a time, so the newest state is written last
-
-  mutable std::mutex loop_mu_;
-  std::condition_variable loop_cv_;
-  bool stop_requested_ = false;
-  bool triggered_ = false;
-  std::thread loop_thread_;
-  bool stopped_ = false;
+  std::mutex state_file_mu_;  // one SaveIntent at a time, so the newest intent is written last
 };
-
-/// Replaces {cluster}, {id} and {zone} in a replica name template. An empty zone leaves no
-/// stray separator behind ("{cluster}-{zone}-{id}" -> "pg-1a2b3c").
-std::string ReplicaName(const std::string& name_template, const std::string& cluster,
-                        const std::string& id, const std::string& zone);
 
 }  // namespace ra::autoscaler

@@ -11,7 +11,7 @@
 #include "autoscaler/config.h"
 #include "core/clock.h"
 #include "core/result.h"
-#include "haproxy_dataplane/load_balancer.h"
+#include "lb/load_balancer.h"
 #include "openstack/cloud_provider.h"
 #include "policies/engine.h"
 
@@ -64,8 +64,8 @@ struct ObservedReplica {
   std::string name{};
   std::optional<openstack::ServerFacts> server{};
   std::optional<openstack::VolumeFacts> volume{};
-  std::optional<haproxy::LbServer> lb{};  ///< the backend's server of that name
-  std::optional<ProbeResult> probe{};     ///< absent when not probed (no ACTIVE server, address)
+  std::optional<lb::Member> lb{};      ///< the backend's member of that name
+  std::optional<ProbeResult> probe{};  ///< absent when not probed (no ACTIVE server, address)
 };
 
 /// Everything the loop saw of one cluster in one cycle. A source that could not be read is an
@@ -87,6 +87,22 @@ struct Observed {
 // ---------------------------------------------------------------------------------------------
 // what the loop remembers (in memory only: lost on restart, and everything still works)
 
+/// Why a replica failed; docs/metrics.md's provisioning failure `reason` label.
+enum class FailureReason {
+  kQuota,        ///< the cloud refused for quota
+  kCapacity,     ///< no valid host / insufficient capacity
+  kVolumeError,  ///< the data volume went to error
+  kServerError,  ///< the server went to ERROR for another reason
+  kTimeout,      ///< longer in a phase than its budget
+  kCatchUp,      ///< did not catch up on WAL within catch_up
+  kOther,
+};
+
+std::string_view ToString(FailureReason reason);  ///< "quota", "capacity", "volume_error", ...
+
+/// The error kind a zone's backoff starts from for `reason`: quota and capacity back off long.
+ErrorKind BackoffKind(FailureReason reason);
+
 /// What the loop knows about a replica beyond what the world shows.
 struct ReplicaMemory {
   Phase phase = Phase::kVolumeCreating;  ///< last derived phase
@@ -94,12 +110,10 @@ struct ReplicaMemory {
   TimePoint first_seen{};
   bool leaving = false;  ///< chosen to go: never re-admitted, only taken down
   std::optional<TimePoint> drain_started{};
-  /// Non-empty once failed: why. Set by Reconcile, or by the loop when the cloud refused the
-  /// replica's server for quota or capacity (the replica is then cleaned up and replaced).
+  /// Non-empty once failed: why, in one sentence. Set only by RecordFailure.
   std::string failure{};
-  /// docs/metrics.md's failure `reason` once failed: quota, capacity, volume_error,
-  /// server_error, timeout, catch_up, other.
-  std::string failure_reason{};
+  /// Its kind once failed (docs/metrics.md's failure `reason`).
+  FailureReason failure_reason = FailureReason::kOther;
   std::string zone{};
   std::optional<TimePoint> serving_since{};
   /// Set by the loop when a kEnsureDns failed: the next plan asks for the record again (it is
@@ -138,6 +152,14 @@ void RecordZoneFailure(ClusterMemory& memory, const std::string& zone, const std
 
 /// A success clears the zone's backoff.
 void RecordZoneSuccess(ClusterMemory& memory, const std::string& zone, const std::string& flavor);
+
+/// The one place a replica's failure is recorded: marks `replica` failed (its memory is created
+/// when there is none) and backs its zone and `flavor` off, so the plan made from this memory
+/// cleans it up and places its replacement elsewhere. A replica already failed is left as it
+/// was (its first failure is the one that counts).
+void RecordFailure(ClusterMemory& memory, const std::string& replica, const std::string& zone,
+                   const std::string& flavor, FailureReason reason, const std::string& message,
+                   TimePoint now);
 
 // ---------------------------------------------------------------------------------------------
 // the plan
@@ -195,13 +217,13 @@ struct ReplicaView {
   bool foreign = false;  ///< the donor, or a name HAProxy holds for someone else: never touched
 };
 
-/// A replica that failed in this cycle (it was not failed before): for the journal, the
-/// provisioning_failures_total metric and the zone's backoff (RecordZoneFailure), which the loop
-/// records; Reconcile only reads the backoff.
+/// A replica that failed in this cycle (it was not failed before): for the journal and the
+/// provisioning_failures_total metric. Its zone's backoff is already in the memory
+/// (RecordFailure), so the same cycle's plan places its replacement elsewhere.
 struct FailureEvent {
   std::string replica{};
-  std::string zone{};     ///< "" when the cloud chose and did not say
-  std::string reason{};   ///< docs/metrics.md's failure reason (timeout, server_error, ...)
+  std::string zone{};  ///< "" when the cloud chose and did not say
+  FailureReason reason = FailureReason::kOther;
   std::string message{};  ///< one sentence with the figures
 };
 
@@ -219,24 +241,126 @@ struct Plan {
   std::string reason{};
 };
 
-/// What Reconcile needs of the configuration.
-struct ReconcileInput {
+// ---------------------------------------------------------------------------------------------
+// step 1: the cluster as it is
+
+/// The admission gate applied to one probe.
+struct Gate {
+  bool reachable = false;
+  bool caught_up = false;    ///< both lags known and within the thresholds
+  bool lag_problem = false;  ///< a known lag above a threshold
+  std::string why{};         ///< "lag 40 MiB > 16 MiB", "PQping: no response", ...
+};
+
+/// One replica as DerivePhases found it (and PlanActions leaves it).
+struct ReplicaState {
+  std::string name{};
+  const ObservedReplica* obs = nullptr;  ///< null: remembered (e.g. being created), not listed
+  ReplicaMemory* mem = nullptr;          ///< its entry in the ClusterMemory given to DerivePhases
+  bool first_sight = false;  ///< no memory of it: a restart, or made by someone before us
+  Phase previous = Phase::kVolumeCreating;  ///< the phase remembered from the last cycle
+  bool busy = false;
+  bool foreign = false;
+
+  Phase phase = Phase::kVolumeCreating;
+  std::string detail{};
+  Gate gate{};
+  bool in_lb = false;      ///< the load balancer was read and lists it
+  bool unhealthy = false;  ///< for victims: goes first
+  bool no_server = false;  ///< a volume only: the cheapest victim
+  std::string zone{};
+  std::string address{};
+  int64_t sessions = 0;
+  TimePoint created{};
+  bool drain_timed_out = false;
+};
+
+/// What DerivePhases needs besides the observation and the memory.
+struct DeriveInput {
   const config::Cluster* cluster = nullptr;
-  int desired = 0;      ///< the policies' (or the override's) desired count
-  bool paused = false;  ///< automatic scaling paused: keep the count, still heal and finish
-  Observed observed{};
-  /// Replicas whose action is still running in the actuator: nothing new is planned for them.
+  /// Replicas whose action is still running in the actuator: derived, but nothing is planned.
   std::set<std::string> busy{};
-  bool snapshot_busy = false;  ///< a snapshot action is still running
-  /// Names for new replicas, already unique (the loop makes them from random ids); Reconcile
-  /// uses them in order and never makes names itself.
-  std::vector<std::string> fresh_names{};
   TimePoint now{};
 };
 
-/// Derives every replica's phase and plans actions. Pure: reads `input`, updates `memory`
-/// (phases and their start times, leaving/failed marks, drain start) and returns the plan.
-/// Rules, each tested in tests/unit/reconcile_test.cc:
+/// The cluster as it is this cycle: every replica's phase, and the count the policies read.
+/// Holds pointers into the Observed and the ClusterMemory it was derived from: both must outlive
+/// it, and the memory's replica entries must not be erased while it is used.
+struct ClusterView {
+  const config::Cluster* cluster = nullptr;
+  const Observed* observed = nullptr;
+  TimePoint now{};
+  std::map<std::string, ReplicaState> replicas{};  ///< by name, foreign ones included
+  /// Replicas counted as current (IsActive, not foreign): the policies' current count.
+  int active = 0;
+  bool cloud_known = true;               ///< the cloud's replica list was read
+  bool lb_known = true;                  ///< the load balancer was read
+  std::vector<FailureEvent> failures{};  ///< replicas that failed in this derivation
+};
+
+/// Step 1, pure: each replica's phase from what was observed and what is remembered. Updates
+/// `memory` only where the world forces it: failures (RecordFailure, so the zone is backed off
+/// before anything is planned), leaving marks found after a restart, forgotten replicas the
+/// cloud no longer shows. Phases are written to the memory by PlanActions.
+ClusterView DerivePhases(const Observed& observed, ClusterMemory& memory, const DeriveInput& input);
+
+// ---------------------------------------------------------------------------------------------
+// step 2: the plan
+
+/// How new replicas choose a zone (config placement). See autoscaler/placement.h.
+struct PlacementFacts {
+  bool prefer_latency = false;  ///< prefer zones near the primary; otherwise spread evenly
+  Duration max_latency = std::chrono::milliseconds(20);
+  std::map<std::string, double> latency_seconds{};  ///< per zone: median round trip measured
+};
+
+/// What PlanActions needs besides the view: the decision and the facts the loop gathered.
+struct PlanInput {
+  int desired = 0;             ///< the policies' (or the override's) desired count
+  bool paused = false;         ///< automatic scaling paused: keep the count, still heal and finish
+  bool snapshot_busy = false;  ///< a snapshot action is still running
+  /// Names for new replicas, already unique (the loop makes them from random ids); PlanActions
+  /// uses them in order and never makes names itself.
+  std::vector<std::string> fresh_names{};
+  /// Why nothing may be created now, when something forbids it (the primary is unknown, the
+  /// template's ids could not be resolved): creations are then Blocked with this reason and
+  /// nothing new is started. Empty: creating is possible.
+  std::string cannot_create{};
+  PlacementFacts placement{};
+};
+
+/// Step 2, pure: the actions that bring the cluster from `view` towards `input.desired`.
+/// Updates `view` (victims leave, re-admitted ones come back, new replicas appear) and `memory`
+/// (phases and their start times, leaving marks, drain starts, new replicas, snapshot request).
+Plan PlanActions(ClusterView& view, const PlanInput& input, ClusterMemory& memory);
+
+/// How often each step has run in this process, for tests that check a cycle runs each once.
+struct StepCounts {
+  int64_t derive = 0;
+  int64_t plan = 0;
+};
+StepCounts PlannerStepCounts();
+
+// ---------------------------------------------------------------------------------------------
+// both steps at once (tests and tools)
+
+/// What Reconcile needs: the inputs of both steps together.
+struct ReconcileInput {
+  const config::Cluster* cluster = nullptr;
+  int desired = 0;
+  bool paused = false;
+  Observed observed{};
+  std::set<std::string> busy{};
+  bool snapshot_busy = false;
+  std::vector<std::string> fresh_names{};
+  std::string cannot_create{};
+  PlacementFacts placement{};
+  TimePoint now{};
+};
+
+/// DerivePhases then PlanActions; what the loop does in one cycle, minus the I/O. Pure: reads
+/// `input`, updates `memory` (phases and their start times, leaving/failed marks, drain start) and
+/// returns the plan. Rules, each tested in tests/unit/reconcile_test.cc:
 ///  - phases from what was observed (server status, volume status, probe, HAProxy state); a
 ///    replica longer in a phase than its timeout (config::PhaseTimeouts) fails; a server in
 ///    ERROR or a volume in error fails; failed replicas leave HAProxy and are deleted;

@@ -721,6 +721,29 @@ TEST_F(ControllerTest, TransientErrorOnCreateServerKeepsTheVolumeAndRetries) {
   EXPECT_TRUE(Ours().contains(replica)) << "the same replica got its server on a later cycle";
 }
 
+TEST_F(ControllerTest, EachCycleDerivesAndPlansOnceWhateverHappens) {
+  MakeController();
+  const auto steps_of_one_cycle = [this](const char* what) {
+    const StepCounts before = PlannerStepCounts();
+    Cycle();
+    const StepCounts after = PlannerStepCounts();
+    EXPECT_EQ(after.derive - before.derive, 1) << what;
+    EXPECT_EQ(after.plan - before.plan, 1) << what;
+  };
+  steps_of_one_cycle("first cycle");
+  ScaleTo(2);
+  steps_of_one_cycle("steady");
+  // A failure found by the cycle: backed off and replaced in the same (single) planning pass.
+  cloud_.FailServerOf(NameOf(0), "No valid host was found.");
+  steps_of_one_cycle("a server in ERROR");
+  // Sources that cannot be read, and an unknown primary.
+  primary_.Set(Fail(ErrorKind::kTransient, "no Patroni member answers 200"));
+  lb_.FailNext("ListMembers", Error{ErrorKind::kTransient, "connection refused"});
+  steps_of_one_cycle("balancer unread, primary unknown");
+  metrics_source_.value = 40;
+  steps_of_one_cycle("scale-out wanted without a primary");
+}
+
 TEST_F(ControllerTest, UnknownPrimaryBlocksServersWithoutBackingTheZoneOff) {
   MakeController();
   primary_.Set(Fail(ErrorKind::kTransient, "no Patroni member answers 200"));
@@ -734,6 +757,13 @@ TEST_F(ControllerTest, UnknownPrimaryBlocksServersWithoutBackingTheZoneOff) {
     return b.reason.find("primary is unknown") != std::string::npos;
   })) << status.plan_reason;
   EXPECT_TRUE(Ours().empty()) << "replicas not started are not shown";
+  // The stored plan is what was submitted: no create in it, only the blocked reasons.
+  const std::optional<Plan> last = controller_->LastPlan("pg");
+  ASSERT_TRUE(last);
+  for (const Action& a : last->actions) {
+    EXPECT_NE(a.kind, ActionKind::kCreateVolume) << a.reason;
+    EXPECT_NE(a.kind, ActionKind::kCreateServer) << a.reason;
+  }
   EXPECT_TRUE(EventsOf("action_failed").empty()) << "not the zone's fault: nothing failed";
   primary_.SetPrimary("10.0.0.1", 5432);
   ScaleTo(1);

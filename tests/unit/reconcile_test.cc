@@ -457,7 +457,7 @@ TEST_F(ReconcileTest, PostgresStartTimeoutCountsFromThePhaseStart) {
   plan = RunAt(kT0 + 5min + 1s);
   EXPECT_EQ(View(plan, "r")->phase, Phase::kFailed);
   ASSERT_EQ(plan.failures.size(), 1u);
-  EXPECT_EQ(plan.failures[0].reason, "timeout");
+  EXPECT_EQ(ToString(plan.failures[0].reason), "timeout");
   EXPECT_EQ(plan.failures[0].zone, "az1");
   EXPECT_NE(plan.failures[0].message.find("postgres_start is 5m"), std::string::npos);
   // Reported once; the replica stays failed until it is gone.
@@ -515,7 +515,7 @@ TEST_F(ReconcileTest, CatchUpTimeoutFails) {
   plan = RunAt(kT0 + 31min);
   EXPECT_EQ(View(plan, "r")->phase, Phase::kFailed);
   ASSERT_EQ(plan.failures.size(), 1u);
-  EXPECT_EQ(plan.failures[0].reason, "catch_up");
+  EXPECT_EQ(ToString(plan.failures[0].reason), "catch_up");
 }
 
 TEST_F(ReconcileTest, ServerErrorReasonCarriesNovasFaultAndCapacity) {
@@ -523,10 +523,52 @@ TEST_F(ReconcileTest, ServerErrorReasonCarriesNovasFaultAndCapacity) {
   input_.desired = 1;
   const Plan plan = Run();
   ASSERT_EQ(plan.failures.size(), 1u);
-  EXPECT_EQ(plan.failures[0].reason, "capacity");
+  EXPECT_EQ(ToString(plan.failures[0].reason), "capacity");
   EXPECT_EQ(plan.failures[0].zone, "az2");
   EXPECT_EQ(memory_.replicas["r"].failure, "server ERROR: No valid host was found.");
-  EXPECT_EQ(memory_.replicas["r"].failure_reason, "capacity");
+  EXPECT_EQ(ToString(memory_.replicas["r"].failure_reason), "capacity");
+}
+
+TEST_F(ReconcileTest, AFailureBacksItsZoneOffBeforeTheSamePlanPlacesTheReplacement) {
+  // Derive records the failure (RecordFailure) before planning: one pass places the replacement
+  // away from the zone that just failed, with no second planning pass by the loop.
+  Observe({R("r").Server("ERROR", kT0 - 2min, "az1", "No valid host was found.")});
+  input_.desired = 1;
+  const Plan plan = Run();
+  ASSERT_EQ(plan.failures.size(), 1u);
+  EXPECT_EQ(memory_.backoff["az1/m1"].failures, 1);
+  EXPECT_GT(memory_.backoff["az1/m1"].until, kT0 + 1min) << "capacity backs off like a quota";
+  const Action* create = Find(plan, ActionKind::kCreateVolume);
+  ASSERT_NE(create, nullptr) << plan.reason;
+  EXPECT_EQ(create->zone, "az2");
+  // The same failure seen again next cycle is not counted twice.
+  RunAt(kT0 + 10s);
+  EXPECT_EQ(memory_.backoff["az1/m1"].failures, 1);
+}
+
+TEST_F(ReconcileTest, WhatForbidsCreatingBlocksNewVolumesAndServersWithItsReason) {
+  Observe({R("waiting").Volume("available", kT0 - 1min, "az1")});
+  input_.desired = 3;
+  input_.cannot_create = "the current primary is unknown";
+  const Plan plan = Run();
+  EXPECT_EQ(Find(plan, ActionKind::kCreateVolume), nullptr);
+  EXPECT_EQ(Find(plan, ActionKind::kCreateServer), nullptr);
+  EXPECT_TRUE(Blocks(plan, ActionKind::kCreateVolume, "the current primary is unknown"));
+  EXPECT_TRUE(Blocks(plan, ActionKind::kCreateServer, "the current primary is unknown"));
+  EXPECT_EQ(View(plan, "c1-replica-aaa"), nullptr) << "nothing new is remembered or shown";
+  EXPECT_FALSE(memory_.replicas.contains("c1-replica-aaa"));
+}
+
+TEST_F(ReconcileTest, PlacementPrefersZonesNearThePrimaryWhenAsked) {
+  input_.desired = 3;
+  input_.placement.prefer_latency = true;
+  input_.placement.max_latency = 20ms;
+  input_.placement.latency_seconds = {{"az1", 0.045}, {"az2", 0.002}, {"az3", 0.004}};
+  const Plan plan = Run();
+  ASSERT_EQ(plan.actions.size(), 3u) << plan.reason;
+  EXPECT_EQ(plan.actions[0].zone, "az2");
+  EXPECT_EQ(plan.actions[1].zone, "az3");
+  EXPECT_EQ(plan.actions[2].zone, "az2") << "the far az1 only when nothing else can take it";
 }
 
 TEST_F(ReconcileTest, FailedReplicaInHaproxyLeavesItBeforeAnythingIsDeleted) {

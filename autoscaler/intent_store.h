@@ -1,0 +1,57 @@
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+
+#include "autoscaler/config.h"
+#include "core/result.h"
+#include "policies/engine.h"
+
+/// Operator intent that the cloud and the load balancer cannot show: each cluster's manual
+/// override and pause. Kept by an IntentStore so that a restarted service (or, later, another
+/// instance) has it.
+namespace ra::autoscaler {
+
+struct ClusterIntent {
+  std::optional<policies::ManualOverride> manual{};
+  bool paused = false;
+  std::string paused_reason{};
+
+  bool Empty() const { return !manual && !paused; }
+};
+
+/// By cluster name.
+using Intents = std::map<std::string, ClusterIntent>;
+
+/// Where intent is kept. Implementations are called from one thread at a time.
+class IntentStore {
+ public:
+  virtual ~IntentStore() = default;
+
+  /// Everything saved (an empty map when nothing ever was). An entry that cannot be read is
+  /// dropped with a log line; an error means nothing saved could be read at all (the caller
+  /// reports it: no saved intent is then in force). Blocks on the store.
+  virtual Result<Intents> Load() = 0;
+
+  /// Replaces what is saved with `intents` (clusters without intent may be left out), so that a
+  /// reader sees the old or the new whole, never a part. Blocks on the store.
+  virtual Result<void> Save(const Intents& intents) = 0;
+};
+
+/// A JSON file (`state.json`): written to a temporary file beside it, synced, renamed over.
+class FileIntentStore final : public IntentStore {
+ public:
+  explicit FileIntentStore(std::string path) : path_(std::move(path)) {}
+  Result<Intents> Load() override;
+  Result<void> Save(const Intents& intents) override;
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+/// `<directory of journal.path>/state.json`; "" when journal.path is empty (no persistence).
+std::string StatePathFor(const config::JournalConfig& journal);
+
+}  // namespace ra::autoscaler

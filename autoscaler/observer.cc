@@ -1,0 +1,151 @@
+#include "autoscaler/observer.h"
+
+#include <algorithm>
+#include <future>
+#include <map>
+#include <regex>
+
+#include "autoscaler/replica_names.h"
+
+namespace ra::autoscaler {
+
+namespace {
+
+using Replicas = std::map<std::string, ObservedReplica>;
+
+struct Reading {
+  ClusterObservation& out;
+  void Error(std::string component, ra::Error e) {
+    out.errors.emplace_back(std::move(component), std::move(e));
+  }
+};
+
+// The cloud: our replicas by tag.
+void ReadCloud(const ClusterDeps& deps, Replicas& replicas, Reading& reading) {
+  if (auto listed = deps.cloud->ListReplicas(deps.cluster->name); listed) {
+    for (openstack::ReplicaFacts& facts : *listed) {
+      ObservedReplica& r = replicas[facts.name];
+      r.name = facts.name;
+      r.server = std::move(facts.server);
+      r.volume = std::move(facts.volume);
+    }
+  } else {
+    reading.out.observed.cloud_error = listed.error();
+    reading.Error("cloud", listed.error());
+  }
+}
+
+// The load balancer: ours are the members named like a replica of ours, or like the names we
+// make (one made before a restart may be listed there before the cloud lists it).
+void ReadLoadBalancer(const ClusterDeps& deps, Replicas& replicas, Reading& reading) {
+  const config::Cluster& cluster = *deps.cluster;
+  const std::regex ours(ReplicaNamePattern(cluster.replica.name_template, cluster.name));
+  Observed& observed = reading.out.observed;
+  if (auto members = deps.lb->ListMembers(); members) {
+    for (lb::Member& member : *members) {
+      auto it = replicas.find(member.name);
+      if (it == replicas.end() && !std::regex_match(member.name, ours)) {
+        observed.foreign_lb_servers.push_back(member.name);
+        continue;
+      }
+      ObservedReplica& r = replicas[member.name];
+      r.name = member.name;
+      r.lb = std::move(member);
+    }
+  } else {
+    observed.lb_error = members.error();
+    reading.Error("dataplane", members.error());
+  }
+}
+
+// Golden snapshots (oldest first), the donor's volume (once) and the zones (cached). When the
+// cloud did not answer the first read, these are not tried this cycle: each would wait out its
+// own retries for the same outage.
+void ReadCloudExtras(const ClusterDeps& deps, ObserverCache& cache, TimePoint now,
+                     Duration zones_ttl, Reading& reading) {
+  const config::Cluster& cluster = *deps.cluster;
+  Observed& observed = reading.out.observed;
+  const bool cloud_down = observed.cloud_error && (IsRetryable(observed.cloud_error->kind) ||
+                                                   observed.cloud_error->kind == ErrorKind::kAuth);
+  if (cloud_down) {
+    observed.snapshots_error = observed.cloud_error;
+  } else if (auto snapshots = deps.cloud->ListSnapshots(cluster.name); snapshots) {
+    observed.snapshots = std::move(*snapshots);
+    std::stable_sort(observed.snapshots.begin(), observed.snapshots.end(),
+                     [](const openstack::SnapshotFacts& a, const openstack::SnapshotFacts& b) {
+                       return a.created.value_or(TimePoint{}) < b.created.value_or(TimePoint{});
+                     });
+  } else {
+    observed.snapshots_error = snapshots.error();
+    reading.Error("cloud", snapshots.error());
+  }
+
+  if (cache.donor_volume_id.empty() && deps.resolve_donor && !cloud_down) {
+    if (auto volume = deps.resolve_donor(); volume) {
+      cache.donor_volume_id = *volume;
+    } else {
+      reading.Error("cloud", volume.error());
+    }
+  }
+  observed.donor_volume_id = cache.donor_volume_id;
+
+  if (!cluster.replica.zones.empty()) {
+    observed.zones = cluster.replica.zones;
+    return;
+  }
+  if (!cloud_down && (!cache.zones_at || now - *cache.zones_at >= zones_ttl)) {
+    if (auto zones = deps.cloud->AvailabilityZones(); zones) {
+      cache.zones = std::move(*zones);
+      cache.zones_at = now;
+    } else {
+      reading.Error("cloud", zones.error());
+    }
+  }
+  observed.zones = cache.zones;
+}
+
+// The primary and its position, then every replica that can answer, in parallel.
+void ReadPostgres(const ClusterDeps& deps, Replicas& replicas, Reading& reading) {
+  const config::Cluster& cluster = *deps.cluster;
+  Observed& observed = reading.out.observed;
+  int64_t primary_lsn = -1;
+  if (auto primary = deps.primary->Locate(); primary) {
+    observed.primary_host = primary->host;
+    observed.primary_port = primary->port;
+    if (auto lsn = deps.probe->PrimaryLsn(primary->host, primary->port); lsn) {
+      primary_lsn = *lsn;
+      reading.out.primary_lsn = *lsn;
+    } else {
+      reading.Error("postgres", lsn.error());
+    }
+  } else {
+    reading.Error("postgres", primary.error());
+  }
+  std::vector<std::pair<std::string, std::future<ProbeResult>>> probes;
+  for (auto& [name, r] : replicas) {
+    if (!r.server || r.server->status != "ACTIVE" || r.server->address.empty()) continue;
+    probes.emplace_back(
+        name,
+        std::async(std::launch::async, [&deps, &cluster, address = r.server->address, primary_lsn] {
+          return deps.probe->ProbeReplica(address, cluster.postgres.port, primary_lsn);
+        }));
+  }
+  for (auto& [name, future] : probes) replicas[name].probe = future.get();
+}
+
+}  // namespace
+
+ClusterObservation ObserveCluster(const ClusterDeps& deps, ObserverCache& cache, TimePoint now,
+                                  Duration zones_ttl) {
+  ClusterObservation out;
+  Reading reading{out};
+  Replicas replicas;
+  ReadCloud(deps, replicas, reading);
+  ReadLoadBalancer(deps, replicas, reading);
+  ReadCloudExtras(deps, cache, now, zones_ttl, reading);
+  ReadPostgres(deps, replicas, reading);
+  for (auto& [name, r] : replicas) out.observed.replicas.push_back(std::move(r));
+  return out;
+}
+
+}  // namespace ra::autoscaler

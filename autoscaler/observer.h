@@ -1,0 +1,62 @@
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "autoscaler/actuator.h"
+#include "autoscaler/config.h"
+#include "autoscaler/probe.h"
+#include "autoscaler/reconcile.h"
+#include "core/clock.h"
+#include "lb/load_balancer.h"
+#include "openstack/cloud_provider.h"
+#include "policies/metrics_source.h"
+
+/// Step 0 of a cycle: read the cloud, the load balancer and PostgreSQL once, into one snapshot.
+namespace ra::autoscaler {
+
+/// What the loop talks to for one cluster. Pointers are not owned and must outlive the
+/// Controller; every one is required unless it says nullable.
+struct ClusterDeps {
+  const config::Cluster* cluster = nullptr;
+  openstack::CloudProvider* cloud = nullptr;
+  lb::LoadBalancer* lb = nullptr;
+  ReplicaProbe* probe = nullptr;
+  PrimaryLocator* primary = nullptr;
+  DnsHooks dns{};                              ///< not enabled when the cluster has no dns
+  policies::MetricsSource* metrics = nullptr;  ///< nullable when no policy queries metrics
+  /// The template's ids, or a resolver run (outside any lock) at the first cycle that creates
+  /// something, and again each such cycle until it succeeds.
+  std::optional<TemplateIds> template_ids{};
+  std::function<Result<TemplateIds>()> resolve_template{};
+  /// The donor's data volume id, or a resolver run each cycle until it succeeds.
+  std::string donor_volume_id{};
+  std::function<Result<std::string>()> resolve_donor{};
+};
+
+/// What observing keeps from one cycle to the next.
+struct ObserverCache {
+  std::vector<std::string> zones{};  ///< the cloud's zones, when the template lists none
+  std::optional<TimePoint> zones_at{};
+  std::string donor_volume_id{};  ///< resolved once
+};
+
+/// One cycle's reading of one cluster.
+struct ClusterObservation {
+  Observed observed{};
+  std::vector<std::pair<std::string, Error>> errors{};  ///< component, error
+  std::optional<int64_t> primary_lsn{};
+};
+
+/// Reads everything one cycle needs: our replicas by tag, the backend's members, golden
+/// snapshots, the donor's volume (resolved once), zones (cached for `zones_ttl`), the primary and
+/// its LSN, then every replica that can answer, probed in parallel. Blocks for the reads, each
+/// bounded by its client's timeouts. Never throws for a source that fails: its error is kept.
+ClusterObservation ObserveCluster(const ClusterDeps& deps, ObserverCache& cache, TimePoint now,
+                                  Duration zones_ttl);
+
+}  // namespace ra::autoscaler
