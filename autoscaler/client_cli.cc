@@ -18,7 +18,8 @@
 #include "core/duration.h"
 #include "core/log.h"
 #include "core/secret.h"
-#include "openstack/errors.h"
+#include "core/time_format.h"
+#include "core/url.h"
 
 namespace ra::autoscaler {
 
@@ -301,7 +302,7 @@ std::string ClockTime(TimePoint t) {
   return buf;
 }
 
-std::string PathSegment(const std::string& text) { return openstack::UrlEncode(text); }
+std::string PathSegment(const std::string& text) { return UrlEncode(text); }
 
 struct Context {
   const ClientOptions& options;
@@ -370,7 +371,7 @@ int WaitForScale(Context& c, int target, Duration timeout) {
         const std::string phase = Str(r, "phase");
         if (!kLeaving.count(phase) && phase != "serving") all_serving = false;
         TimePoint since = now;
-        if (auto t = openstack::ParseTimestamp(Str(r, "phase_since")); t) since = *t;
+        if (auto t = ParseTimestamp(Str(r, "phase_since")); t) since = *t;
         current[name] = Seen{phase, since};
         auto before = seen.find(name);
         if (first) {
@@ -484,8 +485,8 @@ int RunEvents(Context& c) {
   bool first = true;
   while (true) {
     std::string path = "/v1/events?limit=" + std::to_string(c.options.limit);
-    if (!c.options.cluster.empty()) path += "&cluster=" + openstack::UrlEncode(c.options.cluster);
-    if (!since.empty()) path += "&since=" + openstack::UrlEncode(since);
+    if (!c.options.cluster.empty()) path += "&cluster=" + UrlEncode(c.options.cluster);
+    if (!since.empty()) path += "&since=" + UrlEncode(since);
     auto answer = c.api.Call("GET", path);
     if (!answer) return c.Failed(answer.error());
     const json& events = (*answer)["events"];

@@ -7,10 +7,9 @@
 
 #include "core/clock.h"
 #include "core/result.h"
+#include "core/sleeper.h"
 
 namespace ra::openstack {
-
-class Sleeper;
 
 /// How resources made by the service are marked. Servers carry the tags (Nova filters by tags
 /// for every user; ?metadata= is silently ignored for non-admins) and the metadata; volumes and

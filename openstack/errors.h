@@ -29,12 +29,4 @@ std::string CloudMessage(std::string_view body);
 /// absent or unreadable; a date in the past gives 0.
 std::optional<Duration> ParseRetryAfter(std::string_view value, TimePoint now);
 
-/// Parses the timestamps OpenStack writes: "2026-11-21T05:59:58.000000Z",
-/// "2026-11-21T05:59:58Z", "2026-11-21T05:59:58+00:00", and Nova's "2026-11-21T05:59:58"
-/// (naive means UTC). kParse on anything else.
-Result<TimePoint> ParseTimestamp(std::string_view text);
-
-/// Percent-encodes a query parameter value (RFC 3986 unreserved characters stay).
-std::string UrlEncode(std::string_view text);
-
 }  // namespace ra::openstack
