@@ -4,7 +4,7 @@
 #include <string>
 
 #include "autoscaler/client_cli.h"
-#include "tests/support/fake_http_transport.h"
+#include "testing/fake_http_transport.h"
 
 namespace ra::autoscaler {
 namespace {

@@ -10,7 +10,7 @@
 
 #include "core/log.h"
 #include "haproxy_dataplane/dataplane_load_balancer.h"
-#include "tests/support/fake_http_transport.h"
+#include "testing/fake_http_transport.h"
 
 namespace ra::haproxy {
 namespace {
