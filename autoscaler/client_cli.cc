@@ -13,7 +13,6 @@
 #include <ostream>
 #include <set>
 #include <sstream>
-#include <thread>
 
 #include "core/duration.h"
 #include "core/log.h"
@@ -308,7 +307,7 @@ struct Context {
   const ClientOptions& options;
   ApiClient& api;
   const Clock& clock;
-  const std::function<void(Duration)>& sleep;
+  Sleeper& sleeper;
   std::ostream& out;
   std::ostream& err;
 
@@ -417,7 +416,7 @@ int WaitForScale(Context& c, int target, Duration timeout) {
             << ")\n";
       return 1;
     }
-    c.sleep(std::chrono::seconds(1));
+    c.sleeper.SleepFor(std::chrono::seconds(1));
   }
 }
 
@@ -509,7 +508,7 @@ int RunEvents(Context& c) {
     first = false;
     if (!c.options.follow) return 0;
     c.out.flush();
-    c.sleep(std::chrono::seconds(2));
+    c.sleeper.SleepFor(std::chrono::seconds(2));
   }
 }
 
@@ -588,10 +587,9 @@ int RunClient(const ClientOptions& options, std::ostream& out, std::ostream& err
   }
   SystemClock system_clock;
   const Clock& clock = environment.clock ? *environment.clock : system_clock;
-  const std::function<void(Duration)> sleep =
-      environment.sleep ? environment.sleep : [](Duration d) { std::this_thread::sleep_for(d); };
+  Sleeper& sleeper = environment.sleeper ? *environment.sleeper : RealSleeper::Instance();
   ApiClient api(base, std::move(*token), *transport);
-  Context context{options, api, clock, sleep, out, err};
+  Context context{options, api, clock, sleeper, out, err};
 
   if (options.command == "status") return RunStatus(context);
   if (options.command == "scale") return RunScale(context);

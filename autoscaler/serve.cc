@@ -259,8 +259,8 @@ Result<void> Build(const config::Config& cfg, Service& s, bool once) {
       return Fail(ErrorKind::kConfig,
                   fmt::format("cluster {}: load balancer: {}", c.name, problems.front()));
     }
-    auto client =
-        std::make_unique<haproxy::DataPlaneClient>(dp, *s.lb_transports.at(lb->name), s.clock);
+    auto client = std::make_unique<haproxy::DataPlaneClient>(dp, *s.lb_transports.at(lb->name),
+                                                             s.clock, s.sleeper);
     s.load_balancers.push_back(std::make_unique<haproxy::DataPlaneLoadBalancer>(*client));
     s.dataplane_clients.push_back(std::move(client));
     d.lb = s.load_balancers.back().get();

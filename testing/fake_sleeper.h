@@ -14,9 +14,13 @@ class FakeSleeper final : public Sleeper {
   explicit FakeSleeper(FakeClock& clock) : clock_(clock) {}
   void SleepFor(Duration d) override {
     sleeps.push_back(d);
-    if (d > Duration(0)) clock_.Advance(d);
+    if (d > Duration(0)) {
+      clock_.Advance(d);
+      slept += d;
+    }
   }
-  std::vector<Duration> sleeps;
+  std::vector<Duration> sleeps;  ///< every wait asked for, in order
+  Duration slept{0};             ///< their sum (waits <= 0 count as none)
 
  private:
   FakeClock& clock_;
