@@ -22,6 +22,19 @@ std::string Lower(std::string_view s) {
 
 }  // namespace
 
+ErrorKind ServerFaultKind(std::string_view fault) {
+  const std::string lower = Lower(fault);
+  auto says = [&lower](std::string_view text) { return lower.find(text) != std::string::npos; };
+  // The schedulers' own words first: Nova's "No valid host was found. There are not enough hosts
+  // available.", Cinder's "No valid backend was found". Then quota ("Quota exceeded for cores"),
+  // before the vaguer "Insufficient free space" (Cinder) and "insufficient capacity" (public
+  // clouds), so that a quota message that also says "insufficient" stays a quota error.
+  if (says("no valid host") || says("no valid backend")) return ErrorKind::kCapacity;
+  if (says("quota")) return ErrorKind::kQuota;
+  if (says("insufficient") || says("capacity")) return ErrorKind::kCapacity;
+  return ErrorKind::kInternal;
+}
+
 std::string CloudMessage(std::string_view body) {
   nlohmann::json j = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
   if (!j.is_object()) return "";
@@ -52,22 +65,25 @@ Error ErrorFromResponse(const HttpResponse& response, std::string_view what) {
     message = excerpt.empty() ? "(no body)" : excerpt;
   }
   const int status = response.status;
-  const std::string lower = Lower(message);
+  const ErrorKind said = ServerFaultKind(message);
   ErrorKind kind = ErrorKind::kInternal;
   if (status == 400 || status == 422) {
     kind = ErrorKind::kBadRequest;
   } else if (status == 401) {
     kind = ErrorKind::kAuth;
   } else if (status == 403) {
-    kind = lower.find("quota") != std::string::npos ? ErrorKind::kQuota : ErrorKind::kAuth;
+    kind = said == ErrorKind::kQuota ? ErrorKind::kQuota : ErrorKind::kAuth;
   } else if (status == 404) {
     kind = ErrorKind::kNotFound;
   } else if (status == 409) {
-    kind = ErrorKind::kConflict;
+    kind = said == ErrorKind::kCapacity ? ErrorKind::kCapacity : ErrorKind::kConflict;
   } else if (status == 413) {
     kind = response.Header("Retry-After").empty() ? ErrorKind::kQuota : ErrorKind::kTransient;
-  } else if (status == 429 || status >= 500) {
+  } else if (status == 429) {
     kind = ErrorKind::kTransient;
+  } else if (status >= 500) {
+    // Some clouds refuse a boot at once, with a 500 computeFault, when the scheduler finds no host.
+    kind = said == ErrorKind::kCapacity ? ErrorKind::kCapacity : ErrorKind::kTransient;
   } else if (status >= 400) {
     kind = ErrorKind::kBadRequest;
   } else {

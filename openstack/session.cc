@@ -158,8 +158,8 @@ Result<HttpResponse> Session::Send(const ServiceRequest& request) {
     bool retryable = false;
     if (status == 429 || ((status == 413 || status == 503) && retry_after)) {
       retryable = true;  // throttled before processing: safe even for POST
-    } else if (status >= 500 && request.idempotent) {
-      retryable = true;
+    } else if (status >= 500 && request.idempotent && IsRetryable(error.kind)) {
+      retryable = true;  // not kCapacity: "No valid host" again at once helps nobody
     }
     if (!retryable) return Fail(error);
     last_error = error;

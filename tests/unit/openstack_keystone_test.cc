@@ -249,6 +249,59 @@ TEST(Errors, NovaCinderKeystoneDesignateAndApigBodies) {
   }
 }
 
+// A scheduler that finds no room answers at once on some clouds: 500 or 409 with Nova's words.
+TEST(Errors, NoValidHostIsCapacityNotTransientOrConflict) {
+  const HttpResponse refused500{
+      500,
+      {},
+      R"({"computeFault": {"message": "No valid host was found. There are not enough hosts available.", "code": 500}})"};
+  Error e = ErrorFromResponse(refused500, "nova: create server main-r1");
+  EXPECT_EQ(e.kind, ErrorKind::kCapacity);
+  EXPECT_NE(e.message.find("No valid host was found"), std::string::npos) << e.message;
+
+  const HttpResponse refused409{
+      409, {}, R"({"conflictingRequest": {"message": "No valid host was found. ", "code": 409}})"};
+  EXPECT_EQ(ErrorFromResponse(refused409, "nova: create server").kind, ErrorKind::kCapacity);
+
+  const HttpResponse cinder{
+      500,
+      {},
+      R"({"computeFault": {"message": "Insufficient free space for volume creation on host cinder@lvm#LVM", "code": 500}})"};
+  EXPECT_EQ(ErrorFromResponse(cinder, "cinder: create volume").kind, ErrorKind::kCapacity);
+
+  // Other 500s and 409s keep their kinds.
+  const HttpResponse fault{
+      500, {}, R"({"computeFault": {"message": "Unexpected API Error.", "code": 500}})"};
+  EXPECT_EQ(ErrorFromResponse(fault, "nova").kind, ErrorKind::kTransient);
+  const HttpResponse locked{
+      409, {}, R"({"conflictingRequest": {"message": "Instance is locked", "code": 409}})"};
+  EXPECT_EQ(ErrorFromResponse(locked, "nova").kind, ErrorKind::kConflict);
+}
+
+TEST(Errors, ServerFaultKindReadsNovaAndCinderFaults) {
+  struct Case {
+    const char* fault;
+    ErrorKind kind;
+  };
+  for (const Case& c : {
+           Case{"No valid host was found. There are not enough hosts available.",
+                ErrorKind::kCapacity},
+           Case{"no valid host was found", ErrorKind::kCapacity},
+           Case{"No valid backend was found. Exceeded max scheduling attempts 3",
+                ErrorKind::kCapacity},
+           Case{"Insufficient free space for volume creation", ErrorKind::kCapacity},
+           Case{"InsufficientInstanceCapacity: not enough capacity in az1", ErrorKind::kCapacity},
+           Case{"Quota exceeded for cores: Requested 4, but already used 20 of 20 cores",
+                ErrorKind::kQuota},
+           Case{"VolumeSizeExceedsAvailableQuota: insufficient gigabytes quota", ErrorKind::kQuota},
+           Case{"Build of instance abc aborted: Failed to allocate the network(s)",
+                ErrorKind::kInternal},
+           Case{"", ErrorKind::kInternal},
+       }) {
+    EXPECT_EQ(ServerFaultKind(c.fault), c.kind) << c.fault;
+  }
+}
+
 TEST(Errors, RetryAfterSecondsAndHttpDate) {
   const TimePoint now = *ParseTimestamp("2026-11-21T04:43:30Z");
   EXPECT_EQ(*ParseRetryAfter("7", now), 7s);

@@ -184,6 +184,14 @@ TEST(Session, QuotaAndBadRequestAreNotRetried) {
   EXPECT_TRUE(h.sleeper.sleeps.empty());
 }
 
+TEST(Session, NoValidHostIsNotRetriedEvenWhenIdempotent) {
+  Harness h;
+  h.PushToken();
+  h.transport.Push(500, R"({"computeFault":{"message":"No valid host was found. ","code":500}})");
+  EXPECT_EQ(h.session.Send(Get("/x")).error().kind, ErrorKind::kCapacity);
+  EXPECT_TRUE(h.sleeper.sleeps.empty());
+}
+
 TEST(Session, TimeoutOfAPostIsNotResent) {
   Harness h;
   h.PushToken();
