@@ -13,7 +13,7 @@ enum class ErrorKind {
   kTimeout,     ///< the operation did not finish in time; may have had an effect
   kAuth,        ///< credentials rejected or missing (401, 403)
   kQuota,       ///< a quota limit of the project was hit
-  kCapacity,    ///< the cloud has no room ("No valid host was found"); not worth an immediate retry
+  kCapacity,    ///< the cloud has no room (its scheduler found no host or backend)
   kNotFound,    ///< the resource does not exist (404)
   kConflict,    ///< the resource is in a state that forbids the operation (409)
   kBadRequest,  ///< the request was malformed (400, 422); retrying will not help

@@ -15,7 +15,7 @@ namespace ra::openstack {
 ///   400, 422 -> kBadRequest; 401 -> kAuth; 403 -> kAuth, or kQuota for "Quota exceeded";
 ///   404 -> kNotFound; 409 -> kConflict; 413 -> kQuota, or kTransient when it is a rate limit
 ///   (Retry-After present); 429 and 5xx -> kTransient; but 409 and 5xx -> kCapacity when the
-///   message says the cloud has no room (ServerFaultKind: "No valid host was found", ...).
+///   message says the cloud has no room (as ServerFaultKind reads it).
 /// Understands {"badRequest":{"message":..,"code":400}} (any wrapper key: overLimit,
 /// itemNotFound, forbidden, conflictingRequest, computeFault...), Keystone's
 /// {"error":{"message":..}}, Designate's {"message":..,"type":..}, and APIG's

@@ -159,7 +159,7 @@ Result<HttpResponse> Session::Send(const ServiceRequest& request) {
     if (status == 429 || ((status == 413 || status == 503) && retry_after)) {
       retryable = true;  // throttled before processing: safe even for POST
     } else if (status >= 500 && request.idempotent && IsRetryable(error.kind)) {
-      retryable = true;  // not kCapacity: "No valid host" again at once helps nobody
+      retryable = true;  // not kCapacity: asking again at once finds no more room
     }
     if (!retryable) return Fail(error);
     last_error = error;
