@@ -24,7 +24,7 @@
 
 #include "core/duration.h"
 #include "core/log.h"
-#include "openstack/errors.h"
+#include "core/time_format.h"
 
 namespace ra::autoscaler {
 
@@ -489,7 +489,7 @@ Reply ApiServer::Impl::Events(const std::string& query) {
       }
       limit = static_cast<size_t>(n);
     } else if (key == "since") {
-      auto t = openstack::ParseTimestamp(value);
+      auto t = ParseTimestamp(value);
       if (!t) {
         return ErrorReply(400,
                           "since: expected an RFC 3339 time such as 2026-11-21T04:43:40Z, "

@@ -13,12 +13,12 @@
 #include <ostream>
 #include <set>
 #include <sstream>
-#include <thread>
 
 #include "core/duration.h"
 #include "core/log.h"
 #include "core/secret.h"
-#include "openstack/errors.h"
+#include "core/time_format.h"
+#include "core/url.h"
 
 namespace ra::autoscaler {
 
@@ -301,13 +301,13 @@ std::string ClockTime(TimePoint t) {
   return buf;
 }
 
-std::string PathSegment(const std::string& text) { return openstack::UrlEncode(text); }
+std::string PathSegment(const std::string& text) { return UrlEncode(text); }
 
 struct Context {
   const ClientOptions& options;
   ApiClient& api;
   const Clock& clock;
-  const std::function<void(Duration)>& sleep;
+  Sleeper& sleeper;
   std::ostream& out;
   std::ostream& err;
 
@@ -370,7 +370,7 @@ int WaitForScale(Context& c, int target, Duration timeout) {
         const std::string phase = Str(r, "phase");
         if (!kLeaving.count(phase) && phase != "serving") all_serving = false;
         TimePoint since = now;
-        if (auto t = openstack::ParseTimestamp(Str(r, "phase_since")); t) since = *t;
+        if (auto t = ParseTimestamp(Str(r, "phase_since")); t) since = *t;
         current[name] = Seen{phase, since};
         auto before = seen.find(name);
         if (first) {
@@ -416,7 +416,7 @@ int WaitForScale(Context& c, int target, Duration timeout) {
             << ")\n";
       return 1;
     }
-    c.sleep(std::chrono::seconds(1));
+    c.sleeper.SleepFor(std::chrono::seconds(1));
   }
 }
 
@@ -484,8 +484,8 @@ int RunEvents(Context& c) {
   bool first = true;
   while (true) {
     std::string path = "/v1/events?limit=" + std::to_string(c.options.limit);
-    if (!c.options.cluster.empty()) path += "&cluster=" + openstack::UrlEncode(c.options.cluster);
-    if (!since.empty()) path += "&since=" + openstack::UrlEncode(since);
+    if (!c.options.cluster.empty()) path += "&cluster=" + UrlEncode(c.options.cluster);
+    if (!since.empty()) path += "&since=" + UrlEncode(since);
     auto answer = c.api.Call("GET", path);
     if (!answer) return c.Failed(answer.error());
     const json& events = (*answer)["events"];
@@ -508,7 +508,7 @@ int RunEvents(Context& c) {
     first = false;
     if (!c.options.follow) return 0;
     c.out.flush();
-    c.sleep(std::chrono::seconds(2));
+    c.sleeper.SleepFor(std::chrono::seconds(2));
   }
 }
 
@@ -587,10 +587,9 @@ int RunClient(const ClientOptions& options, std::ostream& out, std::ostream& err
   }
   SystemClock system_clock;
   const Clock& clock = environment.clock ? *environment.clock : system_clock;
-  const std::function<void(Duration)> sleep =
-      environment.sleep ? environment.sleep : [](Duration d) { std::this_thread::sleep_for(d); };
+  Sleeper& sleeper = environment.sleeper ? *environment.sleeper : RealSleeper::Instance();
   ApiClient api(base, std::move(*token), *transport);
-  Context context{options, api, clock, sleep, out, err};
+  Context context{options, api, clock, sleeper, out, err};
 
   if (options.command == "status") return RunStatus(context);
   if (options.command == "scale") return RunScale(context);

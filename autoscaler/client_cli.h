@@ -7,6 +7,7 @@
 
 #include "core/clock.h"
 #include "core/http_transport.h"
+#include "core/sleeper.h"
 
 namespace CLI {
 class App;
@@ -44,9 +45,9 @@ void AddClientCommands(CLI::App& app, ClientOptions* options);
 
 /// What the client needs from outside, injectable for tests.
 struct ClientEnvironment {
-  HttpTransport* transport = nullptr;     ///< nullptr: a CurlHttpTransport
-  const Clock* clock = nullptr;           ///< nullptr: the system clock
-  std::function<void(Duration)> sleep{};  ///< between polls (--wait, --follow); empty: real sleep
+  HttpTransport* transport = nullptr;  ///< nullptr: a CurlHttpTransport
+  const Clock* clock = nullptr;        ///< nullptr: the system clock
+  Sleeper* sleeper = nullptr;          ///< between polls (--wait, --follow); nullptr: real sleep
   /// Reads an environment variable ("" when unset); empty: getenv.
   std::function<std::string(const std::string&)> getenv{};
 };

@@ -18,6 +18,8 @@
 #include "core/duration.h"
 #include "core/http_transport.h"
 #include "core/log.h"
+#include "core/random.h"
+#include "core/sleeper.h"
 #include "haproxy_dataplane/dataplane_client.h"
 #include "haproxy_dataplane/dataplane_load_balancer.h"
 #include "openstack/cloud_config.h"
@@ -25,7 +27,6 @@
 #include "openstack/dns_records.h"
 #include "openstack/openstack_cloud_provider.h"
 #include "openstack/resolver.h"
-#include "openstack/retry.h"
 #include "openstack/session.h"
 #include "policies/prometheus_source.h"
 
@@ -164,7 +165,7 @@ haproxy::ApiVersion ToApiVersion(config::DataPlaneApiVersion v) {
 // so users (controller, API) go before what they use.
 struct Service {
   SystemClock clock;
-  openstack::RealSleeper sleeper;
+  RealSleeper sleeper;
   std::unique_ptr<ServiceMetrics> metrics;
   std::unique_ptr<EventJournal> journal;
   std::map<std::string, std::unique_ptr<CurlHttpTransport>> cloud_transports;
@@ -193,7 +194,7 @@ Result<void> Build(const config::Config& cfg, Service& s, bool once) {
     auto transport = std::make_unique<CurlHttpTransport>(options->http);
     auto session = std::make_unique<openstack::Session>(
         std::move(*options),
-        openstack::SessionDeps{*transport, s.clock, s.sleeper, openstack::DefaultRandomSource()});
+        openstack::SessionDeps{*transport, s.clock, s.sleeper, DefaultRandomSource()});
     ServiceMetrics* metrics = s.metrics.get();
     session->SetObserver([metrics](const openstack::RequestRecord& r) {
       metrics->CountCloudRequest(MetricService(r.service_type), r.method,
@@ -258,8 +259,8 @@ Result<void> Build(const config::Config& cfg, Service& s, bool once) {
       return Fail(ErrorKind::kConfig,
                   fmt::format("cluster {}: load balancer: {}", c.name, problems.front()));
     }
-    auto client =
-        std::make_unique<haproxy::DataPlaneClient>(dp, *s.lb_transports.at(lb->name), s.clock);
+    auto client = std::make_unique<haproxy::DataPlaneClient>(dp, *s.lb_transports.at(lb->name),
+                                                             s.clock, s.sleeper);
     s.load_balancers.push_back(std::make_unique<haproxy::DataPlaneLoadBalancer>(*client));
     s.dataplane_clients.push_back(std::move(client));
     d.lb = s.load_balancers.back().get();

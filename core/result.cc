@@ -12,6 +12,8 @@ std::string_view ToString(ErrorKind kind) {
       return "auth";
     case ErrorKind::kQuota:
       return "quota";
+    case ErrorKind::kCapacity:
+      return "capacity";
     case ErrorKind::kNotFound:
       return "not-found";
     case ErrorKind::kConflict:

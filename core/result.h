@@ -7,12 +7,13 @@
 namespace ra {
 
 /// What went wrong, coarse enough for callers to decide what to do next: retry (kTransient,
-/// kTimeout), back off a zone (kQuota), give up and report (everything else).
+/// kTimeout), back off a zone (kQuota, kCapacity), give up and report (everything else).
 enum class ErrorKind {
   kTransient,   ///< worth retrying: 5xx, connection refused or reset, 429
   kTimeout,     ///< the operation did not finish in time; may have had an effect
   kAuth,        ///< credentials rejected or missing (401, 403)
-  kQuota,       ///< a quota or capacity limit was hit
+  kQuota,       ///< a quota limit of the project was hit
+  kCapacity,    ///< the cloud has no room (its scheduler found no host or backend)
   kNotFound,    ///< the resource does not exist (404)
   kConflict,    ///< the resource is in a state that forbids the operation (409)
   kBadRequest,  ///< the request was malformed (400, 422); retrying will not help
@@ -23,7 +24,8 @@ enum class ErrorKind {
 
 std::string_view ToString(ErrorKind kind);
 
-/// Retrying the same call may succeed.
+/// Retrying the same call at once may succeed: kTransient and kTimeout only. kQuota and
+/// kCapacity are not: the caller backs off (another zone, later) instead.
 bool IsRetryable(ErrorKind kind);
 
 struct Error {

@@ -3,7 +3,6 @@
 #include <fmt/format.h>
 
 #include <nlohmann/json.hpp>
-#include <thread>
 
 #include "core/base64.h"
 #include "core/log.h"
@@ -167,8 +166,8 @@ Result<ServerConfig> ServerConfigFromJson(std::string_view text) {
 }
 
 DataPlaneClient::DataPlaneClient(DataPlaneOptions options, HttpTransport& transport,
-                                 const Clock& clock, Sleeper sleep)
-    : options_(std::move(options)), transport_(transport), clock_(clock), sleep_(std::move(sleep)) {
+                                 const Clock& clock, Sleeper& sleeper)
+    : options_(std::move(options)), transport_(transport), clock_(clock), sleeper_(sleeper) {
   while (options_.url.ends_with('/')) options_.url.pop_back();
   const std::string credential = Base64Encode(options_.username + ":" + options_.password.Reveal());
   // The encoded form reveals the password as surely as the password: an answer that echoes the
@@ -178,13 +177,7 @@ DataPlaneClient::DataPlaneClient(DataPlaneOptions options, HttpTransport& transp
   if (options_.api_version != ApiVersion::kAuto) detected_ = options_.api_version;
 }
 
-void DataPlaneClient::SleepFor(Duration d) {
-  if (sleep_) {
-    sleep_(d);
-  } else {
-    std::this_thread::sleep_for(d);
-  }
-}
+void DataPlaneClient::SleepFor(Duration d) { sleeper_.SleepFor(d); }
 
 Result<HttpResponse> DataPlaneClient::SendOnce(const Call& call, ApiVersion version) {
   HttpRequest request;

@@ -12,6 +12,7 @@
 #include "core/http_transport.h"
 #include "core/result.h"
 #include "core/secret.h"
+#include "core/sleeper.h"
 #include "haproxy_dataplane/server_status.h"
 
 namespace ra::haproxy {
@@ -109,16 +110,14 @@ struct WriteOutcome {
 /// with the API's own message; the password never appears in them.
 class DataPlaneClient {
  public:
-  /// Waits between polls and retries; tests pass one that advances a FakeClock.
-  using Sleeper = std::function<void(Duration)>;
-
-  /// `transport` and `clock` must outlive the client.
+  /// `transport`, `clock` and `sleeper` must outlive the client. `sleeper` waits between polls
+  /// and retries; tests pass one that advances a FakeClock.
   DataPlaneClient(DataPlaneOptions options, HttpTransport& transport, const Clock& clock,
-                  Sleeper sleep = {});
+                  Sleeper& sleeper = RealSleeper::Instance());
 
   const DataPlaneOptions& options() const { return options_; }
   const Clock& clock() const { return clock_; }
-  /// Waits with the injected sleeper (std::this_thread::sleep_for by default).
+  /// Waits with the injected sleeper.
   void SleepFor(Duration d);
 
   /// The API version in use: the configured one, or the detected one (asked once). Idempotent.
@@ -194,7 +193,7 @@ class DataPlaneClient {
   DataPlaneOptions options_;
   HttpTransport& transport_;
   const Clock& clock_;
-  Sleeper sleep_;
+  Sleeper& sleeper_;
   std::string authorization_;
   std::mutex mu_;
   std::optional<ApiVersion> detected_;

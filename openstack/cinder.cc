@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include "core/time_format.h"
+#include "core/url.h"
 #include "openstack/errors.h"
 #include "openstack/json_fields.h"
 

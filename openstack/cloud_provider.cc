@@ -2,7 +2,7 @@
 
 #include <fmt/format.h>
 
-#include "openstack/retry.h"
+#include "core/sleeper.h"
 
 namespace ra::openstack {
 

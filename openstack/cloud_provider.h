@@ -7,10 +7,9 @@
 
 #include "core/clock.h"
 #include "core/result.h"
+#include "core/sleeper.h"
 
 namespace ra::openstack {
-
-class Sleeper;
 
 /// How resources made by the service are marked. Servers carry the tags (Nova filters by tags
 /// for every user; ?metadata= is silently ignored for non-admins) and the metadata; volumes and
@@ -107,8 +106,9 @@ std::string_view ToString(DeleteProgress progress);
 /// The cloud as the service sees it. Every method blocks for the few HTTP requests it makes
 /// (each bounded by the client's timeouts and retry budget) and never waits for a resource to
 /// change state: the control loop observes again next cycle. Implementations are thread-safe.
-/// Errors are typed: kTransient/kTimeout (try again), kQuota (back off this zone or flavor),
-/// kAuth, kNotFound, kConflict, kBadRequest, kConfig.
+/// Errors are typed: kTransient/kTimeout (try again), kQuota and kCapacity (back off this zone
+/// or flavor), kAuth, kNotFound, kConflict, kBadRequest, kConfig. A server that went ERROR
+/// carries Nova's fault text; ServerFaultKind (openstack/errors.h) gives its kind.
 class CloudProvider {
  public:
   virtual ~CloudProvider() = default;

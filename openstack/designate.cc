@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/url.h"
 #include "openstack/errors.h"
 #include "openstack/json_fields.h"
 

@@ -22,6 +22,19 @@ std::string Lower(std::string_view s) {
 
 }  // namespace
 
+ErrorKind ServerFaultKind(std::string_view fault) {
+  const std::string lower = Lower(fault);
+  auto says = [&lower](std::string_view text) { return lower.find(text) != std::string::npos; };
+  // The schedulers' own words first: Nova's "No valid host was found. There are not enough hosts
+  // available.", Cinder's "No valid backend was found". Then quota ("Quota exceeded for cores"),
+  // before the vaguer "Insufficient free space" (Cinder) and "insufficient capacity" (public
+  // clouds), so that a quota message that also says "insufficient" stays a quota error.
+  if (says("no valid host") || says("no valid backend")) return ErrorKind::kCapacity;
+  if (says("quota")) return ErrorKind::kQuota;
+  if (says("insufficient") || says("capacity")) return ErrorKind::kCapacity;
+  return ErrorKind::kInternal;
+}
+
 std::string CloudMessage(std::string_view body) {
   nlohmann::json j = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
   if (!j.is_object()) return "";
@@ -52,22 +65,25 @@ Error ErrorFromResponse(const HttpResponse& response, std::string_view what) {
     message = excerpt.empty() ? "(no body)" : excerpt;
   }
   const int status = response.status;
-  const std::string lower = Lower(message);
+  const ErrorKind said = ServerFaultKind(message);
   ErrorKind kind = ErrorKind::kInternal;
   if (status == 400 || status == 422) {
     kind = ErrorKind::kBadRequest;
   } else if (status == 401) {
     kind = ErrorKind::kAuth;
   } else if (status == 403) {
-    kind = lower.find("quota") != std::string::npos ? ErrorKind::kQuota : ErrorKind::kAuth;
+    kind = said == ErrorKind::kQuota ? ErrorKind::kQuota : ErrorKind::kAuth;
   } else if (status == 404) {
     kind = ErrorKind::kNotFound;
   } else if (status == 409) {
-    kind = ErrorKind::kConflict;
+    kind = said == ErrorKind::kCapacity ? ErrorKind::kCapacity : ErrorKind::kConflict;
   } else if (status == 413) {
     kind = response.Header("Retry-After").empty() ? ErrorKind::kQuota : ErrorKind::kTransient;
-  } else if (status == 429 || status >= 500) {
+  } else if (status == 429) {
     kind = ErrorKind::kTransient;
+  } else if (status >= 500) {
+    // Some clouds refuse a boot at once, with a 500 computeFault, when the scheduler finds no host.
+    kind = said == ErrorKind::kCapacity ? ErrorKind::kCapacity : ErrorKind::kTransient;
   } else if (status >= 400) {
     kind = ErrorKind::kBadRequest;
   } else {
@@ -112,63 +128,6 @@ std::optional<Duration> ParseRetryAfter(std::string_view value, TimePoint now) {
       std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count();
   if (when <= now_s) return Duration(0);
   return std::chrono::seconds(std::min<long long>(when - now_s, 86400LL * 365));
-}
-
-Result<TimePoint> ParseTimestamp(std::string_view text) {
-  std::tm tm{};
-  int consumed = 0;
-  const std::string copy(text);
-  if (std::sscanf(copy.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
-                  &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &consumed) != 6 ||
-      consumed != 19) {
-    return Fail(ErrorKind::kParse, fmt::format("not an ISO 8601 timestamp: '{}'", copy));
-  }
-  tm.tm_year -= 1900;
-  tm.tm_mon -= 1;
-  std::string_view rest = text.substr(19);
-  Duration fraction(0);
-  if (!rest.empty() && rest.front() == '.') {
-    rest.remove_prefix(1);
-    long long scale = 100;
-    while (!rest.empty() && std::isdigit(static_cast<unsigned char>(rest.front()))) {
-      fraction += Duration((rest.front() - '0') * scale);
-      scale /= 10;
-      rest.remove_prefix(1);
-    }
-  }
-  Duration offset(0);
-  if (rest == "Z" || rest.empty() || rest == "+00:00" || rest == "-00:00") {
-    // UTC (Nova writes naive UTC timestamps).
-  } else if (rest.size() == 6 && (rest[0] == '+' || rest[0] == '-') && rest[3] == ':') {
-    int hours = 0;
-    int minutes = 0;
-    const std::string zone(rest.substr(1));
-    if (std::sscanf(zone.c_str(), "%2d:%2d", &hours, &minutes) != 2) {
-      return Fail(ErrorKind::kParse, fmt::format("bad UTC offset in '{}'", copy));
-    }
-    offset = std::chrono::hours(hours) + std::chrono::minutes(minutes);
-    if (rest[0] == '-') offset = -offset;
-  } else {
-    return Fail(ErrorKind::kParse, fmt::format("bad time zone in '{}'", copy));
-  }
-  // 1970..2200 fits a TimePoint (nanoseconds from 1970 end in 2262) and every date a cloud means.
-  if (tm.tm_year < 70 || tm.tm_year > 300 || tm.tm_mon < 0 || tm.tm_mon > 11 || tm.tm_mday < 1 ||
-      tm.tm_mday > 31 || tm.tm_hour > 23 || tm.tm_min > 59 || tm.tm_sec > 60) {
-    return Fail(ErrorKind::kParse, fmt::format("timestamp out of range: '{}'", copy));
-  }
-  return std::chrono::system_clock::from_time_t(timegm(&tm)) + fraction - offset;
-}
-
-std::string UrlEncode(std::string_view text) {
-  std::string out;
-  for (unsigned char c : text) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      out += fmt::format("%{:02X}", c);
-    }
-  }
-  return out;
 }
 
 }  // namespace ra::openstack

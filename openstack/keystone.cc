@@ -6,6 +6,7 @@
 
 #include "core/duration.h"
 #include "core/log.h"
+#include "core/time_format.h"
 #include "openstack/errors.h"
 #include "openstack/json_fields.h"
 

@@ -5,6 +5,8 @@
 #include <nlohmann/json.hpp>
 
 #include "core/base64.h"
+#include "core/time_format.h"
+#include "core/url.h"
 #include "openstack/errors.h"
 #include "openstack/json_fields.h"
 

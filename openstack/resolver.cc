@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 
+#include "core/url.h"
 #include "openstack/errors.h"
 #include "openstack/json_fields.h"
 #include "openstack/nova.h"

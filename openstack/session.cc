@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include "core/backoff.h"
 #include "core/log.h"
 #include "openstack/errors.h"
 
@@ -81,7 +82,8 @@ Result<HttpResponse> Session::Send(const ServiceRequest& request) {
       if (!IsRetryable(token.error().kind)) return Fail(token.error());
       last_error = token.error();
       if (attempt < retry.max_attempts) {
-        deps_.sleeper.SleepFor(BackoffDelay(retry, attempt + 1, deps_.random()));
+        deps_.sleeper.SleepFor(
+            BackoffDelay(retry.initial_backoff, retry.max_backoff, attempt + 1, deps_.random()));
       }
       continue;
     }
@@ -125,7 +127,8 @@ Result<HttpResponse> Session::Send(const ServiceRequest& request) {
       if (!IsRetryable(error.kind) || !request.idempotent) return Fail(error);
       last_error = error;
       if (attempt < retry.max_attempts) {
-        deps_.sleeper.SleepFor(BackoffDelay(retry, attempt + 1, deps_.random()));
+        deps_.sleeper.SleepFor(
+            BackoffDelay(retry.initial_backoff, retry.max_backoff, attempt + 1, deps_.random()));
       }
       continue;
     }
@@ -155,12 +158,13 @@ Result<HttpResponse> Session::Send(const ServiceRequest& request) {
     bool retryable = false;
     if (status == 429 || ((status == 413 || status == 503) && retry_after)) {
       retryable = true;  // throttled before processing: safe even for POST
-    } else if (status >= 500 && request.idempotent) {
-      retryable = true;
+    } else if (status >= 500 && request.idempotent && IsRetryable(error.kind)) {
+      retryable = true;  // not kCapacity: asking again at once finds no more room
     }
     if (!retryable) return Fail(error);
     last_error = error;
-    Duration wait = BackoffDelay(retry, attempt + 1, deps_.random());
+    Duration wait =
+        BackoffDelay(retry.initial_backoff, retry.max_backoff, attempt + 1, deps_.random());
     if (retry_after) {
       if (*retry_after > retry.max_retry_after) {
         error.message += fmt::format(

@@ -8,10 +8,12 @@
 
 #include "core/clock.h"
 #include "core/http_transport.h"
+#include "core/random.h"
+#include "core/rate_limiter.h"
 #include "core/result.h"
+#include "core/sleeper.h"
 #include "openstack/keystone.h"
 #include "openstack/options.h"
-#include "openstack/retry.h"
 
 namespace ra::openstack {
 

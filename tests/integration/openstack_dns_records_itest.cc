@@ -6,9 +6,9 @@
 #include <chrono>
 #include <thread>
 
+#include "core/sleeper.h"
 #include "openstack/designate.h"
 #include "openstack/dns_records.h"
-#include "openstack/retry.h"
 #include "openstack/session.h"
 #include "tests/integration/openstack_harness.h"
 
@@ -51,7 +51,7 @@ class OpenStackDnsRecords : public ::testing::Test {
   std::unique_ptr<CloudSim> sim_;
   CurlHttpTransport transport_;
   SystemClock clock_;
-  openstack::RealSleeper sleeper_;
+  RealSleeper sleeper_;
   std::unique_ptr<openstack::Session> session_;
   std::unique_ptr<openstack::DesignateClient> client_;
   std::string zone_id_;

@@ -9,8 +9,8 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "core/sleeper.h"
 #include "openstack/openstack_cloud_provider.h"
-#include "openstack/retry.h"
 #include "openstack/session.h"
 #include "tests/integration/openstack_harness.h"
 
@@ -74,7 +74,7 @@ class OpenStackFaults : public ::testing::Test {
   std::unique_ptr<CloudSim> sim_;
   CurlHttpTransport transport_;
   SystemClock clock_;
-  openstack::RealSleeper sleeper_;
+  RealSleeper sleeper_;
   std::unique_ptr<openstack::Session> session_;
   std::unique_ptr<OpenStackCloudProvider> provider_;
 };

@@ -9,8 +9,8 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "core/sleeper.h"
 #include "openstack/openstack_cloud_provider.h"
-#include "openstack/retry.h"
 #include "openstack/session.h"
 #include "tests/integration/openstack_harness.h"
 
@@ -44,7 +44,7 @@ TEST(OpenStackReplica, CreatedThroughCloudProviderStreamsFromThePrimary) {
 
   CurlHttpTransport transport;
   SystemClock clock;
-  openstack::RealSleeper sleeper;
+  RealSleeper sleeper;
   openstack::Session session((*sim)->ClientOptions(), {transport, clock, sleeper, nullptr});
   OpenStackCloudProvider cloud(session);
 

@@ -10,9 +10,9 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "core/sleeper.h"
 #include "openstack/cinder.h"
 #include "openstack/resolver.h"
-#include "openstack/retry.h"
 #include "openstack/session.h"
 #include "tests/integration/openstack_harness.h"
 
@@ -83,7 +83,7 @@ class OpenStackResolver : public ::testing::Test {
   std::unique_ptr<CloudSim> sim_;
   CurlHttpTransport transport_;
   SystemClock clock_;
-  openstack::RealSleeper sleeper_;
+  RealSleeper sleeper_;
   std::unique_ptr<openstack::Session> session_;
 };
 

@@ -4,7 +4,8 @@
 #include <string>
 
 #include "autoscaler/client_cli.h"
-#include "tests/support/fake_http_transport.h"
+#include "testing/fake_http_transport.h"
+#include "testing/fake_sleeper.h"
 
 namespace ra::autoscaler {
 namespace {
@@ -30,7 +31,9 @@ Ran RunCommand(const std::string& command, const std::string& cluster, const std
   ClientEnvironment environment;
   environment.transport = &transport;
   environment.getenv = [](const std::string&) { return std::string(); };
-  environment.sleep = [](Duration) {};
+  FakeClock clock;
+  ra::testing::FakeSleeper sleeper(clock);
+  environment.sleeper = &sleeper;
   std::ostringstream out;
   std::ostringstream err;
   Ran ran;

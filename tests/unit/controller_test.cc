@@ -13,16 +13,16 @@
 #include <string>
 #include <vector>
 
-#include "autoscaler/testing/fake_probe.h"
 #include "haproxy_dataplane/testing/fake_load_balancer.h"
-#include "openstack/fake_cloud_provider.h"
+#include "testing/fake_cloud_provider.h"
+#include "testing/fake_probe.h"
 
 namespace ra::autoscaler {
 namespace {
 
 using namespace std::chrono_literals;
 using haproxy::testing::FakeLoadBalancer;
-using openstack::FakeCloudProvider;
+using testing::FakeCloudProvider;
 using testing::FakePrimaryLocator;
 using testing::FakeReplicaProbe;
 

@@ -111,5 +111,10 @@ TEST(Result, ErrorKindsReadable) {
   EXPECT_FALSE(IsRetryable(ErrorKind::kQuota));
 }
 
+TEST(Result, CapacityIsItsOwnKindAndNotRetried) {
+  EXPECT_EQ(ToString(ErrorKind::kCapacity), "capacity");
+  EXPECT_FALSE(IsRetryable(ErrorKind::kCapacity));
+}
+
 }  // namespace
 }  // namespace ra

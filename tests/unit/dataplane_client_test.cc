@@ -10,7 +10,8 @@
 
 #include "core/log.h"
 #include "haproxy_dataplane/dataplane_load_balancer.h"
-#include "tests/support/fake_http_transport.h"
+#include "testing/fake_http_transport.h"
+#include "testing/fake_sleeper.h"
 
 namespace ra::haproxy {
 namespace {
@@ -74,10 +75,7 @@ struct Fixture {
   explicit Fixture(ApiVersion version, DataPlaneOptions options = {})
       : routes(transport),
         client(options.url.empty() ? Options(version) : std::move(options), transport, clock,
-               [this](Duration d) {
-                 clock.Advance(d);
-                 slept += d;
-               }) {}
+               sleeper) {}
   std::vector<std::string> Calls() const {
     std::vector<std::string> out;
     for (const HttpRequest& r : transport.requests()) {
@@ -88,7 +86,7 @@ struct Fixture {
   FakeHttpTransport transport;
   Routes routes;
   FakeClock clock{TimePoint{} + 1000h};
-  Duration slept{0};
+  ra::testing::FakeSleeper sleeper{clock};
   DataPlaneClient client;
 };
 
@@ -247,7 +245,7 @@ TEST(DataplaneClient, RetriesIdempotentReadsOnTransientFailures) {
   auto v = f.client.GetConfigurationVersion();
   ASSERT_TRUE(v.has_value()) << v.error().message;
   EXPECT_EQ(*v, 9);
-  EXPECT_EQ(f.slept, 200ms + 400ms);  // backoff doubles
+  EXPECT_EQ(f.sleeper.slept, 200ms + 400ms);  // backoff doubles
 }
 
 TEST(DataplaneClient, TransactionFailureDeletesTheTransaction) {
@@ -323,7 +321,7 @@ TEST(DataplaneClient, WaitsForAReloadOnTheInjectedClock) {
               R"({"id":"2024-05-01-3","status":"succeeded","reload_timestamp":1714557600})");
   auto done = f.client.WaitForReload("2024-05-01-3");
   ASSERT_TRUE(done.has_value()) << done.error().message;
-  EXPECT_EQ(f.slept, 2s);
+  EXPECT_EQ(f.sleeper.slept, 2s);
 }
 
 TEST(DataplaneClient, ReportsAFailedReloadWithHaproxysAnswer) {
@@ -344,7 +342,7 @@ TEST(DataplaneClient, ReloadWaitIsBounded) {
   auto done = f.client.WaitForReload("2024-05-01-6");
   ASSERT_FALSE(done.has_value());
   EXPECT_EQ(done.error().kind, ErrorKind::kTimeout);
-  EXPECT_EQ(f.slept, 10s);
+  EXPECT_EQ(f.sleeper.slept, 10s);
 }
 
 // /v2 answers a list of collections (one per HAProxy process); /v3 one collection.
@@ -475,7 +473,7 @@ TEST(DataplaneLoadBalancer, AddsInMaintThenAdmitsThroughDrainAfterTheFirstCheck)
   EXPECT_FALSE(final_body.contains("maintenance"));
   EXPECT_EQ(final_body["check"], "enabled");
   EXPECT_EQ(final_body["address"], "127.0.9.2");
-  EXPECT_EQ(f.slept, 2s);
+  EXPECT_EQ(f.sleeper.slept, 2s);
 }
 
 TEST(DataplaneLoadBalancer, EnsureIsANoOpForAReadyServer) {
@@ -522,7 +520,7 @@ TEST(DataplaneLoadBalancer, DrainLostToAnotherReloadIsAskedAgainWhileWaitingForT
   EXPECT_EQ(requests[2].body, R"({"admin_state":"drain"})");
   EXPECT_EQ(requests[4].body, R"({"admin_state":"drain"})");
   EXPECT_EQ(requests[6].body, R"({"admin_state":"ready"})");
-  EXPECT_EQ(f.slept, 1s) << "one poll, not the 5 s timeout";
+  EXPECT_EQ(f.sleeper.slept, 1s) << "one poll, not the 5 s timeout";
 }
 
 TEST(DataplaneLoadBalancer, ReplacesAServerWhoseAddressChangedInOneTransaction) {

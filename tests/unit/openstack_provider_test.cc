@@ -1,13 +1,14 @@
 #include <gtest/gtest.h>
 
-#include "openstack/fake_cloud_provider.h"
 #include "openstack/openstack_cloud_provider.h"
 #include "openstack_test_support.h"
+#include "testing/fake_cloud_provider.h"
 
 namespace ra::openstack {
 namespace {
 
 using namespace std::chrono_literals;
+using ra::testing::FakeCloudProvider;
 using testing::BodyOf;
 using testing::Harness;
 
@@ -191,7 +192,7 @@ TEST(OpenStackCloudProvider, BadNamesNeverReachTheCloud) {
 TEST(FakeCloudProvider, BuildsAndTearsDownAReplicaStepByStep) {
   FakeCloudProvider cloud;
   FakeClock clock;
-  testing::FakeSleeper sleeper(clock);
+  ra::testing::FakeSleeper sleeper(clock);
   cloud.set_auto_settle(true);
   auto r = CreateReplicaAndWait(cloud, Spec(), clock, sleeper, 1min, 1s);
   ASSERT_TRUE(r) << r.error().message;
@@ -205,7 +206,7 @@ TEST(FakeCloudProvider, BuildsAndTearsDownAReplicaStepByStep) {
 TEST(FakeCloudProvider, ServerErrorAndInjectedFailures) {
   FakeCloudProvider cloud;
   FakeClock clock;
-  testing::FakeSleeper sleeper(clock);
+  ra::testing::FakeSleeper sleeper(clock);
   cloud.set_auto_settle(true);
   cloud.FailServerOf("main-r1", "No valid host was found.");
   auto r = CreateReplicaAndWait(cloud, Spec(), clock, sleeper, 1min, 1s);
@@ -219,7 +220,7 @@ TEST(FakeCloudProvider, ServerErrorAndInjectedFailures) {
 TEST(CreateReplicaAndWait, TimesOutWhenTheVolumeNeverComes) {
   FakeCloudProvider cloud;  // no auto-settle: stays creating
   FakeClock clock;
-  testing::FakeSleeper sleeper(clock);
+  ra::testing::FakeSleeper sleeper(clock);
   auto r = CreateReplicaAndWait(cloud, Spec(), clock, sleeper, 10s, 1s);
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().kind, ErrorKind::kTimeout);

@@ -1,6 +1,5 @@
 #include <gtest/gtest.h>
 
-#include "openstack/retry.h"
 #include "openstack/session.h"
 #include "openstack_test_support.h"
 
@@ -185,6 +184,14 @@ TEST(Session, QuotaAndBadRequestAreNotRetried) {
   EXPECT_TRUE(h.sleeper.sleeps.empty());
 }
 
+TEST(Session, NoValidHostIsNotRetriedEvenWhenIdempotent) {
+  Harness h;
+  h.PushToken();
+  h.transport.Push(500, R"({"computeFault":{"message":"No valid host was found. ","code":500}})");
+  EXPECT_EQ(h.session.Send(Get("/x")).error().kind, ErrorKind::kCapacity);
+  EXPECT_TRUE(h.sleeper.sleeps.empty());
+}
+
 TEST(Session, TimeoutOfAPostIsNotResent) {
   Harness h;
   h.PushToken();
@@ -193,36 +200,6 @@ TEST(Session, TimeoutOfAPostIsNotResent) {
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().kind, ErrorKind::kTimeout);
   EXPECT_EQ(h.transport.requests().size(), 2u);
-}
-
-TEST(Backoff, ExponentialCappedWithEqualJitter) {
-  RetryOptions o;
-  o.initial_backoff = 1s;
-  o.max_backoff = 5s;
-  EXPECT_EQ(BackoffDelay(o, 2, 0.0), 500ms);
-  EXPECT_EQ(BackoffDelay(o, 2, 0.999), 999ms);
-  EXPECT_EQ(BackoffDelay(o, 3, 0.0), 1s);
-  EXPECT_EQ(BackoffDelay(o, 4, 0.5), 3s);
-  EXPECT_EQ(BackoffDelay(o, 10, 0.0), 2500ms);
-  EXPECT_EQ(BackoffDelay(o, 10, 1.0), 5s);
-}
-
-TEST(RateLimiter, BurstThenOneTokenPerInterval) {
-  FakeClock clock(testing::Start());
-  testing::FakeSleeper sleeper(clock);
-  RateLimiter limiter(2.0, 3, clock, sleeper);
-  for (int i = 0; i < 3; ++i) limiter.Acquire();
-  EXPECT_TRUE(std::all_of(sleeper.sleeps.begin(), sleeper.sleeps.end(),
-                          [](Duration d) { return d == Duration(0); }));
-  limiter.Acquire();
-  EXPECT_EQ(sleeper.sleeps.back(), 500ms);
-  limiter.Acquire();
-  EXPECT_EQ(sleeper.sleeps.back(), 500ms);
-  clock.Advance(10s);  // refills to the burst, not beyond
-  for (int i = 0; i < 3; ++i) limiter.Acquire();
-  EXPECT_EQ(sleeper.sleeps.back(), Duration(0));
-  limiter.Acquire();
-  EXPECT_EQ(sleeper.sleeps.back(), 500ms);
 }
 
 TEST(RateLimiter, SessionWaitsForTheLimiter) {

@@ -1,7 +1,7 @@
 #pragma once
 
-// Shared by the openstack_*_test.cc files: recorded Keystone answers, a sleeper that moves a
-// FakeClock, and a session wired to a FakeHttpTransport.
+// Shared by the openstack_*_test.cc files: recorded Keystone answers, and a session wired to a
+// FakeHttpTransport and a FakeSleeper (testing/).
 
 // Requests and specs are written with designated initializers that leave defaults out on
 // purpose; GCC 12 warns about every omitted member even then (clang does not).
@@ -14,25 +14,12 @@
 #include "core/clock.h"
 #include "core/duration.h"
 #include "openstack/session.h"
-#include "tests/support/fake_http_transport.h"
+#include "testing/fake_http_transport.h"
+#include "testing/fake_sleeper.h"
 
 namespace ra::openstack::testing {
 
 using namespace std::chrono_literals;
-
-/// Records every wait and moves the clock instead of sleeping.
-class FakeSleeper final : public Sleeper {
- public:
-  explicit FakeSleeper(FakeClock& clock) : clock_(clock) {}
-  void SleepFor(Duration d) override {
-    sleeps.push_back(d);
-    if (d > Duration(0)) clock_.Advance(d);
-  }
-  std::vector<Duration> sleeps;
-
- private:
-  FakeClock& clock_;
-};
 
 inline TimePoint Start() { return TimePoint{} + std::chrono::hours(24 * 365 * 56); }  // ~2026
 
@@ -99,7 +86,7 @@ struct Harness {
 
   ra::testing::FakeHttpTransport transport;
   FakeClock clock;
-  FakeSleeper sleeper;
+  ra::testing::FakeSleeper sleeper;
   Session session;
 };
 

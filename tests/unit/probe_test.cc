@@ -11,8 +11,8 @@
 #include <thread>
 #include <vector>
 
-#include "autoscaler/testing/fake_probe.h"
-#include "tests/support/fake_http_transport.h"
+#include "testing/fake_http_transport.h"
+#include "testing/fake_probe.h"
 
 namespace ra::autoscaler {
 namespace {

@@ -7,7 +7,7 @@
 #include <thread>
 
 #include "core/log.h"
-#include "tests/support/fake_http_transport.h"
+#include "testing/fake_http_transport.h"
 
 namespace ra::policies {
 namespace {

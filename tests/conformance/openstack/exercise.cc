@@ -14,10 +14,10 @@
 #include <string>
 
 #include "core/http_transport.h"
+#include "core/sleeper.h"
 #include "openstack/cloud_config.h"
 #include "openstack/designate.h"
 #include "openstack/openstack_cloud_provider.h"
-#include "openstack/retry.h"
 #include "openstack/session.h"
 
 namespace {

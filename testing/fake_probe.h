@@ -15,7 +15,7 @@
 
 /// Fakes of the probe seams for the service's unit tests: answers set per host:port, every call
 /// counted and recorded. Thread-safe; they never block and never touch the network.
-namespace ra::autoscaler::testing {
+namespace ra::testing {
 
 /// A ReplicaProbe that answers what the test set for each host:port.
 class FakeReplicaProbe final : public ReplicaProbe {
@@ -184,4 +184,4 @@ class FakePrimaryLocator final : public PrimaryLocator {
   int calls_ = 0;
 };
 
-}  // namespace ra::autoscaler::testing
+}  // namespace ra::testing

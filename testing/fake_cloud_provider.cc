@@ -1,8 +1,8 @@
-#include "openstack/fake_cloud_provider.h"
+#include "testing/fake_cloud_provider.h"
 
 #include <fmt/format.h>
 
-namespace ra::openstack {
+namespace ra::testing {
 
 std::optional<Error> FakeCloudProvider::TakeFailure(const std::string& method,
                                                     const std::string& argument) {
@@ -54,14 +54,15 @@ void FakeCloudProvider::SettleLocked() {
   }
 }
 
-Result<std::vector<ReplicaFacts>> FakeCloudProvider::ListReplicas(const std::string& cluster) {
+Result<std::vector<openstack::ReplicaFacts>> FakeCloudProvider::ListReplicas(
+    const std::string& cluster) {
   std::lock_guard lock(mu_);
   if (auto e = TakeFailure("ListReplicas", cluster)) return Fail(*e);
   if (auto_settle_) SettleLocked();
-  std::vector<ReplicaFacts> out;
+  std::vector<openstack::ReplicaFacts> out;
   for (const auto& [name, r] : replicas_) {
     if (r.cluster != cluster) continue;
-    ReplicaFacts facts{cluster, name, r.server, r.volume};
+    openstack::ReplicaFacts facts{cluster, name, r.server, r.volume};
     if (facts.server && r.server_deleting) facts.server->task_state = "deleting";
     if (facts.volume && r.volume_deleting) facts.volume->status = "deleting";
     out.push_back(std::move(facts));
@@ -69,14 +70,15 @@ Result<std::vector<ReplicaFacts>> FakeCloudProvider::ListReplicas(const std::str
   return out;
 }
 
-Result<VolumeFacts> FakeCloudProvider::CreateReplicaVolume(const ReplicaSpec& spec) {
+Result<openstack::VolumeFacts> FakeCloudProvider::CreateReplicaVolume(
+    const openstack::ReplicaSpec& spec) {
   std::lock_guard lock(mu_);
   if (auto e = TakeFailure("CreateReplicaVolume", spec.name)) return Fail(*e);
-  if (auto ok = ValidateName("replica", spec.name); !ok) return Fail(ok.error());
+  if (auto ok = openstack::ValidateName("replica", spec.name); !ok) return Fail(ok.error());
   Replica& r = replicas_[spec.name];
   r.cluster = spec.cluster;
   if (r.volume && !r.volume_deleting) return *r.volume;
-  VolumeFacts v;
+  openstack::VolumeFacts v;
   v.id = fmt::format("vol-{}", next_id_++);
   v.name = spec.name;
   v.status = quota_.volumes == 0 ? "error" : "creating";
@@ -88,8 +90,8 @@ Result<VolumeFacts> FakeCloudProvider::CreateReplicaVolume(const ReplicaSpec& sp
   return v;
 }
 
-Result<ServerFacts> FakeCloudProvider::CreateReplicaServer(const ReplicaSpec& spec,
-                                                           const std::string& volume_id) {
+Result<openstack::ServerFacts> FakeCloudProvider::CreateReplicaServer(
+    const openstack::ReplicaSpec& spec, const std::string& volume_id) {
   std::lock_guard lock(mu_);
   if (auto e = TakeFailure("CreateReplicaServer", spec.name)) return Fail(*e);
   auto it = replicas_.find(spec.name);
@@ -104,7 +106,7 @@ Result<ServerFacts> FakeCloudProvider::CreateReplicaServer(const ReplicaSpec& sp
   if (quota_.instances == 0) {
     return Fail(ErrorKind::kQuota, "Quota exceeded for instances: Requested 1, but already used");
   }
-  ServerFacts s;
+  openstack::ServerFacts s;
   s.id = fmt::format("srv-{}", next_id_++);
   s.name = spec.name;
   s.status = "BUILD";
@@ -115,42 +117,45 @@ Result<ServerFacts> FakeCloudProvider::CreateReplicaServer(const ReplicaSpec& sp
   return s;
 }
 
-Result<DeleteProgress> FakeCloudProvider::DeleteReplica(const std::string& cluster,
-                                                        const std::string& name) {
+Result<openstack::DeleteProgress> FakeCloudProvider::DeleteReplica(const std::string& cluster,
+                                                                   const std::string& name) {
   std::lock_guard lock(mu_);
   if (auto e = TakeFailure("DeleteReplica", name)) return Fail(*e);
   if (auto_settle_) SettleLocked();
   auto it = replicas_.find(name);
-  if (it == replicas_.end() || it->second.cluster != cluster) return DeleteProgress::kDone;
+  if (it == replicas_.end() || it->second.cluster != cluster)
+    return openstack::DeleteProgress::kDone;
   Replica& r = it->second;
   if (r.server) {
     r.server_deleting = true;
-    return DeleteProgress::kServerDeleting;
+    return openstack::DeleteProgress::kServerDeleting;
   }
   if (r.volume) {
     r.volume_deleting = true;
-    return DeleteProgress::kVolumeDeleting;
+    return openstack::DeleteProgress::kVolumeDeleting;
   }
   replicas_.erase(it);
-  return DeleteProgress::kDone;
+  return openstack::DeleteProgress::kDone;
 }
 
-Result<SnapshotFacts> FakeCloudProvider::SnapshotVolume(const std::string& cluster,
-                                                        const std::string& volume_id,
-                                                        const std::string& name) {
+Result<openstack::SnapshotFacts> FakeCloudProvider::SnapshotVolume(const std::string& cluster,
+                                                                   const std::string& volume_id,
+                                                                   const std::string& name) {
   std::lock_guard lock(mu_);
   if (auto e = TakeFailure("SnapshotVolume", volume_id)) return Fail(*e);
-  SnapshotFacts s{fmt::format("snap-{}", next_id_++), name, "creating", volume_id, 10, {}};
+  openstack::SnapshotFacts s{
+      fmt::format("snap-{}", next_id_++), name, "creating", volume_id, 10, {}};
   s.created = TimePoint{} + std::chrono::seconds(next_id_);
   snapshots_.push_back({cluster, s});
   return s;
 }
 
-Result<std::vector<SnapshotFacts>> FakeCloudProvider::ListSnapshots(const std::string& cluster) {
+Result<std::vector<openstack::SnapshotFacts>> FakeCloudProvider::ListSnapshots(
+    const std::string& cluster) {
   std::lock_guard lock(mu_);
   if (auto e = TakeFailure("ListSnapshots", cluster)) return Fail(*e);
   if (auto_settle_) SettleLocked();
-  std::vector<SnapshotFacts> out;
+  std::vector<openstack::SnapshotFacts> out;
   for (const Snap& s : snapshots_) {
     if (s.cluster == cluster) out.push_back(s.facts);
   }
@@ -172,7 +177,7 @@ Result<std::vector<std::string>> FakeCloudProvider::AvailabilityZones() {
   return zones_;
 }
 
-Result<Quota> FakeCloudProvider::RemainingQuota() {
+Result<openstack::Quota> FakeCloudProvider::RemainingQuota() {
   std::lock_guard lock(mu_);
   if (auto e = TakeFailure("RemainingQuota", "")) return Fail(*e);
   return quota_;
@@ -203,7 +208,7 @@ void FakeCloudProvider::SetZones(std::vector<std::string> zones) {
   zones_ = std::move(zones);
 }
 
-void FakeCloudProvider::SetQuota(Quota quota) {
+void FakeCloudProvider::SetQuota(openstack::Quota quota) {
   std::lock_guard lock(mu_);
   quota_ = quota;
 }
@@ -214,9 +219,9 @@ void FakeCloudProvider::AddReadyReplica(const std::string& cluster, const std::s
   Replica& r = replicas_[name];
   r.cluster = cluster;
   const std::string server_id = fmt::format("srv-{}", next_id_++);
-  r.volume = VolumeFacts{
+  r.volume = openstack::VolumeFacts{
       fmt::format("vol-{}", next_id_++), name, "in-use", "", "nova", 10, {server_id}, {}};
-  r.server = ServerFacts{server_id, name, "ACTIVE", "", "", address, "nova", {}};
+  r.server = openstack::ServerFacts{server_id, name, "ACTIVE", "", "", address, "nova", {}};
 }
 
 std::vector<FakeCloudProvider::Call> FakeCloudProvider::calls() const {
@@ -224,4 +229,4 @@ std::vector<FakeCloudProvider::Call> FakeCloudProvider::calls() const {
   return calls_;
 }
 
-}  // namespace ra::openstack
+}  // namespace ra::testing

@@ -8,30 +8,31 @@
 
 #include "openstack/cloud_provider.h"
 
-namespace ra::openstack {
+namespace ra::testing {
 
 /// An in-memory cloud for the service's unit tests. Resources move only when told to
 /// (Settle), or one step per ListReplicas/ListSnapshots/DeleteReplica call when auto_settle is on,
 /// so tests decide exactly what a cycle observes. Every call is recorded. Thread-safe.
-class FakeCloudProvider final : public CloudProvider {
+class FakeCloudProvider final : public openstack::CloudProvider {
  public:
   struct Call {
     std::string method;    ///< "CreateReplicaVolume", "DeleteReplica", ...
     std::string argument;  ///< replica name, snapshot id, ...
   };
 
-  Result<std::vector<ReplicaFacts>> ListReplicas(const std::string& cluster) override;
-  Result<VolumeFacts> CreateReplicaVolume(const ReplicaSpec& spec) override;
-  Result<ServerFacts> CreateReplicaServer(const ReplicaSpec& spec,
-                                          const std::string& volume_id) override;
-  Result<DeleteProgress> DeleteReplica(const std::string& cluster,
-                                       const std::string& name) override;
-  Result<SnapshotFacts> SnapshotVolume(const std::string& cluster, const std::string& volume_id,
-                                       const std::string& name) override;
-  Result<std::vector<SnapshotFacts>> ListSnapshots(const std::string& cluster) override;
+  Result<std::vector<openstack::ReplicaFacts>> ListReplicas(const std::string& cluster) override;
+  Result<openstack::VolumeFacts> CreateReplicaVolume(const openstack::ReplicaSpec& spec) override;
+  Result<openstack::ServerFacts> CreateReplicaServer(const openstack::ReplicaSpec& spec,
+                                                     const std::string& volume_id) override;
+  Result<openstack::DeleteProgress> DeleteReplica(const std::string& cluster,
+                                                  const std::string& name) override;
+  Result<openstack::SnapshotFacts> SnapshotVolume(const std::string& cluster,
+                                                  const std::string& volume_id,
+                                                  const std::string& name) override;
+  Result<std::vector<openstack::SnapshotFacts>> ListSnapshots(const std::string& cluster) override;
   Result<void> DeleteSnapshot(const std::string& snapshot_id) override;
   Result<std::vector<std::string>> AvailabilityZones() override;
-  Result<Quota> RemainingQuota() override;
+  Result<openstack::Quota> RemainingQuota() override;
 
   /// Moves every resource one step: volumes creating -> available, servers BUILD -> ACTIVE
   /// (with an address), snapshots creating -> available, deleting servers and volumes vanish.
@@ -43,7 +44,7 @@ class FakeCloudProvider final : public CloudProvider {
   /// Servers of replica `name` go ERROR with `fault` instead of ACTIVE.
   void FailServerOf(const std::string& name, const std::string& fault);
   void SetZones(std::vector<std::string> zones);
-  void SetQuota(Quota quota);
+  void SetQuota(openstack::Quota quota);
   /// Adds a ready replica (volume in-use + ACTIVE server), as if made earlier.
   void AddReadyReplica(const std::string& cluster, const std::string& name,
                        const std::string& address);
@@ -52,14 +53,14 @@ class FakeCloudProvider final : public CloudProvider {
  private:
   struct Replica {
     std::string cluster;
-    std::optional<ServerFacts> server;
+    std::optional<openstack::ServerFacts> server;
     bool server_deleting = false;
-    std::optional<VolumeFacts> volume;
+    std::optional<openstack::VolumeFacts> volume;
     bool volume_deleting = false;
   };
   struct Snap {
     std::string cluster;
-    SnapshotFacts facts;
+    openstack::SnapshotFacts facts;
   };
   std::optional<Error> TakeFailure(const std::string& method, const std::string& argument);
   void SettleLocked();
@@ -70,11 +71,11 @@ class FakeCloudProvider final : public CloudProvider {
   std::map<std::string, Error> failures_;
   std::map<std::string, std::string> server_faults_;
   std::vector<std::string> zones_{"nova"};
-  Quota quota_;
+  openstack::Quota quota_;
   std::vector<Call> calls_;
   bool auto_settle_ = false;
   int next_id_ = 1;
   int next_address_ = 10;
 };
 
-}  // namespace ra::openstack
+}  // namespace ra::testing
