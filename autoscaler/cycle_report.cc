@@ -1,7 +1,6 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <cctype>
 #include <map>
 
 #include "autoscaler/cycle.h"
@@ -56,18 +55,10 @@ std::string_view DurationPhase(Phase left) {
   }
 }
 
-bool ContainsNoCase(std::string_view haystack, std::string_view needle) {
-  auto it = std::search(haystack.begin(), haystack.end(), needle.begin(), needle.end(),
-                        [](char a, char b) { return std::tolower(a) == std::tolower(b); });
-  return it != haystack.end();
-}
-
 // docs/metrics.md's provisioning failure reason of a failed create call.
 FailureReason CreateFailureReason(const Error& error) {
   if (error.kind == ErrorKind::kQuota) return FailureReason::kQuota;
-  if (ContainsNoCase(error.message, "no valid host") || ContainsNoCase(error.message, "capacity")) {
-    return FailureReason::kCapacity;
-  }
+  if (error.kind == ErrorKind::kCapacity) return FailureReason::kCapacity;
   return FailureReason::kOther;
 }
 
@@ -187,10 +178,7 @@ void CreateFailed(ClusterState& state, CycleEnv& env, const Completion& c, TimeP
     if (give_up) {
       RecordFailure(state.memory, a.replica, a.zone, cluster.replica.flavor, reason, message, now);
     } else {
-      // "No valid host" is capacity, not a transient glitch: it backs off like a quota.
-      Error backoff = *c.error;
-      backoff.kind = reason == FailureReason::kOther ? c.error->kind : BackoffKind(reason);
-      RecordZoneFailure(state.memory, a.zone, cluster.replica.flavor, backoff, now);
+      RecordZoneFailure(state.memory, a.zone, cluster.replica.flavor, *c.error, now);
     }
   }
   env.metrics.CountProvisioningFailure(cluster.name, a.zone, ToString(reason));

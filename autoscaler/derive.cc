@@ -6,6 +6,7 @@
 #include "autoscaler/planner_internal.h"
 #include "autoscaler/reconcile.h"
 #include "core/duration.h"
+#include "openstack/errors.h"
 
 // Step 1 of a cycle: every replica's phase from what the cloud, the load balancer and PostgreSQL
 // showed, and what the loop remembers.
@@ -122,15 +123,16 @@ Gate Assess(const std::optional<ProbeResult>& probe, const config::PostgresProbe
   return gate;
 }
 
-/// Classifies Nova's fault for the failure metric.
+/// Classifies Nova's fault for the failure metric and the zone's backoff.
 FailureReason ServerFailureReason(const openstack::ServerFacts& server) {
-  const std::string& fault = server.fault;
-  if (Contains(fault, "No valid host") || Contains(fault, "nsufficient") ||
-      Contains(fault, "capacity")) {
-    return FailureReason::kCapacity;
+  switch (openstack::ServerFaultKind(server.fault)) {
+    case ErrorKind::kCapacity:
+      return FailureReason::kCapacity;
+    case ErrorKind::kQuota:
+      return FailureReason::kQuota;
+    default:
+      return FailureReason::kServerError;
   }
-  if (Contains(fault, "uota")) return FailureReason::kQuota;
-  return FailureReason::kServerError;
 }
 
 /// What deriving one replica reads and writes.

@@ -88,7 +88,8 @@ Duration BackoffFor(int failures, ErrorKind kind) {
   const Duration cap = 10min;
   // Quota and capacity do not come back within seconds: start where a transient error would be
   // after a few failures.
-  Duration backoff = kind == ErrorKind::kQuota ? Duration(2min) : Duration(30s);
+  Duration backoff =
+      kind == ErrorKind::kQuota || kind == ErrorKind::kCapacity ? Duration(2min) : Duration(30s);
   for (int i = 1; i < failures && backoff < cap; ++i) backoff *= 2;
   return std::min(backoff, cap);
 }
@@ -126,9 +127,14 @@ std::string_view ToString(FailureReason reason) {
 }
 
 ErrorKind BackoffKind(FailureReason reason) {
-  return reason == FailureReason::kQuota || reason == FailureReason::kCapacity
-             ? ErrorKind::kQuota
-             : ErrorKind::kInternal;
+  switch (reason) {
+    case FailureReason::kQuota:
+      return ErrorKind::kQuota;
+    case FailureReason::kCapacity:
+      return ErrorKind::kCapacity;
+    default:
+      return ErrorKind::kInternal;
+  }
 }
 
 void RecordFailure(ClusterMemory& memory, const std::string& replica, const std::string& zone,

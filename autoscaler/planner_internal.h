@@ -19,7 +19,6 @@ double Seconds(Duration d);
 /// `to - from`, bounded to a century either way (a cloud timestamp may sit at the clock's limits).
 Duration Elapsed(TimePoint from, TimePoint to);
 bool StartsWith(std::string_view text, std::string_view prefix);
-bool Contains(std::string_view text, std::string_view needle);
 
 /// "zone/flavor", the key of ClusterMemory::backoff.
 std::string ZoneKey(const std::string& zone, const std::string& flavor);

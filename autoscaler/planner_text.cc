@@ -54,9 +54,6 @@ bool StartsWith(std::string_view text, std::string_view prefix) {
   return text.substr(0, prefix.size()) == prefix;
 }
 
-bool Contains(std::string_view text, std::string_view needle) {
-  return text.find(needle) != std::string_view::npos;
-}
 std::string ZoneKey(const std::string& zone, const std::string& flavor) {
   return zone + "/" + flavor;
 }

@@ -143,7 +143,7 @@ struct ClusterMemory {
 };
 
 /// The backoff after `failures` consecutive failures of a zone: 30 s, doubled each time, at most
-/// 10 minutes; quota and capacity errors start at 2 minutes.
+/// 10 minutes; quota and capacity errors (kQuota, kCapacity) start at 2 minutes.
 Duration BackoffFor(int failures, ErrorKind kind);
 
 /// Records the failure of provisioning in `zone` with `flavor` at `now` into `memory.backoff`.
