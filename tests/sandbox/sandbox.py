@@ -2,16 +2,19 @@
 """The whole sandbox on loopback: what the demo, the end-to-end tests and the benchmarks run.
 
   sandbox.py up     --root DIR [--profile fast|realistic] [--octet N] [--binary PATH] [--no-service]
-                    [--no-heartbeat] [--set KEY=VALUE ...]
+                    [--no-heartbeat] [--set KEY=VALUE ...] [--zones az1,az2]
+                    [--zone-latency ZONE=MS[,ZONE=MS]]
   sandbox.py down   --root DIR
   sandbox.py status --root DIR [--json]
 
 `up` starts, each on its own loopback address or free port, and returns once all of them answer:
   - PostgreSQL 15: a primary with pgbench data (127.0.N.1:5432, `pgbench -i -s 5`) and a donor
     standby streaming from it (127.0.N.2:5432), both through tests/sandbox/pgctl.py
-  - the cloud simulator (tests/sandbox/cloudsim), zones az1 and az2, which knows the donor as the
-    server `orders-donor` with its data volume; the replicas it boots are real standbys on
-    127.0.N.x:5432 (x = 3, 4, ...)
+  - the cloud simulator (tests/sandbox/cloudsim), zones az1 and az2 (--zones), which knows the
+    donor as the server `orders-donor` with its data volume; the replicas it boots are real
+    standbys on 127.0.N.x:5432 (x = 3, 4, ...). --zone-latency az2=40 gives a zone a round-trip
+    latency to the primary: its replicas stream through a delaying relay the simulator runs
+    (tests/sandbox/cloudsim/network.py)
   - HAProxy 2.6 driven by the Data Plane API double (tests/sandbox/dataplane): frontend pg_read
     (pgbench connects there) -> backend pg_replicas, empty at first: the donor stays out of it,
     so the replicas that serve are the service's own; a stats frontend with HAProxy's Prometheus
@@ -132,7 +135,8 @@ class Sandbox:
     stops it all on exit, even after an exception."""
 
     def __init__(self, root, profile="fast", octet=None, binary=None, start_service=True,
-                 settings=None, scale=5, log=None, heartbeat=True):
+                 settings=None, scale=5, log=None, heartbeat=True, zones=("az1", "az2"),
+                 zone_latency=None):
         self.root = os.path.abspath(root)
         self.profile = profile
         self.octet = octet if octet is not None else 200 + os.getpid() % 40
@@ -140,6 +144,8 @@ class Sandbox:
         self.start_service_on_up = start_service
         self.scale = scale
         self.heartbeat = heartbeat
+        self.zones = list(zones)
+        self.zone_latency = dict(zone_latency or {})  # zone -> round-trip milliseconds to the primary
         self.log = log or (lambda message: print(message, flush=True))
         # What config.yaml.in leaves open; tests change the windows and timeouts.
         self.settings = {"MIN_REPLICAS": 1, "MAX_REPLICAS": 4, "TARGET": 6, "SESSIONS_WINDOW": "6s",
@@ -172,7 +178,8 @@ class Sandbox:
         """A Sandbox for one that `up` left running (reads DIR/state.json)."""
         with open(os.path.join(root, "state.json")) as f:
             state = json.load(f)
-        sb = cls(root, profile=state["profile"], octet=state["octet"], binary=state["binary"])
+        sb = cls(root, profile=state["profile"], octet=state["octet"], binary=state["binary"],
+                 zones=state.get("zones", ("az1", "az2")), zone_latency=state.get("zone_latency"))
         sb.state = state
         return sb
 
@@ -199,7 +206,8 @@ class Sandbox:
         os.makedirs(self.root, exist_ok=True)
         os.chmod(self.root, 0o755)  # PostgreSQL (user ra-test) lives below it
         self.state = {"profile": self.profile, "octet": self.octet, "binary": self.binary,
-                      "root": self.root, "groups": {}, "pg_dirs": []}
+                      "root": self.root, "groups": {}, "pg_dirs": [], "zones": self.zones,
+                      "zone_latency": self.zone_latency}
         self._save()
         t0 = time.monotonic()
         self._start_postgres()
@@ -290,7 +298,8 @@ class Sandbox:
         volume_id = str(uuid.uuid5(uuid.NAMESPACE_DNS, f"volume.{DONOR_NAME}.{self.octet}"))
         argv = ["/usr/bin/python3", os.path.join(HERE, "cloudsim", "cloudsim.py"),
                 "--port", str(port), "--root", self.path("cloud"), "--profile", self.profile,
-                "--zones", "az1,az2", "--password", password,
+                "--zones", ",".join(self.zones), "--password", password,
+                "--zone-latency", ",".join(f"{z}={ms:g}" for z, ms in self.zone_latency.items()),
                 "--address-base", f"127.0.{self.octet}",
                 "--donor-dir", self.path("pg", "donor"), "--donor-address", self.donor_host,
                 "--donor-name", DONOR_NAME, "--donor-volume-id", volume_id,
@@ -301,7 +310,8 @@ class Sandbox:
                    30, proc=proc, log=log)
         self.state.update(cloud_url=url, donor_volume_id=volume_id)
         self._save()
-        self.log(f"sandbox: cloud simulator on {url} (profile {self.profile})")
+        latency = "".join(f", {z} {ms:g} ms from the primary" for z, ms in self.zone_latency.items())
+        self.log(f"sandbox: cloud simulator on {url} (profile {self.profile}{latency})")
 
     def _start_haproxy(self):
         d = self.path("haproxy")
@@ -672,6 +682,9 @@ def main():
     up.add_argument("--no-heartbeat", action="store_true", help="no commit a second on the primary")
     up.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="a config.yaml.in value, e.g. SCALE_DOWN_WINDOW=1m")
+    up.add_argument("--zones", default="az1,az2", help="the cloud's availability zones")
+    up.add_argument("--zone-latency", default="", metavar="ZONE=MS[,ZONE=MS]",
+                    help="round-trip latency from a zone's replicas to the primary, e.g. az2=40")
     for name in ("down", "status"):
         s = sub.add_parser(name)
         s.add_argument("--root", required=True)
@@ -688,8 +701,17 @@ def main():
             if not sep or not re.fullmatch(r"[A-Z_]+", key):
                 p.error(f"--set expects KEY=VALUE with an upper-case key, not '{item}'")
             settings[key] = value
+        zones = [z for z in args.zones.split(",") if z]
+        zone_latency = {}
+        for item in (i for i in args.zone_latency.split(",") if i):
+            zone, sep, ms = item.partition("=")
+            if not sep or zone not in zones or not re.fullmatch(r"\d+(\.\d+)?", ms):
+                p.error(f"--zone-latency expects ZONE=MILLISECONDS with a zone of --zones ({args.zones}), "
+                        f"not '{item}'")
+            zone_latency[zone] = float(ms)
         sb = Sandbox(args.root, profile=args.profile, octet=args.octet, binary=args.binary,
-                     start_service=not args.no_service, settings=settings, heartbeat=not args.no_heartbeat)
+                     start_service=not args.no_service, settings=settings, heartbeat=not args.no_heartbeat,
+                     zones=zones, zone_latency=zone_latency)
         try:
             sb.up()
         except (SandboxError, subprocess.TimeoutExpired, OSError) as e:

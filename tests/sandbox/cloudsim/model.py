@@ -1,5 +1,5 @@
 """The simulated cloud's state: projects, tokens, servers, volumes, snapshots, zones, quotas,
-latencies and injected faults. Pure Python data; the HTTP layer (cloudsim.py) renders it.
+latencies and injected faults. Pure Python data; the service modules (nova.py, cinder.py, ...) render it.
 
 Everything here is written from the OpenStack API references, independently of the C++
 client: the two must not agree on a mistake.
@@ -9,7 +9,6 @@ import hashlib
 import random
 import secrets
 import threading
-import time
 import uuid
 
 PROFILES = {

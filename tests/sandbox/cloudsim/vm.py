@@ -15,12 +15,10 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
-sys.path.insert(0, os.path.join(REPO, "tests", "sandbox"))
-import pgctl  # noqa: E402  (the project's PostgreSQL conventions: user, sockets, binaries)
+import pgctl  # the project's PostgreSQL conventions: user, sockets, binaries (tests/sandbox)
 
 FIRSTBOOT = os.path.join(REPO, "ansible", "roles", "pg_replica", "files", "replica-first-boot.sh")
 

@@ -40,7 +40,6 @@ import hmac
 import json
 import os
 import re
-import signal
 import socket
 import subprocess
 import sys
@@ -48,19 +47,23 @@ import tempfile
 import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import unquote
+
+if __package__ in (None, ""):  # run as a script: the import root is tests/sandbox
+    sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+import httpbase  # noqa: E402
 
 MAX_OPEN_TRANSACTIONS = 20
 API_VERSION_STRING = {"v2": "v2.9.0 double", "v3": "v3.3.0 double"}
 
 
-class ApiError(Exception):
+class ApiError(httpbase.HttpError):
+    """The API's error answer: {"code": N, "message": "..."}."""
+
     def __init__(self, code, message, headers=None):
-        super().__init__(message)
+        super().__init__(code, {"code": code, "message": message}, headers)
         self.code = code
         self.message = message
-        self.headers = headers or {}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -647,202 +650,190 @@ def int_param(params, name):
     return int(v)
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class DataPlaneDouble(httpbase.App):
+    """The API over `state`: Basic auth on every path, routes by method and path (the API's
+    version prefix included), error bodies {"code": N, "message": "..."}."""
+
+    methods = ("GET", "POST", "PUT", "DELETE")
     server_version = "dataplaneapi-double"
 
-    def log_message(self, fmt, *args):  # quiet; the capture file has everything
-        pass
+    def __init__(self, state, user, password, capture_path):
+        self.state = state
+        self.user = user
+        self.password = password
+        self.capture_lock = threading.Lock()
+        self.capture_file = open(capture_path, "a") if capture_path else None
+        self.router = httpbase.Router()
+        v = "/" + state.api
+        add = self.router.add
+        add("*", r"/_control", lambda req: self.control(req.method, req.body_text))
+        add("GET", rf"{v}/info", self.info)
+        add("GET", rf"{v}/services/haproxy/configuration/version", self.config_version)
+        if state.api == "v2":
+            # Configuration servers: v2 names the backend in the query, v3 in the path.
+            add("*", rf"{v}/services/haproxy/configuration/servers(?:/(?P<name>[^/]+))?",
+                self.config_servers_v2)
+            add("*", rf"{v}/services/haproxy/runtime/servers(?:/(?P<name>[^/]+))?",
+                self.runtime_servers_v2)
+        else:
+            add("*", rf"{v}/services/haproxy/configuration/backends/(?P<backend>[^/]+)/servers"
+                r"(?:/(?P<name>[^/]+))?", self.config_servers_v3)
+            add("*", rf"{v}/services/haproxy/runtime/backends/(?P<backend>[^/]+)/servers"
+                r"(?:/(?P<name>[^/]+))?", self.runtime_servers_v3)
+        add("GET", rf"{v}/services/haproxy/stats/native", self.stats)
+        add("GET", rf"{v}/services/haproxy/transactions", self.list_transactions)
+        add("POST", rf"{v}/services/haproxy/transactions", self.start_transaction)
+        add("GET", rf"{v}/services/haproxy/transactions/(?P<tid>[^/]+)", self.get_transaction)
+        add("DELETE", rf"{v}/services/haproxy/transactions/(?P<tid>[^/]+)", self.delete_transaction)
+        add("PUT", rf"{v}/services/haproxy/transactions/(?P<tid>[^/]+)", self.commit_transaction)
+        add("GET", rf"{v}/services/haproxy/reloads", self.list_reloads)
+        add("GET", rf"{v}/services/haproxy/reloads/(?P<rid>[^/]+)", self.get_reload)
 
-    def _send(self, code, body=None, headers=None):
-        payload = b"" if body is None else (json.dumps(body) + "\n").encode()
-        self.send_response(code)
-        for k, v in (headers or {}).items():
-            self.send_header(k, v)
-        if body is not None:
-            self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-        self.server.capture(self, code, headers or {}, body)
+    # ------------------------------------------------------------------ plumbing
+    def make_request(self, handler, method):
+        req = httpbase.Request(handler, method)
+        req.req_path = unquote(req.path)
+        req.req_query = req.args()
+        req.body_text = req.raw.decode(errors="replace")
+        return req
 
-    def _error(self, code, message, headers=None):
-        self._send(code, {"code": code, "message": message}, headers)
+    def encode(self, payload):
+        return b"" if payload is None else (json.dumps(payload) + "\n").encode()
 
-    def _auth_ok(self):
-        header = self.headers.get("Authorization", "")
+    def internal_error(self, req, exc):
+        if isinstance(exc, (OSError, RuntimeError)):
+            return 500, {"code": 500, "message": f"runtime API: {exc}"}, {}
+        raise exc
+
+    def answered(self, req, status, headers, payload):
+        if self.capture_file is None:
+            return
+        record = {"api": self.state.api, "method": req.method, "path": req.req_path,
+                  "query": req.req_query, "request_body": req.body_text,
+                  "user_agent": req.headers.get("User-Agent", ""),
+                  "status": status, "response_headers": headers, "response_body": payload}
+        with self.capture_lock:
+            self.capture_file.write(json.dumps(record) + "\n")
+            self.capture_file.flush()
+
+    def auth_ok(self, req):
+        header = req.headers.get("Authorization", "")
         if not header.startswith("Basic "):
             return False
         try:
             user, _, password = base64.b64decode(header[6:]).decode().partition(":")
         except (ValueError, UnicodeDecodeError):
             return False
-        return (hmac.compare_digest(user, self.server.user) and
-                hmac.compare_digest(password, self.server.password))
+        return (hmac.compare_digest(user, self.user) and
+                hmac.compare_digest(password, self.password))
 
-    def _handle(self, method):
-        parts = urlsplit(self.path)
-        self.req_path = unquote(parts.path)
-        self.req_query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
-        length = int(self.headers.get("Content-Length") or 0)
-        self.req_body = self.rfile.read(length).decode(errors="replace") if length else ""
-        self.req_method = method
+    def handle(self, req):
+        if not self.auth_ok(req):
+            raise ApiError(401, "invalid username/password", {"WWW-Authenticate": 'Basic realm="API"'})
+        path = req.req_path
+        route, _ = self.router.match(req.method, path)
+        if route is None:  # 404 either way, as the API answers
+            if not path.startswith("/" + self.state.api + "/") or req.method == "GET":
+                raise ApiError(404, f"path {path} was not found")
+            raise ApiError(404, f"method {req.method} is not allowed on {path}")
+        params = route[1].fullmatch(path).groupdict()
+        return route[2](req, **params)
+
+    @staticmethod
+    def body_json(req):
         try:
-            if not self._auth_ok():
-                raise ApiError(401, "invalid username/password",
-                               {"WWW-Authenticate": 'Basic realm="API"'})
-            code, body, headers = self.server.route(method, self.req_path, self.req_query,
-                                                    self.req_body)
-            self._send(code, body, headers)
-        except ApiError as e:
-            self._error(e.code, e.message, e.headers)
-        except (OSError, RuntimeError) as e:
-            self._error(500, f"runtime API: {e}")
+            return json.loads(req.body_text)
+        except ValueError as e:
+            raise ApiError(400, f"parsing request body failed: {e}")
 
-    def do_GET(self):
-        self._handle("GET")
+    # ------------------------------------------------------------------ endpoints
+    def info(self, req):
+        return 200, {"api": {"version": API_VERSION_STRING[self.state.api],
+                             "build_date": "2024-01-01T00:00:00.000Z"},
+                     "system": {"hostname": socket.gethostname(),
+                                "time": int(time.time() * 1000)}}, {}
 
-    def do_POST(self):
-        self._handle("POST")
-
-    def do_PUT(self):
-        self._handle("PUT")
-
-    def do_DELETE(self):
-        self._handle("DELETE")
-
-
-class DoubleServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, addr, state, user, password, capture_path):
-        super().__init__(addr, Handler)
-        self.state = state
-        self.user = user
-        self.password = password
-        self.capture_lock = threading.Lock()
-        self.capture_file = open(capture_path, "a") if capture_path else None
-
-    def capture(self, handler, code, headers, body):
-        if self.capture_file is None:
-            return
-        record = {"api": self.state.api, "method": handler.req_method, "path": handler.req_path,
-                  "query": handler.req_query, "request_body": handler.req_body,
-                  "user_agent": handler.headers.get("User-Agent", ""),
-                  "status": code, "response_headers": headers, "response_body": body}
-        with self.capture_lock:
-            self.capture_file.write(json.dumps(record) + "\n")
-            self.capture_file.flush()
-
-    def route(self, method, path, query, body_text):
+    def config_version(self, req):
         state = self.state
-        if path == "/_control":
-            return self.control(method, body_text)
-        prefix = "/" + state.api
-        if not path.startswith(prefix + "/"):
-            raise ApiError(404, f"path {path} was not found")
-        p = path[len(prefix):]
+        with state.lock:
+            config, _ = state.target({"transaction_id": req.req_query.get("transaction_id")})
+            return 200, config.version, {}
 
-        def body_json():
-            try:
-                return json.loads(body_text)
-            except ValueError as e:
-                raise ApiError(400, f"parsing request body failed: {e}")
+    def config_servers_v2(self, req, name):
+        query = req.req_query
+        backend = query.get("backend") or (query.get("parent_name")
+                                           if query.get("parent_type") == "backend" else None)
+        if not backend:
+            raise ApiError(400, "unspecified parent: parent name and type are required")
+        return self.config_servers(req.method, backend, name, query, lambda: self.body_json(req))
 
-        if p == "/info" and method == "GET":
-            return 200, {"api": {"version": API_VERSION_STRING[state.api],
-                                 "build_date": "2024-01-01T00:00:00.000Z"},
-                         "system": {"hostname": socket.gethostname(),
-                                    "time": int(time.time() * 1000)}}, {}
+    def config_servers_v3(self, req, backend, name):
+        return self.config_servers(req.method, backend, name, req.req_query,
+                                   lambda: self.body_json(req))
 
-        if p == "/services/haproxy/configuration/version" and method == "GET":
-            with state.lock:
-                config, _ = state.target({"transaction_id": query.get("transaction_id")})
-                return 200, config.version, {}
+    def runtime_servers_v2(self, req, name):
+        backend = req.req_query.get("backend")
+        if not backend:
+            raise ApiError(422, "backend in query is required")
+        return self.runtime_servers(req.method, backend, name, lambda: self.body_json(req))
 
-        # Configuration servers: v2 names the backend in the query, v3 in the path.
-        backend = name = None
-        if state.api == "v2":
-            m = re.fullmatch(r"/services/haproxy/configuration/servers(?:/([^/]+))?", p)
-            if m:
-                name = m.group(1)
-                backend = query.get("backend") or (query.get("parent_name")
-                                                   if query.get("parent_type") == "backend" else None)
-                if not backend:
-                    raise ApiError(400, "unspecified parent: parent name and type are required")
-        else:
-            m = re.fullmatch(r"/services/haproxy/configuration/backends/([^/]+)/servers(?:/([^/]+))?",
-                             p)
-            if m:
-                backend, name = m.group(1), m.group(2)
-        if m:
-            return self.config_servers(method, backend, name, query, body_json)
+    def runtime_servers_v3(self, req, backend, name):
+        return self.runtime_servers(req.method, backend, name, lambda: self.body_json(req))
 
-        if state.api == "v2":
-            m = re.fullmatch(r"/services/haproxy/runtime/servers(?:/([^/]+))?", p)
-            if m:
-                name, backend = m.group(1), query.get("backend")
-                if not backend:
-                    raise ApiError(422, "backend in query is required")
-        else:
-            m = re.fullmatch(r"/services/haproxy/runtime/backends/([^/]+)/servers(?:/([^/]+))?", p)
-            if m:
-                backend, name = m.group(1), m.group(2)
-        if m:
-            return self.runtime_servers(method, backend, name, body_json)
+    def stats(self, req):
+        query = req.req_query
+        t = query.get("type")
+        if t is not None and t not in ("frontend", "backend", "server"):
+            raise ApiError(422, f"type in query should be one of [frontend backend server]")
+        return 200, native_stats(self.state, t, query.get("name"), query.get("parent")), {}
 
-        if p == "/services/haproxy/stats/native" and method == "GET":
-            t = query.get("type")
-            if t is not None and t not in ("frontend", "backend", "server"):
-                raise ApiError(422, f"type in query should be one of [frontend backend server]")
-            return 200, native_stats(state, t, query.get("name"), query.get("parent")), {}
+    def list_transactions(self, req):
+        state = self.state
+        status = req.req_query.get("status")
+        with state.lock:
+            ts = [transaction_view(t) for t in state.transactions.values()
+                  if status is None or t["status"] == status]
+        return 200, ts, {}
 
-        if p == "/services/haproxy/transactions":
-            if method == "GET":
-                status = query.get("status")
-                with state.lock:
-                    ts = [transaction_view(t) for t in state.transactions.values()
-                          if status is None or t["status"] == status]
-                return 200, ts, {}
-            if method == "POST":
-                version = int_param(query, "version")
-                if version is None:
-                    raise ApiError(422, "version in query is required")
-                t = state.start_transaction(version)
-                return 201, transaction_view(t), {"Configuration-Version": str(version)}
-        m = re.fullmatch(r"/services/haproxy/transactions/([^/]+)", p)
-        if m:
-            tid = m.group(1)
-            if method == "GET":
-                with state.lock:
-                    t = state.transactions.get(tid)
-                    if t is None:
-                        raise ApiError(404, f"transaction does not exist: transaction {tid} does "
-                                            "not exist")
-                    return 200, transaction_view(t), {}
-            if method == "DELETE":
-                state.delete_transaction(tid)
-                return 204, None, {}
-            if method == "PUT":
-                force = bool_param(query, "force_reload")
-                t, rid = state.commit_transaction(tid, {"force_reload": force})
-                view = transaction_view(t)
-                if rid is None:
-                    return 200, view, {}
-                return 202, view, {"Reload-ID": rid}
+    def start_transaction(self, req):
+        version = int_param(req.req_query, "version")
+        if version is None:
+            raise ApiError(422, "version in query is required")
+        t = self.state.start_transaction(version)
+        return 201, transaction_view(t), {"Configuration-Version": str(version)}
 
-        if p == "/services/haproxy/reloads" and method == "GET":
-            with state.reloads.cond:
-                return 200, list(state.reloads.records.values()), {}
-        m = re.fullmatch(r"/services/haproxy/reloads/([^/]+)", p)
-        if m and method == "GET":
-            with state.reloads.cond:
-                r = state.reloads.records.get(m.group(1))
-                if r is None:
-                    raise ApiError(404, f"missing object: reload {m.group(1)} does not exist")
-                return 200, dict(r), {}
-        raise ApiError(404, f"path {path} was not found" if method == "GET" else
-                       f"method {method} is not allowed on {path}")
+    def get_transaction(self, req, tid):
+        state = self.state
+        with state.lock:
+            t = state.transactions.get(tid)
+            if t is None:
+                raise ApiError(404, f"transaction does not exist: transaction {tid} does not exist")
+            return 200, transaction_view(t), {}
+
+    def delete_transaction(self, req, tid):
+        self.state.delete_transaction(tid)
+        return 204, None, {}
+
+    def commit_transaction(self, req, tid):
+        force = bool_param(req.req_query, "force_reload")
+        t, rid = self.state.commit_transaction(tid, {"force_reload": force})
+        view = transaction_view(t)
+        if rid is None:
+            return 200, view, {}
+        return 202, view, {"Reload-ID": rid}
+
+    def list_reloads(self, req):
+        reloads = self.state.reloads
+        with reloads.cond:
+            return 200, list(reloads.records.values()), {}
+
+    def get_reload(self, req, rid):
+        reloads = self.state.reloads
+        with reloads.cond:
+            r = reloads.records.get(rid)
+            if r is None:
+                raise ApiError(404, f"missing object: reload {rid} does not exist")
+            return 200, dict(r), {}
 
     def config_servers(self, method, backend, name, query, body_json):
         state = self.state
@@ -970,16 +961,12 @@ def main():
 
     state = State(args)
     state.haproxy.start()
-    server = DoubleServer((host, int(port)), state, args.user, password, args.capture)
-
-    def stop(signum, frame):
-        threading.Thread(target=server.shutdown, daemon=True).start()
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
     try:
+        server = httpbase.make_server(DataPlaneDouble(state, args.user, password, args.capture),
+                                      host, int(port))
         print(f"dataplane_double: {args.api} on http://{args.listen}, haproxy pid "
               f"{state.haproxy.proc.pid}", flush=True)
-        server.serve_forever(poll_interval=0.1)
+        httpbase.serve_until_signalled(server, poll_interval=0.1)
     finally:
         state.haproxy.stop()
 

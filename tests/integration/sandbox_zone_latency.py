@@ -1,0 +1,175 @@
+#!/usr/bin/python3
+"""The sandbox's per-zone latency to the primary is real: with `--zone-latency az2=40`, a server
+the cloud simulator boots in az2 streams WAL from the primary through the zone's relay, and a
+round trip through that relay takes 40 ms more than a direct one.
+
+Steps: a sandbox without the service (PostgreSQL, the simulator with zones az1/az2 and az2 at
+LATENCY_MS, HAProxy, VictoriaMetrics); through the OpenStack API, a snapshot of the donor's
+volume, a volume from it in az2 and a server booting it with the primary in user_data (what the
+service does); then the replica's walreceiver must be connected to the relay the simulator
+reports, and the median of 10 `SELECT 1` round trips over libpq (psycopg2) through the relay minus
+the median direct to the primary must be within +-40% of LATENCY_MS.
+
+  /usr/bin/python3 tests/integration/sandbox_zone_latency.py [--keep]
+Registered with ctest (label integration); needs no service binary. Bounded by SIGALRM.
+"""
+import argparse
+import base64
+import json
+import os
+import shutil
+import signal
+import statistics
+import sys
+import tempfile
+import time
+import traceback
+import urllib.error
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from e2e_common import CheckFailed, check, eventually, free_octet, log  # noqa: E402
+from sandbox import PG_PORT, Sandbox  # noqa: E402
+
+import psycopg2  # noqa: E402  (Debian's python3-psycopg2: libpq)
+
+ZONE, LATENCY_MS = "az2", 40.0
+BUDGET = 240
+
+
+def request(method, url, body=None, headers=None):
+    """(status, response headers, parsed JSON body or None)."""
+    req = urllib.request.Request(url, data=None if body is None else json.dumps(body).encode(),
+                                 headers=dict({"Content-Type": "application/json"}, **(headers or {})),
+                                 method=method)
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            status, hdrs, raw = r.status, r.headers, r.read()
+    except urllib.error.HTTPError as e:
+        status, hdrs, raw = e.code, e.headers, e.read()
+    return status, hdrs, (json.loads(raw) if raw else None)
+
+
+def openstack(sb):
+    """call(method, path, body) against the simulator with a project-scoped Keystone token;
+    "{project}" in a path is the project id."""
+    state = sb.cloud_state()
+    with open(sb.path("service", "secrets", "cloud-password")) as f:
+        password = f.read().strip()
+    status, headers, _ = request("POST", state["auth_url"] + "/auth/tokens", {"auth": {
+        "identity": {"methods": ["password"], "password": {"user": {
+            "name": state["user"]["name"], "domain": {"id": "default"}, "password": password}}},
+        "scope": {"project": {"id": state["project"]["id"]}}}})
+    check(status == 201, "a project-scoped token from the simulator's Keystone")
+    token = headers["X-Subject-Token"]
+
+    def call(method, path, body=None):
+        url = sb.state["cloud_url"] + path.replace("{project}", state["project"]["id"])
+        status, _, out = request(method, url, body, {"X-Auth-Token": token})
+        if status >= 300:
+            raise CheckFailed(f"{method} {path}: {status} {out}")
+        return out
+    return call
+
+
+def round_trips(host, port, n=10):
+    """Milliseconds of n `SELECT 1` on one connection (after one warm-up)."""
+    conn = psycopg2.connect(host=host, port=port, user="postgres", dbname="postgres", connect_timeout=5)
+    try:
+        conn.autocommit = True
+        cur = conn.cursor()
+        cur.execute("SELECT 1")
+        out = []
+        for _ in range(n):
+            t0 = time.perf_counter()
+            cur.execute("SELECT 1")
+            cur.fetchone()
+            out.append((time.perf_counter() - t0) * 1000.0)
+        return out
+    finally:
+        conn.close()
+
+
+def body(sb):
+    call = openstack(sb)
+    snap = call("POST", "/volume/v3/{project}/snapshots", {"snapshot": {
+        "volume_id": sb.state["donor_volume_id"], "name": "zl-golden", "force": True}})["snapshot"]
+    eventually("snapshot available", lambda: call(
+        "GET", f"/volume/v3/{{project}}/snapshots/{snap['id']}")["snapshot"]["status"] == "available", 60)
+    vol = call("POST", "/volume/v3/{project}/volumes", {"volume": {
+        "snapshot_id": snap["id"], "name": "zl-replica-data", "availability_zone": ZONE}})["volume"]
+    eventually("volume available", lambda: call(
+        "GET", f"/volume/v3/{{project}}/volumes/{vol['id']}")["volume"]["status"] == "available", 60)
+    user_data = {"cluster": "orders", "primary_host": sb.primary_host, "primary_port": PG_PORT,
+                 "replication_user": "replicator", "application_name": "zl-replica"}
+    server = call("POST", "/compute/v2.1/servers", {"server": {
+        "name": "zl-replica", "flavorRef": "pg.replica", "availability_zone": ZONE,
+        "block_device_mapping_v2": [{"boot_index": 0, "uuid": vol["id"], "source_type": "volume",
+                                     "destination_type": "volume", "delete_on_termination": True}],
+        "user_data": base64.b64encode(json.dumps(user_data).encode()).decode()}})["server"]
+
+    def booted():
+        s = [x for x in sb.cloud_state()["servers"] if x["id"] == server["id"]]
+        return s and s[0].get("boot_ok") and s[0]
+    s = eventually("server booted (first boot ok)", booted, 90)
+    replica = s["address"]
+    relays = [r for r in sb.cloud_state()["relays"] if r["zone"] == ZONE]
+    check(len(relays) == 1 and relays[0]["primary"] == f"{sb.primary_host}:{PG_PORT}",
+          f"the simulator runs one relay for {ZONE} to the primary: {relays}")
+    relay_host, relay_port = relays[0]["relay"].rsplit(":", 1)
+    sender = eventually("the replica streams", lambda: sb.sql(
+        replica, "SELECT sender_host || ':' || sender_port FROM pg_stat_wal_receiver "
+                 "WHERE status = 'streaming'"), 60)
+    check(sender == relays[0]["relay"], f"the replica's walreceiver reaches the primary through the relay ({sender})")
+    lsn = sb.sql(sb.primary_host, "SELECT pg_current_wal_lsn()")
+    eventually("the replica replays WAL written after it started", lambda: sb.sql(
+        replica, f"SELECT pg_last_wal_replay_lsn() >= '{lsn}'") == "t", 30)
+
+    direct = round_trips(sb.primary_host, PG_PORT)
+    relayed = round_trips(relay_host, int(relay_port))
+    added = statistics.median(relayed) - statistics.median(direct)
+    log(f"SELECT 1 medians: direct {statistics.median(direct):.2f} ms, through the {ZONE} relay "
+        f"{statistics.median(relayed):.2f} ms: +{added:.2f} ms (configured {LATENCY_MS:g} ms)")
+    check(abs(added - LATENCY_MS) <= 0.4 * LATENCY_MS,
+          f"the relay adds {added:.1f} ms, within 40% of {LATENCY_MS:g} ms")
+    others = [r for r in sb.cloud_state()["relays"] if r["zone"] != ZONE]
+    check(not others, "zones without a latency have no relay")
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--keep", action="store_true", help="keep the sandbox folder")
+    args = p.parse_args()
+
+    def on_alarm(signum, frame):
+        raise CheckFailed(f"over its budget of {BUDGET} s")
+    signal.signal(signal.SIGALRM, on_alarm)
+    signal.alarm(BUDGET)
+    root = tempfile.mkdtemp(prefix="ra-zone-latency-")
+    os.chmod(root, 0o755)
+    sb = Sandbox(root, octet=free_octet(os.getpid()), start_service=False, log=log,
+                 zone_latency={ZONE: LATENCY_MS})
+    ok = False
+    t0 = time.monotonic()
+    try:
+        with sb:
+            body(sb)
+        ok = True
+    except Exception as e:  # noqa: BLE001
+        print(f"\nsandbox_zone_latency: FAILED: {e}", flush=True)
+        if not isinstance(e, CheckFailed):
+            traceback.print_exc()
+    finally:
+        signal.alarm(0)
+        if sb.state.get("groups"):
+            sb.down()
+        if ok and not args.keep:
+            shutil.rmtree(root, ignore_errors=True)
+        elif not ok:
+            print(f"sandbox_zone_latency: the sandbox's files are in {root}", flush=True)
+    log(f"sandbox_zone_latency: {'passed' if ok else 'FAILED'} in {time.monotonic() - t0:.0f} s")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The cloud simulator as a package: see app.py."""
