@@ -428,8 +428,8 @@ Controller::ObserveResult Controller::Observe(ClusterState& state, TimePoint now
     }
   }
   const std::regex ours(pattern);
-  if (auto servers = deps.lb->ListServers(); servers) {
-    for (haproxy::LbServer& server : *servers) {
+  if (auto servers = deps.lb->ListMembers(); servers) {
+    for (lb::Member& server : *servers) {
       auto it = replicas.find(server.name);
       if (it == replicas.end() && !std::regex_match(server.name, ours)) {
         observed.foreign_lb_servers.push_back(server.name);

@@ -19,7 +19,7 @@
 #include "autoscaler/service.h"
 #include "autoscaler/service_metrics.h"
 #include "core/clock.h"
-#include "haproxy_dataplane/load_balancer.h"
+#include "lb/load_balancer.h"
 #include "openstack/cloud_provider.h"
 #include "policies/engine.h"
 #include "policies/metrics_source.h"
@@ -33,7 +33,7 @@ namespace ra::autoscaler {
 struct ClusterDeps {
   const config::Cluster* cluster = nullptr;
   openstack::CloudProvider* cloud = nullptr;
-  haproxy::LoadBalancer* lb = nullptr;
+  lb::LoadBalancer* lb = nullptr;
   ReplicaProbe* probe = nullptr;
   PrimaryLocator* primary = nullptr;
   DnsHooks dns{};                              ///< not enabled when the cluster has no dns

@@ -290,11 +290,11 @@ void DeriveLeaving(Item& item, Context& ctx) {
     return;
   }
   if (item.in_lb) {
-    const haproxy::LbServer& lb = *item.obs->lb;
+    const lb::Member& lb = *item.obs->lb;
     if (!mem.drain_started) mem.drain_started = ctx.now;
     const Duration drained_for = Elapsed(*mem.drain_started, ctx.now);
     item.drain_timed_out = drained_for >= t.drain;
-    if (lb.admin_state == haproxy::AdminState::kReady) {
+    if (lb.admin == lb::AdminState::kReady) {
       item.phase = Phase::kDraining;
       item.detail = fmt::format("leaving; {} sessions, to be drained", lb.sessions);
     } else if (lb.sessions > 0 && !item.drain_timed_out) {
@@ -412,9 +412,9 @@ void DeriveUp(Item& item, Context& ctx) {
   const bool server_active = server->status == "ACTIVE";
   const Gate& gate = item.gate;
   if (item.in_lb) {
-    const haproxy::LbServer& lb = *obs.lb;
+    const lb::Member& lb = *obs.lb;
     item.sessions = lb.sessions;
-    if (lb.Serving()) {
+    if (lb.serving) {
       if (gate.lag_problem) {
         item.phase = Phase::kLagging;
         item.unhealthy = true;
@@ -428,7 +428,7 @@ void DeriveUp(Item& item, Context& ctx) {
       }
       return;
     }
-    if (item.first_sight && lb.admin_state == haproxy::AdminState::kDrain) {
+    if (item.first_sight && lb.admin == lb::AdminState::kDraining) {
       // After a restart: only a scale-in (or a failed admission) leaves a server in drain. Going
       // is the safe reading; a healthy one is re-admitted first if the count needs it. Maint is
       // not read that way: it is how a lagging replica is ejected, and a probe that fails just
@@ -438,7 +438,7 @@ void DeriveUp(Item& item, Context& ctx) {
       DeriveLeaving(item, ctx);
       return;
     }
-    if (lb.admin_state == haproxy::AdminState::kMaint) {
+    if (lb.admin == lb::AdminState::kMaint) {
       if (gate.caught_up && server_active) {
         item.phase = Phase::kAdmitting;
         item.detail = "caught up again (" + gate.why + "): to be re-admitted";
@@ -465,15 +465,14 @@ void DeriveUp(Item& item, Context& ctx) {
       }
       return;
     }
-    if (gate.lag_problem && lb.admin_state == haproxy::AdminState::kReady) {
+    if (gate.lag_problem && lb.admin == lb::AdminState::kReady) {
       item.phase = Phase::kLagging;
       item.unhealthy = true;
       item.detail = gate.why + ": to maint";
       return;
     }
     item.phase = Phase::kAdmitting;
-    item.unhealthy =
-        !gate.reachable || !server_active || lb.status.health == haproxy::Health::kDown;
+    item.unhealthy = !gate.reachable || !server_active || lb.health == lb::Health::kDown;
     if (!gate.reachable) {
       // A replica whose PostgreSQL died stays listed (HAProxy marks it DOWN) and would count as
       // capacity forever: it gets the budget of a starting one.
@@ -488,9 +487,7 @@ void DeriveUp(Item& item, Context& ctx) {
       }
     }
     item.detail =
-        fmt::format("in HAProxy ({}, {}{}), not serving yet", haproxy::ToString(lb.admin_state),
-                    lb.status.raw.empty() ? std::string("no status") : lb.status.raw,
-                    lb.check.code.empty() ? std::string() : ", check " + lb.check.code);
+        fmt::format("in HAProxy ({}, {}), not serving yet", lb::ToString(lb.admin), lb.detail);
     return;
   }
 
@@ -571,7 +568,7 @@ void Derive(Item& item, Context& ctx) {
 
   if (item.foreign) {
     // Shown, never judged: no failure, no leaving mark, no timer.
-    item.phase = obs.lb && obs.lb->Serving() ? Phase::kServing : Phase::kAdmitting;
+    item.phase = obs.lb && obs.lb->serving ? Phase::kServing : Phase::kAdmitting;
     item.detail = "not managed by this service (the donor, or not ours)";
     return;
   }
@@ -588,7 +585,7 @@ void Derive(Item& item, Context& ctx) {
   if (!ctx.cloud_known) {
     // Without the cloud nothing can be told or timed: hold what was remembered.
     if (item.first_sight) {
-      item.phase = obs.lb && obs.lb->Serving() ? Phase::kServing : Phase::kAdmitting;
+      item.phase = obs.lb && obs.lb->serving ? Phase::kServing : Phase::kAdmitting;
     } else {
       item.phase = item.previous;
     }
@@ -657,8 +654,8 @@ void PlanReplica(Item& item, Context& ctx) {
 
   if (item.phase == Phase::kFailed) {
     if (ctx.lb_known && item.in_lb) {
-      const haproxy::LbServer& lb = *obs->lb;
-      if (lb.admin_state == haproxy::AdminState::kReady) {
+      const lb::Member& lb = *obs->lb;
+      if (lb.admin == lb::AdminState::kReady) {
         Add(plan, Action{.kind = ActionKind::kMaint,
                          .replica = item.name,
                          .reason = "failed (" + item.mem->failure + "): out of rotation first"});
@@ -677,8 +674,8 @@ void PlanReplica(Item& item, Context& ctx) {
   if (item.mem->leaving) {
     if (!ctx.lb_known) return;
     if (item.in_lb) {
-      const haproxy::LbServer& lb = *obs->lb;
-      if (lb.admin_state == haproxy::AdminState::kReady) {
+      const lb::Member& lb = *obs->lb;
+      if (lb.admin == lb::AdminState::kReady) {
         Add(plan, Action{.kind = ActionKind::kDrain,
                          .replica = item.name,
                          .reason = fmt::format("leaving: drain ({} sessions open)", lb.sessions)});
@@ -717,14 +714,14 @@ void PlanReplica(Item& item, Context& ctx) {
       if (!ctx.lb_known || !item.gate.caught_up || item.address.empty()) return;
       if (!has_server || obs->server->status != "ACTIVE") return;
       // Ready but not UP yet: HAProxy's checks decide now; asking again would change nothing.
-      if (item.in_lb && obs->lb->admin_state == haproxy::AdminState::kReady) return;
+      if (item.in_lb && obs->lb->admin == lb::AdminState::kReady) return;
       Add(plan, Action{.kind = ActionKind::kAdmit,
                        .replica = item.name,
                        .address = item.address,
                        .reason = "caught up: " + item.gate.why});
       return;
     case Phase::kLagging:
-      if (ctx.lb_known && item.in_lb && obs->lb->admin_state == haproxy::AdminState::kReady) {
+      if (ctx.lb_known && item.in_lb && obs->lb->admin == lb::AdminState::kReady) {
         Add(plan,
             Action{.kind = ActionKind::kMaint, .replica = item.name, .reason = item.gate.why});
       }

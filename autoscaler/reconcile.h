@@ -11,7 +11,7 @@
 #include "autoscaler/config.h"
 #include "core/clock.h"
 #include "core/result.h"
-#include "haproxy_dataplane/load_balancer.h"
+#include "lb/load_balancer.h"
 #include "openstack/cloud_provider.h"
 #include "policies/engine.h"
 
@@ -64,8 +64,8 @@ struct ObservedReplica {
   std::string name{};
   std::optional<openstack::ServerFacts> server{};
   std::optional<openstack::VolumeFacts> volume{};
-  std::optional<haproxy::LbServer> lb{};  ///< the backend's server of that name
-  std::optional<ProbeResult> probe{};     ///< absent when not probed (no ACTIVE server, address)
+  std::optional<lb::Member> lb{};      ///< the backend's member of that name
+  std::optional<ProbeResult> probe{};  ///< absent when not probed (no ACTIVE server, address)
 };
 
 /// Everything the loop saw of one cluster in one cycle. A source that could not be read is an
@@ -73,7 +73,7 @@ struct ObservedReplica {
 struct Observed {
   std::vector<ObservedReplica> replicas{};  ///< the service's own (tagged) replicas only
   std::optional<Error> cloud_error{};       ///< ListReplicas failed
-  std::optional<Error> lb_error{};          ///< ListServers failed
+  std::optional<Error> lb_error{};          ///< ListMembers failed
   /// Servers of the backend that are not ours (the donor, hand-made ones): never touched.
   std::vector<std::string> foreign_lb_servers{};
   std::vector<openstack::SnapshotFacts> snapshots{};  ///< golden snapshots, oldest first
@@ -145,7 +145,7 @@ void RecordZoneSuccess(ClusterMemory& memory, const std::string& zone, const std
 enum class ActionKind {
   kCreateVolume,    ///< CloudProvider::CreateReplicaVolume(replica, zone, snapshot_id)
   kCreateServer,    ///< CloudProvider::CreateReplicaServer(replica, volume_id, zone)
-  kAdmit,           ///< LoadBalancer::EnsureServer(replica, address): add, or re-admit from maint
+  kAdmit,           ///< LoadBalancer::EnsureMember(replica, address): add, or re-admit from maint
   kMaint,           ///< LoadBalancer::Maint(replica): lag above the threshold
   kDrain,           ///< LoadBalancer::Drain(replica): chosen to leave
   kRemoveFromLb,    ///< LoadBalancer::Remove(replica, force ? kEvenWithSessions : kWhenIdle)
