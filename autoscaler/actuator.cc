@@ -26,18 +26,6 @@ Result<void> Need(bool present, std::string_view what) {
   return Fail(ErrorKind::kInternal, fmt::format("the actuator was given no {}", what));
 }
 
-std::string_view ToString(haproxy::RemoveOutcome::Status status) {
-  switch (status) {
-    case haproxy::RemoveOutcome::Status::kRemoved:
-      return "removed";
-    case haproxy::RemoveOutcome::Status::kAbsent:
-      return "absent";
-    case haproxy::RemoveOutcome::Status::kStillHasConnections:
-      return "still_has_connections";
-  }
-  return "unknown";
-}
-
 }  // namespace
 
 std::string ReplicaUserData(const config::Cluster& cluster, const std::string& replica,
@@ -118,7 +106,7 @@ Result<std::string> PerformAction(const ActionContext& context, const Action& ac
     }
     case ActionKind::kAdmit: {
       if (auto ok = Need(context.lb, "load balancer"); !ok) return Fail(ok.error());
-      auto admitted = context.lb->EnsureServer(
+      auto admitted = context.lb->EnsureMember(
           {action.replica, action.address, cluster.load_balancer.server_port});
       if (!admitted) return Fail(admitted.error());
       return fmt::format("{}:{} ready", action.address, cluster.load_balancer.server_port);
@@ -136,17 +124,17 @@ Result<std::string> PerformAction(const ActionContext& context, const Action& ac
     case ActionKind::kRemoveFromLb: {
       if (auto ok = Need(context.lb, "load balancer"); !ok) return Fail(ok.error());
       auto outcome =
-          context.lb->Remove(action.replica, action.force ? haproxy::RemoveMode::kEvenWithSessions
-                                                          : haproxy::RemoveMode::kWhenIdle);
+          context.lb->Remove(action.replica, action.force ? lb::RemoveMode::kEvenWithSessions
+                                                          : lb::RemoveMode::kWhenIdle);
       if (!outcome) return Fail(outcome.error());
-      if (outcome->status == haproxy::RemoveOutcome::Status::kStillHasConnections) {
+      if (outcome->status == lb::RemoveOutcome::Status::kStillHasConnections) {
         // Traffic must leave before the server goes: stop this replica's chain here.
         return Fail(ErrorKind::kConflict,
                     fmt::format("{} still has {} session(s); it stays in HAProxy until they end "
                                 "or the drain timeout passes",
                                 action.replica, outcome->sessions));
       }
-      return fmt::format("{} ({} session(s))", ToString(outcome->status), outcome->sessions);
+      return fmt::format("{} ({} session(s))", lb::ToString(outcome->status), outcome->sessions);
     }
     case ActionKind::kEnsureDns: {
       if (!context.dns.enabled()) return Fail(ErrorKind::kConfig, "DNS is not configured");

@@ -17,7 +17,7 @@
 #include "autoscaler/reconcile.h"
 #include "core/clock.h"
 #include "core/result.h"
-#include "haproxy_dataplane/load_balancer.h"
+#include "lb/load_balancer.h"
 #include "openstack/cloud_provider.h"
 
 /// Performs the plan's actions away from the control loop, so a cycle never waits for the cloud
@@ -44,7 +44,7 @@ struct DnsHooks {
 struct ActionContext {
   const config::Cluster* cluster = nullptr;
   openstack::CloudProvider* cloud = nullptr;
-  haproxy::LoadBalancer* lb = nullptr;
+  lb::LoadBalancer* lb = nullptr;
   DnsHooks dns{};              ///< not enabled: DNS actions fail with kConfig
   TemplateIds ids{};           ///< for kCreateVolume / kCreateServer
   std::string primary_host{};  ///< written into user_data for the first boot

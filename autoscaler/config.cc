@@ -500,14 +500,18 @@ std::optional<CloudAuth> Parser::ParseCloudAuth(const Located& at) {
 void Parser::ParseLoadBalancers(const Located& at) {
   for (auto& [name, loc] : NamedEntries(ctx_, at)) {
     lb_names_.push_back(name);
-    MapReader m(ctx_, loc,
-                {"url", "api_version", "username", "password", "verify_tls", "ca_bundle",
-                 "timeouts", "version_conflict_retries", "transient_retries", "reload_timeout"},
-                {"password"});
+    MapReader m(
+        ctx_, loc,
+        {"url", "api_version", "username", "password", "verify_tls", "ca_bundle", "timeouts",
+         "version_conflict_retries", "transient_retries", "reload_timeout", "type"},
+        {"password"});
     if (!m.ok()) continue;
     const size_t before = ctx_.count();
     LoadBalancer lb;
     lb.name = name;
+    // Absent means haproxy_dataplane, so configurations written before `type` stay valid.
+    m.Enum<LoadBalancerType>("type", &lb.type,
+                             {{"haproxy_dataplane", LoadBalancerType::kHaproxyDataplane}});
     if (m.Url("url", &lb.url, true)) {
       for (const char* suffix : {"/v2", "/v3", "/v2/", "/v3/"}) {
         if (lb.url.ends_with(suffix)) {
@@ -1732,6 +1736,14 @@ std::string Summarize(const Config& config) {
 
 std::string_view ToString(TokenRole role) {
   return role == TokenRole::kAdmin ? "admin" : "read-only";
+}
+
+std::string_view ToString(LoadBalancerType type) {
+  switch (type) {
+    case LoadBalancerType::kHaproxyDataplane:
+      return "haproxy_dataplane";
+  }
+  return "haproxy_dataplane";
 }
 
 std::string_view ToString(DataPlaneApiVersion version) {

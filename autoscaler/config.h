@@ -110,11 +110,18 @@ struct Cloud {
 // ---------------------------------------------------------------------------------------------
 // load balancers, metrics
 
+/// The kind of balancer a load_balancers entry is (`type:`); lb/factory.h builds each.
+enum class LoadBalancerType {
+  kHaproxyDataplane,  ///< HAProxy through its Data Plane API (the default)
+};
+
 enum class DataPlaneApiVersion { kAuto, kV2, kV3 };
 
-/// One HAProxy Data Plane API endpoint.
+/// One load balancer endpoint. Every field below `type` is a field of type haproxy_dataplane,
+/// the only type today.
 struct LoadBalancer {
   std::string name{};
+  LoadBalancerType type = LoadBalancerType::kHaproxyDataplane;
   std::string url{};  ///< scheme://host:port, without /v2 or /v3
   DataPlaneApiVersion api_version = DataPlaneApiVersion::kAuto;
   std::string username{};
@@ -344,6 +351,7 @@ std::string FormatProblem(const ConfigProblem& problem, std::string_view file);
 std::string Summarize(const Config& config);
 
 std::string_view ToString(TokenRole role);
+std::string_view ToString(LoadBalancerType type);  ///< "haproxy_dataplane"
 std::string_view ToString(DataPlaneApiVersion version);
 
 }  // namespace ra::config

@@ -73,7 +73,7 @@ struct ObservedReplica {
 struct Observed {
   std::vector<ObservedReplica> replicas{};  ///< the service's own (tagged) replicas only
   std::optional<Error> cloud_error{};       ///< ListReplicas failed
-  std::optional<Error> lb_error{};          ///< ListServers failed
+  std::optional<Error> lb_error{};          ///< ListMembers failed
   /// Servers of the backend that are not ours (the donor, hand-made ones): never touched.
   std::vector<std::string> foreign_lb_servers{};
   std::vector<openstack::SnapshotFacts> snapshots{};  ///< golden snapshots, oldest first
@@ -167,7 +167,7 @@ void RecordFailure(ClusterMemory& memory, const std::string& replica, const std:
 enum class ActionKind {
   kCreateVolume,    ///< CloudProvider::CreateReplicaVolume(replica, zone, snapshot_id)
   kCreateServer,    ///< CloudProvider::CreateReplicaServer(replica, volume_id, zone)
-  kAdmit,           ///< LoadBalancer::EnsureServer(replica, address): add, or re-admit from maint
+  kAdmit,           ///< LoadBalancer::EnsureMember(replica, address): add, or re-admit from maint
   kMaint,           ///< LoadBalancer::Maint(replica): lag above the threshold
   kDrain,           ///< LoadBalancer::Drain(replica): chosen to leave
   kRemoveFromLb,    ///< LoadBalancer::Remove(replica, force ? kEvenWithSessions : kWhenIdle)

@@ -20,8 +20,7 @@
 #include "core/log.h"
 #include "core/random.h"
 #include "core/sleeper.h"
-#include "haproxy_dataplane/dataplane_client.h"
-#include "haproxy_dataplane/dataplane_load_balancer.h"
+#include "lb/factory.h"
 #include "openstack/cloud_config.h"
 #include "openstack/designate.h"
 #include "openstack/dns_records.h"
@@ -149,18 +148,6 @@ Result<policies::PrometheusSourceOptions> MetricsOptions(const config::MetricsSo
   return options;
 }
 
-haproxy::ApiVersion ToApiVersion(config::DataPlaneApiVersion v) {
-  switch (v) {
-    case config::DataPlaneApiVersion::kV2:
-      return haproxy::ApiVersion::kV2;
-    case config::DataPlaneApiVersion::kV3:
-      return haproxy::ApiVersion::kV3;
-    case config::DataPlaneApiVersion::kAuto:
-      break;
-  }
-  return haproxy::ApiVersion::kAuto;
-}
-
 // Everything the service holds for its lifetime; declaration order is destruction order reversed,
 // so users (controller, API) go before what they use.
 struct Service {
@@ -172,8 +159,7 @@ struct Service {
   std::map<std::string, std::unique_ptr<openstack::Session>> sessions;
   std::map<std::string, std::unique_ptr<openstack::OpenStackCloudProvider>> clouds;
   std::map<std::string, std::unique_ptr<CountingTransport>> lb_transports;
-  std::vector<std::unique_ptr<haproxy::DataPlaneClient>> dataplane_clients;
-  std::vector<std::unique_ptr<haproxy::DataPlaneLoadBalancer>> load_balancers;
+  std::vector<std::unique_ptr<lb::LoadBalancer>> load_balancers;
   std::unique_ptr<CurlHttpTransport> metrics_transport;
   std::unique_ptr<policies::PrometheusSource> metrics_source;
   std::vector<std::unique_ptr<CurlHttpTransport>> patroni_transports;
@@ -233,36 +219,24 @@ Result<void> Build(const config::Config& cfg, Service& s, bool once) {
     }
     d.cloud = cloud->second.get();
 
-    haproxy::DataPlaneOptions dp;
-    dp.url = lb->url;
-    dp.api_version = ToApiVersion(lb->api_version);
-    dp.username = lb->username;
+    Secret lb_password;
     if (lb->password.IsSet()) {
       auto password = config::ResolveSecret(lb->password);
       if (!password) {
         return Fail(ErrorKind::kConfig,
                     fmt::format("load balancer {}: {}", lb->name, password.error().message));
       }
-      dp.password = std::move(*password);
+      lb_password = std::move(*password);
     }
-    dp.backend = c.load_balancer.backend;
-    dp.request_timeout = lb->http.total_timeout;
-    dp.version_conflict_retries = lb->version_conflict_retries;
-    dp.transient_retries = lb->transient_retries;
-    dp.reload_timeout = lb->reload_timeout;
-    if (c.load_balancer.check.enabled) {
-      dp.check_inter_ms = static_cast<int>(c.load_balancer.check.interval.count());
-      dp.check_rise = c.load_balancer.check.rise;
-      dp.check_fall = c.load_balancer.check.fall;
-    }
-    if (auto problems = dp.Validate(); !problems.empty()) {
+    auto balancer = lb::MakeLoadBalancer(*lb, c.load_balancer,
+                                         lb::BackendDeps{.password = std::move(lb_password),
+                                                         .transport = *s.lb_transports.at(lb->name),
+                                                         .clock = s.clock});
+    if (!balancer) {
       return Fail(ErrorKind::kConfig,
-                  fmt::format("cluster {}: load balancer: {}", c.name, problems.front()));
+                  fmt::format("cluster {}: {}", c.name, balancer.error().message));
     }
-    auto client = std::make_unique<haproxy::DataPlaneClient>(dp, *s.lb_transports.at(lb->name),
-                                                             s.clock, s.sleeper);
-    s.load_balancers.push_back(std::make_unique<haproxy::DataPlaneLoadBalancer>(*client));
-    s.dataplane_clients.push_back(std::move(client));
+    s.load_balancers.push_back(std::move(*balancer));
     d.lb = s.load_balancers.back().get();
 
     Secret pg_password;

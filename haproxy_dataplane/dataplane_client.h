@@ -46,7 +46,7 @@ struct DataPlaneOptions {
   /// How long to wait for a reload (202 + Reload-ID) to finish, and how often to ask.
   Duration reload_timeout = std::chrono::seconds(60);
   Duration reload_poll_interval = std::chrono::milliseconds(250);
-  /// How long EnsureServer waits for a new server's first health check, and how often it looks.
+  /// How long EnsureMember waits for a new server's first health check, and how often it looks.
   Duration first_check_timeout = std::chrono::seconds(15);
   Duration first_check_poll_interval = std::chrono::milliseconds(250);
   /// Health-check parameters written on servers the client creates (unset: HAProxy's defaults or

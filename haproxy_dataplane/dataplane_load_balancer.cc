@@ -20,7 +20,7 @@ const T* Find(const std::vector<T>& items, std::string_view name) {
 
 }  // namespace
 
-ServerConfig DataPlaneLoadBalancer::ConfigFor(const ServerSpec& spec) const {
+ServerConfig DataPlaneLoadBalancer::ConfigFor(const lb::MemberSpec& spec) const {
   const DataPlaneOptions& options = client_.options();
   ServerConfig config;
   config.name = spec.name;
@@ -40,7 +40,7 @@ Result<void> DataPlaneLoadBalancer::WaitReload(const WriteOutcome& outcome) {
   return client_.WaitForReload(*outcome.reload_id);
 }
 
-Result<std::vector<LbServer>> DataPlaneLoadBalancer::ListServers() {
+Result<std::vector<ServerView>> DataPlaneLoadBalancer::ListServers() {
   auto config = client_.GetServers();
   if (!config) return Fail(config.error());
   auto runtime = client_.GetRuntimeServers();
@@ -48,36 +48,45 @@ Result<std::vector<LbServer>> DataPlaneLoadBalancer::ListServers() {
   auto stats = client_.GetServerStats();
   if (!stats) return Fail(stats.error());
 
-  std::vector<LbServer> out;
+  std::vector<ServerView> out;
   for (const ServerConfig& server : config->servers) {
-    LbServer lb;
-    lb.name = server.name;
-    lb.address = server.address;
-    lb.port = server.port.value_or(0);
-    lb.admin_state = server.maintenance ? AdminState::kMaint : AdminState::kReady;
+    ServerView view;
+    view.name = server.name;
+    view.address = server.address;
+    view.port = server.port.value_or(0);
+    view.admin_state = server.maintenance ? AdminState::kMaint : AdminState::kReady;
     if (const RuntimeServer* rt = Find(*runtime, server.name)) {
-      lb.loaded = true;
-      lb.admin_state = rt->admin_state;
+      view.loaded = true;
+      view.admin_state = rt->admin_state;
     }
     if (const ServerStats* st = Find(*stats, server.name)) {
       if (auto status = ParseServerStatus(st->status)) {
-        lb.status = std::move(*status);
+        view.status = std::move(*status);
       } else {
         // Keep the server listed; an unknown status counts as unknown health.
-        lb.status.raw = st->status;
+        view.status.raw = st->status;
         log::Warn("HAProxy server status not understood",
                   {{"server", server.name}, {"error", status.error().message}});
       }
-      lb.check = ParseCheckStatus(st->check_status);
-      lb.sessions = st->scur;
-      lb.total_sessions = st->stot;
+      view.check = ParseCheckStatus(st->check_status);
+      view.sessions = st->scur;
+      view.total_sessions = st->stot;
     }
-    out.push_back(std::move(lb));
+    out.push_back(std::move(view));
   }
   return out;
 }
 
-Result<void> DataPlaneLoadBalancer::EnsureServer(const ServerSpec& spec) {
+Result<std::vector<lb::Member>> DataPlaneLoadBalancer::ListMembers() {
+  auto servers = ListServers();
+  if (!servers) return Fail(servers.error());
+  std::vector<lb::Member> out;
+  out.reserve(servers->size());
+  for (const ServerView& server : *servers) out.push_back(ToMember(server));
+  return out;
+}
+
+Result<void> DataPlaneLoadBalancer::EnsureMember(const lb::MemberSpec& spec) {
   if (spec.name.empty() || spec.name.find_first_of(" \t\r\n/<>*;$#&{}\"") != std::string::npos) {
     return Fail(ErrorKind::kBadRequest, "server name '" + spec.name + "' is not valid for HAProxy");
   }
@@ -101,7 +110,7 @@ Result<void> DataPlaneLoadBalancer::EnsureServer(const ServerSpec& spec) {
       auto again = client_.GetServers();
       if (!again) return Fail(again.error());
       if (Find(again->servers, spec.name) == nullptr) return Fail(created.error());
-      return EnsureServer(spec);
+      return EnsureMember(spec);
     }
     if (!created) return Fail(created.error());
     if (auto reloaded = WaitReload(*created); !reloaded) return reloaded;
@@ -172,7 +181,7 @@ Result<void> DataPlaneLoadBalancer::Admit(const std::string& name) {
     if (client_.clock().Now() >= deadline) {
       return Fail(ErrorKind::kTimeout,
                   fmt::format("server {}: no health check completed within {} ms; it stays in "
-                              "drain until EnsureServer is called again",
+                              "drain until EnsureMember is called again",
                               name, options.first_check_timeout.count()));
     }
     client_.SleepFor(options.first_check_poll_interval);
@@ -203,11 +212,12 @@ Result<int64_t> DataPlaneLoadBalancer::SessionCount(std::string_view name) {
               fmt::format("HAProxy has no server {}/{}", client_.options().backend, name));
 }
 
-Result<RemoveOutcome> DataPlaneLoadBalancer::Remove(std::string_view name, RemoveMode mode) {
+Result<lb::RemoveOutcome> DataPlaneLoadBalancer::Remove(std::string_view name,
+                                                        lb::RemoveMode mode) {
   auto servers = client_.GetServers();
   if (!servers) return Fail(servers.error());
   if (Find(servers->servers, name) == nullptr) {
-    return RemoveOutcome{RemoveOutcome::Status::kAbsent, 0};
+    return lb::RemoveOutcome{lb::RemoveOutcome::Status::kAbsent, 0};
   }
   auto runtime = client_.GetRuntimeServers();
   if (!runtime) return Fail(runtime.error());
@@ -222,17 +232,17 @@ Result<RemoveOutcome> DataPlaneLoadBalancer::Remove(std::string_view name, Remov
     auto count = SessionCount(name);
     if (!count && count.error().kind != ErrorKind::kNotFound) return Fail(count.error());
     sessions = count.value_or(0);
-    if (sessions > 0 && mode == RemoveMode::kWhenIdle) {
-      return RemoveOutcome{RemoveOutcome::Status::kStillHasConnections, sessions};
+    if (sessions > 0 && mode == lb::RemoveMode::kWhenIdle) {
+      return lb::RemoveOutcome{lb::RemoveOutcome::Status::kStillHasConnections, sessions};
     }
   }
   auto deleted = client_.DeleteServer(name);
   if (!deleted && deleted.error().kind == ErrorKind::kNotFound) {
-    return RemoveOutcome{RemoveOutcome::Status::kAbsent, 0};
+    return lb::RemoveOutcome{lb::RemoveOutcome::Status::kAbsent, 0};
   }
   if (!deleted) return Fail(deleted.error());
   if (auto reloaded = WaitReload(*deleted); !reloaded) return Fail(reloaded.error());
-  return RemoveOutcome{RemoveOutcome::Status::kRemoved, sessions};
+  return lb::RemoveOutcome{lb::RemoveOutcome::Status::kRemoved, sessions};
 }
 
 }  // namespace ra::haproxy

@@ -17,6 +17,11 @@
 /// counted and recorded. Thread-safe; they never block and never touch the network.
 namespace ra::testing {
 
+using autoscaler::PrimaryLocator;
+using autoscaler::PrimaryState;
+using autoscaler::ProbeResult;
+using autoscaler::ReplicaProbe;
+
 /// A ReplicaProbe that answers what the test set for each host:port.
 class FakeReplicaProbe final : public ReplicaProbe {
  public:

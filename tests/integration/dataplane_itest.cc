@@ -220,17 +220,17 @@ class DataplaneItest : public ::testing::TestWithParam<std::string> {
     if (HasFailure() && double_) std::cerr << "double and HAProxy log:\n" << double_->LogTail();
   }
 
-  Result<LbServer> Find(const std::string& name) {
+  Result<ServerView> Find(const std::string& name) {
     auto servers = lb_->ListServers();
     if (!servers) return Fail(servers.error());
-    for (const LbServer& s : *servers) {
+    for (const ServerView& s : *servers) {
       if (s.name == name) return s;
     }
     return Fail(ErrorKind::kNotFound, "no server " + name);
   }
 
   // Polls (bounded) until `pred` holds for server `name`; the last state for failure messages.
-  bool WaitFor(const std::string& name, const std::function<bool(const LbServer&)>& pred,
+  bool WaitFor(const std::string& name, const std::function<bool(const ServerView&)>& pred,
                Duration timeout, std::string* last) {
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     while (std::chrono::steady_clock::now() < deadline) {
@@ -266,7 +266,7 @@ TEST_P(DataplaneItest, ServesDrainsKeepsDrainAcrossReloadAndRemoves) {
   const int fe = double_->frontend_port();
 
   // b is added while its PostgreSQL does not run yet: it must not become UP.
-  ASSERT_TRUE(lb_->EnsureServer({"b", b, 5432}).has_value());
+  ASSERT_TRUE(lb_->EnsureMember({"b", b, 5432}).has_value());
   auto b_state = Find("b");
   ASSERT_TRUE(b_state.has_value()) << b_state.error().message;
   EXPECT_EQ(b_state->admin_state, AdminState::kReady);
@@ -279,20 +279,20 @@ TEST_P(DataplaneItest, ServesDrainsKeepsDrainAcrossReloadAndRemoves) {
   ASSERT_TRUE(pg.Standby("b", b, a).has_value());
   std::string last;
   ASSERT_TRUE(WaitFor(
-      "b", [](const LbServer& s) { return s.Serving(); }, 15s, &last))
+      "b", [](const ServerView& s) { return s.Serving(); }, 15s, &last))
       << last;
   auto via_haproxy = PsqlServerAddr(fe);
   ASSERT_TRUE(via_haproxy.has_value()) << via_haproxy.error().message;
   EXPECT_EQ(*via_haproxy, b);
 
   // a joins; ensuring it again writes nothing.
-  ASSERT_TRUE(lb_->EnsureServer({"a", a, 5432}).has_value());
+  ASSERT_TRUE(lb_->EnsureMember({"a", a, 5432}).has_value());
   auto version = client_->GetConfigurationVersion();
   ASSERT_TRUE(version.has_value());
-  ASSERT_TRUE(lb_->EnsureServer({"a", a, 5432}).has_value());
+  ASSERT_TRUE(lb_->EnsureMember({"a", a, 5432}).has_value());
   EXPECT_EQ(*client_->GetConfigurationVersion(), *version);
   ASSERT_TRUE(WaitFor(
-      "a", [](const LbServer& s) { return s.Serving(); }, 15s, &last))
+      "a", [](const ServerView& s) { return s.Serving(); }, 15s, &last))
       << last;
 
   // A long session through HAProxy; find which server holds it.
@@ -326,9 +326,9 @@ TEST_P(DataplaneItest, ServesDrainsKeepsDrainAcrossReloadAndRemoves) {
     ASSERT_TRUE(addr.has_value()) << addr.error().message;
     EXPECT_EQ(*addr, other_addr) << "a new connection reached the drained server";
   }
-  auto still = lb_->Remove(busy, RemoveMode::kWhenIdle);
+  auto still = lb_->Remove(busy, lb::RemoveMode::kWhenIdle);
   ASSERT_TRUE(still.has_value()) << still.error().message;
-  EXPECT_EQ(still->status, RemoveOutcome::Status::kStillHasConnections);
+  EXPECT_EQ(still->status, lb::RemoveOutcome::Status::kStillHasConnections);
   EXPECT_GE(still->sessions, 1);
   const auto session_deadline = std::chrono::steady_clock::now() + 10s;
   while (session->Running() && std::chrono::steady_clock::now() < session_deadline) {
@@ -338,11 +338,11 @@ TEST_P(DataplaneItest, ServesDrainsKeepsDrainAcrossReloadAndRemoves) {
   EXPECT_NE(ra::testing::ReadFile(work.path() + "/session.out").find("still-alive"),
             std::string::npos);
   ASSERT_TRUE(WaitFor(
-      busy, [](const LbServer& s) { return s.sessions == 0; }, 10s, &last))
+      busy, [](const ServerView& s) { return s.sessions == 0; }, 10s, &last))
       << last;
 
   // A reload (caused by adding a server) keeps the drained state.
-  ASSERT_TRUE(lb_->EnsureServer({"c", PgHost(3), 5432}).has_value());
+  ASSERT_TRUE(lb_->EnsureMember({"c", PgHost(3), 5432}).has_value());
   auto after = Find(busy);
   ASSERT_TRUE(after.has_value());
   EXPECT_EQ(after->admin_state, AdminState::kDrain);
@@ -351,13 +351,14 @@ TEST_P(DataplaneItest, ServesDrainsKeepsDrainAcrossReloadAndRemoves) {
   EXPECT_GE(control["counters"]["reloads_succeeded"].get<int>(), 3);
 
   // A ready server is not removed; the drained, idle one is, and traffic still flows.
-  auto refused = lb_->Remove(other, RemoveMode::kWhenIdle);
+  auto refused = lb_->Remove(other, lb::RemoveMode::kWhenIdle);
   ASSERT_FALSE(refused.has_value());
   EXPECT_EQ(refused.error().kind, ErrorKind::kConflict);
-  auto removed = lb_->Remove(busy, RemoveMode::kWhenIdle);
+  auto removed = lb_->Remove(busy, lb::RemoveMode::kWhenIdle);
   ASSERT_TRUE(removed.has_value()) << removed.error().message;
-  EXPECT_EQ(removed->status, RemoveOutcome::Status::kRemoved);
-  EXPECT_EQ(lb_->Remove(busy, RemoveMode::kWhenIdle)->status, RemoveOutcome::Status::kAbsent);
+  EXPECT_EQ(removed->status, lb::RemoveOutcome::Status::kRemoved);
+  EXPECT_EQ(lb_->Remove(busy, lb::RemoveMode::kWhenIdle)->status,
+            lb::RemoveOutcome::Status::kAbsent);
   EXPECT_FALSE(Find(busy).has_value());
   auto addr = PsqlServerAddr(fe);
   ASSERT_TRUE(addr.has_value()) << addr.error().message;
@@ -367,7 +368,7 @@ TEST_P(DataplaneItest, ServesDrainsKeepsDrainAcrossReloadAndRemoves) {
 
 TEST_P(DataplaneItest, AbsorbsVersionConflictsFromAConcurrentWriter) {
   double_->Control({{"bump_version_before_writes", 3}});
-  ASSERT_TRUE(lb_->EnsureServer({"r1", PgHost(1), 5432}).has_value());
+  ASSERT_TRUE(lb_->EnsureMember({"r1", PgHost(1), 5432}).has_value());
   auto control = double_->Control();
   EXPECT_EQ(control["counters"]["concurrent_commits"], 3);
   auto r1 = Find("r1");
@@ -376,7 +377,7 @@ TEST_P(DataplaneItest, AbsorbsVersionConflictsFromAConcurrentWriter) {
 
   // A writer that never stops wins: the client gives up after its bounded retries.
   double_->Control({{"bump_version_before_writes", 100}});
-  auto lost = lb_->EnsureServer({"r2", PgHost(2), 5432});
+  auto lost = lb_->EnsureMember({"r2", PgHost(2), 5432});
   ASSERT_FALSE(lost.has_value());
   EXPECT_EQ(lost.error().kind, ErrorKind::kConflict);
   EXPECT_NE(lost.error().message.find("version mismatch"), std::string::npos);
@@ -385,7 +386,7 @@ TEST_P(DataplaneItest, AbsorbsVersionConflictsFromAConcurrentWriter) {
 
   // A transaction outdated by a concurrent commit is deleted and redone.
   double_->Control({{"bump_version_before_writes", 1}});
-  auto moved = lb_->EnsureServer({"r1", PgHost(9), 5432});  // new address: a transaction
+  auto moved = lb_->EnsureMember({"r1", PgHost(9), 5432});  // new address: a transaction
   ASSERT_TRUE(moved.has_value()) << moved.error().message;
   r1 = Find("r1");
   ASSERT_TRUE(r1.has_value());
@@ -447,12 +448,12 @@ TEST_P(DataplaneItest, TwentyOpenTransactionsGive429AndTheClientLeaksNone) {
 
 TEST_P(DataplaneItest, ReportsAFailedReloadAndRecovers) {
   double_->Control({{"fail_reloads", 1}});
-  auto failed = lb_->EnsureServer({"r1", PgHost(1), 5432});
+  auto failed = lb_->EnsureMember({"r1", PgHost(1), 5432});
   ASSERT_FALSE(failed.has_value());
   EXPECT_EQ(failed.error().kind, ErrorKind::kTransient);
   EXPECT_NE(failed.error().message.find("failed"), std::string::npos) << failed.error().message;
   // The API went back to the last configuration HAProxy accepted; trying again works.
-  ASSERT_TRUE(lb_->EnsureServer({"r1", PgHost(1), 5432}).has_value());
+  ASSERT_TRUE(lb_->EnsureMember({"r1", PgHost(1), 5432}).has_value());
   auto r1 = Find("r1");
   ASSERT_TRUE(r1.has_value());
   EXPECT_TRUE(r1->loaded);
@@ -460,18 +461,18 @@ TEST_P(DataplaneItest, ReportsAFailedReloadAndRecovers) {
 }
 
 TEST_P(DataplaneItest, SessionsThatNeverDrainBlockIdleRemovalOnly) {
-  ASSERT_TRUE(lb_->EnsureServer({"r1", PgHost(1), 5432}).has_value());
+  ASSERT_TRUE(lb_->EnsureMember({"r1", PgHost(1), 5432}).has_value());
   ASSERT_TRUE(lb_->Maint("r1").has_value());
   double_->Control({{"stuck_sessions", {{"r1", 2}}}});
   EXPECT_EQ(*lb_->SessionCount("r1"), 2);
   for (int i = 0; i < 3; ++i) {
-    auto kept = lb_->Remove("r1", RemoveMode::kWhenIdle);
+    auto kept = lb_->Remove("r1", lb::RemoveMode::kWhenIdle);
     ASSERT_TRUE(kept.has_value()) << kept.error().message;
-    EXPECT_EQ(kept->status, RemoveOutcome::Status::kStillHasConnections);
+    EXPECT_EQ(kept->status, lb::RemoveOutcome::Status::kStillHasConnections);
   }
-  auto forced = lb_->Remove("r1", RemoveMode::kEvenWithSessions);
+  auto forced = lb_->Remove("r1", lb::RemoveMode::kEvenWithSessions);
   ASSERT_TRUE(forced.has_value()) << forced.error().message;
-  EXPECT_EQ(forced->status, RemoveOutcome::Status::kRemoved);
+  EXPECT_EQ(forced->status, lb::RemoveOutcome::Status::kRemoved);
   EXPECT_EQ(forced->sessions, 2);
 }
 

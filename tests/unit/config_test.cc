@@ -235,6 +235,7 @@ TEST(Config, DefaultsAreTheDocumentedOnes) {
   EXPECT_FALSE(cloud.interface.has_value());
   EXPECT_EQ(cloud.requests_per_second, 10);
   EXPECT_EQ(cloud.profile, CloudProfile::kOpenStack);
+  EXPECT_EQ(config->load_balancers[0].type, LoadBalancerType::kHaproxyDataplane);
   EXPECT_EQ(config->load_balancers[0].api_version, DataPlaneApiVersion::kAuto);
   EXPECT_EQ(config->metrics->timeout, 10s);
   EXPECT_EQ(config->api.listen, "127.0.0.1:8080");
@@ -280,6 +281,15 @@ struct ProblemCase {
   int want_line;
   std::string want_message;  // a substring
 };
+
+TEST(Config, LoadBalancerTypeHaproxyDataplaneMayBeWrittenOut) {
+  auto config = LoadConfigFromString(
+      WithLine(11, "    type: haproxy_dataplane\n    url: https://lb.example:5555"), "t",
+      Offline());
+  ASSERT_TRUE(config.has_value()) << Dump(config.error());
+  EXPECT_EQ(config->load_balancers[0].type, LoadBalancerType::kHaproxyDataplane);
+  EXPECT_EQ(config->load_balancers[0].url, "https://lb.example:5555");
+}
 
 TEST(Config, EachKindOfProblemIsReportedWithItsPathAndLine) {
   const std::vector<ProblemCase> cases = {
@@ -338,6 +348,8 @@ TEST(Config, EachKindOfProblemIsReportedWithItsPathAndLine) {
        "clusters[0].snapshots.max_age", 30, "exceeds wal_retention"},
       {"bad URL", 11, "    url: lb.example:5555", "load_balancers.lb.url", 11,
        "expected an http:// or https:// URL"},
+      {"unknown load balancer type", 11, "    type: octavia\n    url: https://lb.example:5555",
+       "load_balancers.lb.type", 11, "expected one of haproxy_dataplane"},
       {"bad listen address", 39, "  listen: nowhere\n  tokens:", "api.listen", 39, "HOST:PORT"},
       {"no admin token", 40, "    - {name: ops, role: read-only, token: {env: RA_TOKEN}}",
        "api.tokens", 39, "at least one token with role: admin"},

@@ -13,16 +13,16 @@
 #include <string>
 #include <vector>
 
-#include "haproxy_dataplane/testing/fake_load_balancer.h"
 #include "testing/fake_cloud_provider.h"
+#include "testing/fake_load_balancer.h"
 #include "testing/fake_probe.h"
 
 namespace ra::autoscaler {
 namespace {
 
 using namespace std::chrono_literals;
-using haproxy::testing::FakeLoadBalancer;
-using testing::FakeCloudProvider;
+using ra::testing::FakeCloudProvider;
+using ra::testing::FakeLoadBalancer;
 using testing::FakePrimaryLocator;
 using testing::FakeReplicaProbe;
 
@@ -102,14 +102,14 @@ class LoggingCloud final : public openstack::CloudProvider {
   CallLog& log_;
 };
 
-class LoggingLb final : public haproxy::LoadBalancer {
+class LoggingLb final : public lb::LoadBalancer {
  public:
-  LoggingLb(haproxy::LoadBalancer& inner, CallLog& log) : inner_(inner), log_(log) {}
-  Result<std::vector<haproxy::LbServer>> ListServers() override { return inner_.ListServers(); }
-  Result<void> EnsureServer(const haproxy::ServerSpec& spec) override {
-    log_.Add("lb:EnsureServer(" + spec.name + ")");
+  LoggingLb(lb::LoadBalancer& inner, CallLog& log) : inner_(inner), log_(log) {}
+  Result<std::vector<lb::Member>> ListMembers() override { return inner_.ListMembers(); }
+  Result<void> EnsureMember(const lb::MemberSpec& spec) override {
+    log_.Add("lb:EnsureMember(" + spec.name + ")");
     if (on_ensure) on_ensure(spec);
-    return inner_.EnsureServer(spec);
+    return inner_.EnsureMember(spec);
   }
   Result<void> Drain(std::string_view name) override {
     log_.Add("lb:Drain(" + std::string(name) + ")");
@@ -120,15 +120,15 @@ class LoggingLb final : public haproxy::LoadBalancer {
     return inner_.Maint(name);
   }
   Result<int64_t> SessionCount(std::string_view name) override { return inner_.SessionCount(name); }
-  Result<haproxy::RemoveOutcome> Remove(std::string_view name, haproxy::RemoveMode mode) override {
+  Result<lb::RemoveOutcome> Remove(std::string_view name, lb::RemoveMode mode) override {
     log_.Add("lb:Remove(" + std::string(name) + ")");
     return inner_.Remove(name, mode);
   }
 
-  std::function<void(const haproxy::ServerSpec&)> on_ensure;
+  std::function<void(const lb::MemberSpec&)> on_ensure;
 
  private:
-  haproxy::LoadBalancer& inner_;
+  lb::LoadBalancer& inner_;
   CallLog& log_;
 };
 
@@ -186,13 +186,13 @@ class ControllerTest : public ::testing::Test {
     EXPECT_TRUE(cloud_.SnapshotVolume("pg", "vol-donor", "pg-golden-1"));
     cloud_.Settle();
     // The donor serves in HAProxy: foreign, never touched.
-    haproxy::LbServer donor;
+    lb::Member donor;
     donor.name = "pg-donor";
     donor.address = "10.0.0.2";
-    donor.loaded = true;
-    donor.admin_state = haproxy::AdminState::kReady;
-    donor.status.health = haproxy::Health::kUp;
-    donor.check.completed = donor.check.passed = true;
+    donor.admin = lb::AdminState::kReady;
+    donor.health = lb::Health::kUp;
+    donor.serving = true;
+    donor.detail = "UP, check L7OK";
     lb_.Put(donor);
   }
 
@@ -327,7 +327,7 @@ TEST_F(ControllerTest, FromNothingToMinimumThroughEveryPhase) {
   ASSERT_EQ(CountPhase(Phase::kServing), 1) << Status().plan_reason;
   EXPECT_EQ(seen.back(), Phase::kServing);
   EXPECT_TRUE(lb_.Has(NameOf(0)));
-  EXPECT_TRUE(lb_.Get(NameOf(0)).Serving());
+  EXPECT_TRUE(lb_.Get(NameOf(0)).serving);
   EXPECT_EQ(template_resolutions_, 1) << "resolved once, at the first need";
   // The spec carries the template's ids and non-secret first-boot facts.
   ASSERT_FALSE(logging_cloud_.specs.empty());
@@ -355,8 +355,8 @@ TEST_F(ControllerTest, SucceededHaproxyActionsRequestTheNextCycleAtOnce) {
   MakeController();
   EXPECT_FALSE(controller_->CycleRequested());
   // The first admit fails: a failure requests nothing, and neither do the cloud's actions.
-  lb_.FailNext("EnsureServer", Error{ErrorKind::kTimeout, "no health check completed"});
-  const std::string admit = "lb:EnsureServer(" + NameOf(0) + ")";
+  lb_.FailNext("EnsureMember", Error{ErrorKind::kTimeout, "no health check completed"});
+  const std::string admit = "lb:EnsureMember(" + NameOf(0) + ")";
   for (int i = 0; i < 20 && log_.IndexOf(admit) < 0; ++i) {
     Cycle();
     EXPECT_FALSE(controller_->CycleRequested()) << "cycle " << i;
@@ -367,7 +367,7 @@ TEST_F(ControllerTest, SucceededHaproxyActionsRequestTheNextCycleAtOnce) {
   // The admit that succeeds asks for the cycle that reports the replica serving.
   for (int i = 0; i < 5 && !controller_->CycleRequested(); ++i) Cycle();
   EXPECT_TRUE(controller_->CycleRequested());
-  EXPECT_TRUE(lb_.Get(NameOf(0)).Serving());
+  EXPECT_TRUE(lb_.Get(NameOf(0)).serving);
   const auto calls = log_.Get();
   EXPECT_EQ(std::count(calls.begin(), calls.end(), admit), 2);
 }
@@ -396,7 +396,7 @@ TEST_F(ControllerTest, ScaleUpAdmitsOnlyCaughtUpReplicas) {
   // Every new replica lags far behind at first: 100 MiB, above the 16 MiB threshold.
   default_stage_ = FakeReplicaProbe::Lagging(100 << 20, 90);
   bool admitted_while_lagging = false;
-  logging_lb_.on_ensure = [&](const haproxy::ServerSpec& spec) {
+  logging_lb_.on_ensure = [&](const lb::MemberSpec& spec) {
     auto stage = stage_.find(spec.name);
     const ProbeResult& now = stage != stage_.end() ? stage->second : default_stage_;
     if (now.lag_bytes.value_or(0) > (16 << 20)) admitted_while_lagging = true;
@@ -410,7 +410,7 @@ TEST_F(ControllerTest, ScaleUpAdmitsOnlyCaughtUpReplicas) {
   ASSERT_EQ(added.size(), 2u);
   EXPECT_EQ(CountPhase(Phase::kCatchingUp), 2) << Status().plan_reason;
   for (const std::string& name : added) {
-    EXPECT_EQ(log_.IndexOf("lb:EnsureServer(" + name + ")"), -1);
+    EXPECT_EQ(log_.IndexOf("lb:EnsureMember(" + name + ")"), -1);
   }
   EXPECT_EQ(Status().desired, 3);
   // Caught up: admitted, then serving.
@@ -419,7 +419,7 @@ TEST_F(ControllerTest, ScaleUpAdmitsOnlyCaughtUpReplicas) {
   EXPECT_EQ(CountPhase(Phase::kServing), 3) << Status().plan_reason;
   EXPECT_FALSE(admitted_while_lagging);
   for (const std::string& name : added) {
-    EXPECT_NE(log_.IndexOf("lb:EnsureServer(" + name + ")"), -1);
+    EXPECT_NE(log_.IndexOf("lb:EnsureMember(" + name + ")"), -1);
   }
   // Spread over both zones.
   std::set<std::string> zones;
@@ -679,7 +679,8 @@ TEST_F(ControllerTest, CapacityOnCreateServerWithEveryZoneBackedOffIsBlockedWith
   config_.clusters[0].replica.zones = {"az1"};
   MakeController();
   ScaleTo(1);
-  cloud_.FailNext("CreateReplicaServer", Error{ErrorKind::kConflict,
+  // The OpenStack client reports Nova's "No valid host" refusal as kCapacity.
+  cloud_.FailNext("CreateReplicaServer", Error{ErrorKind::kCapacity,
                                                "No valid host was found. There are not enough "
                                                "hosts available."});
   metrics_source_.value = 20;
@@ -800,7 +801,7 @@ TEST_F(ControllerTest, RestartMidProvisioningAndMidDrainConvergesWithoutOrphans)
   EXPECT_TRUE(lb_.Has(left->at(0).name));
   EXPECT_EQ(CountPhase(Phase::kServing), 1) << Status().plan_reason;
   // HAProxy holds only the donor and the survivor.
-  auto servers = lb_.ListServers();
+  auto servers = lb_.ListMembers();
   ASSERT_TRUE(servers);
   EXPECT_EQ(servers->size(), 2u);
 }
@@ -844,7 +845,7 @@ TEST_F(ControllerTest, RestartWhileDrainingNeitherFlapsNorReadmits) {
   for (const std::string& call : log_.Get()) {
     if (call.rfind("lb:Drain(", 0) == 0) ++drains[call];
     if (call == "lb:Drain(" + victim + ")") drained = true;
-    if (drained && call == "lb:EnsureServer(" + victim + ")") readmitted = true;
+    if (drained && call == "lb:EnsureMember(" + victim + ")") readmitted = true;
   }
   for (const auto& [call, n] : drains) EXPECT_EQ(n, 1) << call << " drained more than once";
   EXPECT_FALSE(readmitted) << victim << " was re-admitted while the load did not rise";
@@ -881,7 +882,7 @@ TEST_F(ControllerTest, PausedRestartWhoseFirstCycleReadsNothingHoldsWhatExists) 
   MakeController();
   SyncProbes();
   cloud_.FailNext("ListReplicas", Error{ErrorKind::kTransient, "503 Service Unavailable"});
-  lb_.FailNext("ListServers", Error{ErrorKind::kTransient, "503 Service Unavailable"});
+  lb_.FailNext("ListMembers", Error{ErrorKind::kTransient, "503 Service Unavailable"});
   controller_->RunOnce(clock_.Now());
   EXPECT_FALSE(Status().last_error.empty()) << "the first cycle could not read the cloud";
   for (int i = 0; i < 3; ++i) Cycle();
@@ -1021,7 +1022,7 @@ TEST_F(ControllerTest, ObserveErrorsAreReportedAndNothingIsDeleted) {
   MakeController();
   ScaleTo(2);
   metrics_source_.value = 10;
-  lb_.FailNext("ListServers", Error{ErrorKind::kTransient, "connection refused"});
+  lb_.FailNext("ListMembers", Error{ErrorKind::kTransient, "connection refused"});
   EXPECT_FALSE(Cycle());
   EXPECT_NE(Status().last_error.find("dataplane"), std::string::npos) << Status().last_error;
   EXPECT_EQ(log_.IndexOf("lb:Drain(" + NameOf(0) + ")"), -1);
@@ -1043,7 +1044,7 @@ TEST(ActuatorTest, OneReplicasActionsRunInOrderAndStopAfterAFailure) {
   context.cloud = &cloud;
   context.lb = &lb;
   // Removal refused (still ready): the delete behind it must not run.
-  lb.EnsureServer({"pg-replica-000001", "10.0.0.9", 5432});
+  lb.EnsureMember({"pg-replica-000001", "10.0.0.9", 5432});
   std::vector<Action> actions(2);
   actions[0].kind = ActionKind::kRemoveFromLb;
   actions[0].replica = "pg-replica-000001";
@@ -1079,7 +1080,7 @@ TEST(ActuatorTest, CompletionCallbackFollowsEachResultAndStopsOnceCleared) {
   ActionContext context;
   context.cluster = &cluster;
   context.lb = &lb;
-  lb.EnsureServer({"pg-replica-000001", "10.0.0.9", 5432});
+  lb.EnsureMember({"pg-replica-000001", "10.0.0.9", 5432});
   std::vector<Action> actions(2);
   actions[0].kind = ActionKind::kDrain;
   actions[0].replica = "pg-replica-000001";

@@ -445,7 +445,7 @@ TEST(DataplaneLoadBalancer, AddsInMaintThenAdmitsThroughDrainAfterTheFirstCheck)
   f.routes.On("GET /v3/services/haproxy/reloads/2024-05-01-2", 200,
               R"({"id":"2024-05-01-2","status":"succeeded"})");
 
-  auto ensured = lb.EnsureServer({"r2", "127.0.9.2", 5432});
+  auto ensured = lb.EnsureMember({"r2", "127.0.9.2", 5432});
   ASSERT_TRUE(ensured.has_value()) << ensured.error().message;
   const auto calls = f.Calls();
   const std::vector<std::string> want = {
@@ -482,7 +482,7 @@ TEST(DataplaneLoadBalancer, EnsureIsANoOpForAReadyServer) {
   f.routes.On(kServersPath, 200,
               R"([{"name":"r2","address":"127.0.9.2","port":5432,"check":"enabled"}])");
   f.routes.On(kRuntimePath, 200, "[" + Runtime("r2", "ready") + "]");
-  auto ensured = lb.EnsureServer({"r2", "127.0.9.2", 5432});
+  auto ensured = lb.EnsureMember({"r2", "127.0.9.2", 5432});
   ASSERT_TRUE(ensured.has_value()) << ensured.error().message;
   EXPECT_EQ(f.Calls(), (std::vector<std::string>{kServersPath, kRuntimePath}));
 }
@@ -494,7 +494,7 @@ TEST(DataplaneLoadBalancer, FirstCheckWaitIsBoundedAndLeavesTheServerDrained) {
               R"([{"name":"r2","address":"127.0.9.2","port":5432,"check":"enabled"}])");
   f.routes.On(kRuntimePath, 200, "[" + Runtime("r2", "drain") + "]");
   f.routes.On(kStatsR2, 200, Stats("r2", "DRAIN", "INI", 0));
-  auto ensured = lb.EnsureServer({"r2", "127.0.9.2", 5432});
+  auto ensured = lb.EnsureMember({"r2", "127.0.9.2", 5432});
   ASSERT_FALSE(ensured.has_value());
   EXPECT_EQ(ensured.error().kind, ErrorKind::kTimeout);
   for (const std::string& call : f.Calls()) EXPECT_FALSE(call.starts_with("PUT")) << call;
@@ -511,7 +511,7 @@ TEST(DataplaneLoadBalancer, DrainLostToAnotherReloadIsAskedAgainWhileWaitingForT
   // A reload of another server's change brought the server back in maint: no check runs.
   f.routes.On(kStatsR2, 200, Stats("r2", "MAINT", "INI", 0));
   f.routes.On(kStatsR2, 200, Stats("r2", "DRAIN", "L7OK", 0));
-  auto ensured = lb.EnsureServer({"r2", "127.0.9.2", 5432});
+  auto ensured = lb.EnsureMember({"r2", "127.0.9.2", 5432});
   ASSERT_TRUE(ensured.has_value()) << ensured.error().message;
   EXPECT_EQ(f.Calls(), (std::vector<std::string>{kServersPath, kRuntimePath, put, kStatsR2, put,
                                                  kStatsR2, put}));
@@ -546,7 +546,7 @@ TEST(DataplaneLoadBalancer, ReplacesAServerWhoseAddressChangedInOneTransaction) 
               "{}", {{"Reload-ID", "2024-05-01-3"}});
   f.routes.On("GET /v3/services/haproxy/reloads/2024-05-01-3", 200,
               R"({"id":"2024-05-01-3","status":"succeeded"})");
-  auto ensured = lb.EnsureServer({"r2", "127.0.9.2", 5432});
+  auto ensured = lb.EnsureMember({"r2", "127.0.9.2", 5432});
   ASSERT_TRUE(ensured.has_value()) << ensured.error().message;
   auto created = nlohmann::json::parse(f.transport.requests()[4].body);
   EXPECT_EQ(created["address"], "127.0.9.2");
@@ -559,7 +559,7 @@ TEST(DataplaneLoadBalancer, RemoveOnlyDrainedAndIdleServers) {
               R"([{"name":"r2","address":"127.0.9.2","port":5432,"check":"enabled"}])");
   // Ready: refused.
   f.routes.On(kRuntimePath, 200, "[" + Runtime("r2", "ready") + "]");
-  auto ready = lb.Remove("r2", RemoveMode::kWhenIdle);
+  auto ready = lb.Remove("r2", lb::RemoveMode::kWhenIdle);
   ASSERT_FALSE(ready.has_value());
   EXPECT_EQ(ready.error().kind, ErrorKind::kConflict);
 
@@ -567,9 +567,9 @@ TEST(DataplaneLoadBalancer, RemoveOnlyDrainedAndIdleServers) {
   f.routes.Clear(kRuntimePath);
   f.routes.On(kRuntimePath, 200, "[" + Runtime("r2", "drain") + "]");
   f.routes.On(kStatsR2, 200, Stats("r2", "DRAIN", "L7OK", 2));
-  auto busy = lb.Remove("r2", RemoveMode::kWhenIdle);
+  auto busy = lb.Remove("r2", lb::RemoveMode::kWhenIdle);
   ASSERT_TRUE(busy.has_value()) << busy.error().message;
-  EXPECT_EQ(busy->status, RemoveOutcome::Status::kStillHasConnections);
+  EXPECT_EQ(busy->status, lb::RemoveOutcome::Status::kStillHasConnections);
   EXPECT_EQ(busy->sessions, 2);
   for (const std::string& call : f.Calls()) EXPECT_FALSE(call.starts_with("DELETE")) << call;
 
@@ -579,17 +579,17 @@ TEST(DataplaneLoadBalancer, RemoveOnlyDrainedAndIdleServers) {
               202, "", {{"Reload-ID", "2024-05-01-7"}});
   f.routes.On("GET /v3/services/haproxy/reloads/2024-05-01-7", 200,
               R"({"id":"2024-05-01-7","status":"succeeded"})");
-  auto forced = lb.Remove("r2", RemoveMode::kEvenWithSessions);
+  auto forced = lb.Remove("r2", lb::RemoveMode::kEvenWithSessions);
   ASSERT_TRUE(forced.has_value()) << forced.error().message;
-  EXPECT_EQ(forced->status, RemoveOutcome::Status::kRemoved);
+  EXPECT_EQ(forced->status, lb::RemoveOutcome::Status::kRemoved);
   EXPECT_EQ(forced->sessions, 2);
 
   // Absent: nothing to do.
   f.routes.Clear(kServersPath);
   f.routes.On(kServersPath, 200, "[]");
-  auto absent = lb.Remove("r2", RemoveMode::kWhenIdle);
+  auto absent = lb.Remove("r2", lb::RemoveMode::kWhenIdle);
   ASSERT_TRUE(absent.has_value()) << absent.error().message;
-  EXPECT_EQ(absent->status, RemoveOutcome::Status::kAbsent);
+  EXPECT_EQ(absent->status, lb::RemoveOutcome::Status::kAbsent);
 }
 
 TEST(DataplaneLoadBalancer, ListsServersWithParsedStateAndSessions) {
@@ -605,7 +605,7 @@ TEST(DataplaneLoadBalancer, ListsServersWithParsedStateAndSessions) {
   auto servers = lb.ListServers();
   ASSERT_TRUE(servers.has_value()) << servers.error().message;
   ASSERT_EQ(servers->size(), 2u);
-  const LbServer& r1 = (*servers)[0];
+  const ServerView& r1 = (*servers)[0];
   EXPECT_TRUE(r1.loaded);
   EXPECT_EQ(r1.admin_state, AdminState::kReady);
   EXPECT_EQ(r1.status.health, Health::kUp);
@@ -614,20 +614,63 @@ TEST(DataplaneLoadBalancer, ListsServersWithParsedStateAndSessions) {
   EXPECT_FALSE(r1.check.passed);
   EXPECT_FALSE(r1.Serving());  // the last check timed out
   EXPECT_EQ(r1.sessions, 3);
-  const LbServer& r3 = (*servers)[1];
+  const ServerView& r3 = (*servers)[1];
   EXPECT_FALSE(r3.loaded);  // configured, not yet reloaded
   EXPECT_EQ(r3.admin_state, AdminState::kMaint);
   EXPECT_FALSE(r3.Serving());
+
+  // The same servers as the service sees them.
+  const lb::Member m1 = ToMember(r1);
+  EXPECT_EQ(m1.admin, lb::AdminState::kReady);
+  EXPECT_EQ(m1.health, lb::Health::kUp);
+  EXPECT_FALSE(m1.serving);
+  EXPECT_EQ(m1.sessions, 3);
+  EXPECT_EQ(m1.total_sessions, 40);
+  EXPECT_EQ(m1.detail, "UP 1/2, check L4TOUT");
+  const lb::Member m3 = ToMember(r3);
+  EXPECT_EQ(m3.admin, lb::AdminState::kMaint);
+  EXPECT_FALSE(m3.serving);
+  EXPECT_EQ(m3.detail, "no status");
+}
+
+TEST(DataplaneLoadBalancer, MapsDrainToDrainingAndServingToTheNeutralMember) {
+  ServerView view;
+  view.name = "r1";
+  view.address = "127.0.9.1";
+  view.port = 5432;
+  view.loaded = true;
+  view.admin_state = AdminState::kReady;
+  view.status = *ParseServerStatus("UP");
+  view.check = ParseCheckStatus("L7OK");
+  lb::Member member = ToMember(view);
+  EXPECT_EQ(member.admin, lb::AdminState::kReady);
+  EXPECT_EQ(member.health, lb::Health::kUp);
+  EXPECT_TRUE(member.serving);
+  EXPECT_EQ(member.detail, "UP, check L7OK");
+
+  view.admin_state = AdminState::kDrain;
+  view.status = *ParseServerStatus("DRAIN");
+  member = ToMember(view);
+  EXPECT_EQ(member.admin, lb::AdminState::kDraining);
+  EXPECT_FALSE(member.serving);
+
+  view.admin_state = AdminState::kReady;
+  view.status = *ParseServerStatus("DOWN");
+  view.check = ParseCheckStatus("L4CON");
+  member = ToMember(view);
+  EXPECT_EQ(member.health, lb::Health::kDown);
+  EXPECT_FALSE(member.serving);
+  EXPECT_EQ(member.detail, "DOWN, check L4CON");
 }
 
 TEST(DataplaneLoadBalancer, RejectsBadSpecsBeforeAnyRequest) {
   Fixture f(ApiVersion::kV3);
   DataPlaneLoadBalancer lb(f.client);
-  for (const ServerSpec& spec :
-       {ServerSpec{"", "127.0.0.1", 5432}, ServerSpec{"a b", "127.0.0.1", 5432},
-        ServerSpec{"r1", "", 5432}, ServerSpec{"r1", "127.0.0.1", 0},
-        ServerSpec{"r1", "127.0.0.1", 70000}}) {
-    auto got = lb.EnsureServer(spec);
+  for (const lb::MemberSpec& spec :
+       {lb::MemberSpec{"", "127.0.0.1", 5432}, lb::MemberSpec{"a b", "127.0.0.1", 5432},
+        lb::MemberSpec{"r1", "", 5432}, lb::MemberSpec{"r1", "127.0.0.1", 0},
+        lb::MemberSpec{"r1", "127.0.0.1", 70000}}) {
+    auto got = lb.EnsureMember(spec);
     ASSERT_FALSE(got.has_value()) << spec.name;
     EXPECT_EQ(got.error().kind, ErrorKind::kBadRequest);
   }
@@ -684,7 +727,7 @@ TEST(DataplaneLoadBalancer, AlreadyExistsButNotListedIsAConflictNotEndlessRecurs
   f.routes.On(
       "POST /v3/services/haproxy/configuration/backends/replicas/servers?version=7", 409,
       R"({"code":409,"message":"object already exists: server r2 already exists in backend replicas"})");
-  auto ensured = lb.EnsureServer({"r2", "127.0.9.2", 5432});
+  auto ensured = lb.EnsureMember({"r2", "127.0.9.2", 5432});
   ASSERT_FALSE(ensured.has_value());
   EXPECT_EQ(ensured.error().kind, ErrorKind::kConflict);
   EXPECT_LE(f.Calls().size(), 10u);

@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include "core/log.h"
+#include "core/time_format.h"
 #include "openstack/errors.h"
 #include "openstack/keystone.h"
 #include "openstack_test_support.h"

@@ -3,6 +3,7 @@
 
 #include <map>
 
+#include "core/url.h"
 #include "openstack/errors.h"
 #include "openstack/resolver.h"
 #include "tests/unit/openstack_test_support.h"

@@ -11,7 +11,7 @@ namespace ra::autoscaler {
 namespace {
 
 using namespace std::chrono_literals;
-using haproxy::AdminState;
+using lb::AdminState;
 
 // 2026-11-21T06:00:00Z; nothing depends on the date, only on differences.
 const TimePoint kT0 = TimePoint(std::chrono::seconds(1795240800));
@@ -56,21 +56,16 @@ class R {
     if (!replica_.volume) Volume("in-use", created, server.availability_zone);
     return *this;
   }
-  /// In HAProxy: `up` means UP with a passed check.
+  /// In HAProxy: `up` means UP with a passed check (serving when also ready).
   R& Lb(AdminState admin, int64_t sessions, bool up = true) {
-    haproxy::LbServer lb;
+    lb::Member lb;
     lb.name = replica_.name;
     lb.address = replica_.server ? replica_.server->address : "10.9.9.9";
     lb.port = 5432;
-    lb.admin_state = admin;
-    lb.loaded = true;
-    lb.status.health = up ? haproxy::Health::kUp : haproxy::Health::kDown;
-    lb.status.raw = up ? "UP" : "DOWN";
-    lb.status.maint = admin == AdminState::kMaint;
-    lb.status.drain = admin == AdminState::kDrain;
-    lb.check.code = up ? "L7OK" : "L4CON";
-    lb.check.completed = true;
-    lb.check.passed = up;
+    lb.admin = admin;
+    lb.health = up ? lb::Health::kUp : lb::Health::kDown;
+    lb.serving = up && admin == AdminState::kReady;
+    lb.detail = up ? "UP, check L7OK" : "DOWN, check L4CON";
     lb.sessions = sessions;
     replica_.lb = lb;
     return *this;
@@ -401,7 +396,7 @@ INSTANTIATE_TEST_SUITE_P(
                   {},
                   "in maint"},
         PhaseCase{"restart_drain_with_sessions_is_leaving",
-                  R("r").Server("ACTIVE", kT0 - 1h).Lb(AdminState::kDrain, 3).Probe(0, 0),
+                  R("r").Server("ACTIVE", kT0 - 1h).Lb(AdminState::kDraining, 3).Probe(0, 0),
                   0,
                   {},
                   Phase::kDraining,
@@ -737,8 +732,8 @@ TEST_F(ReconcileTest, ServingReplicaGetsItsDnsRecordOnce) {
 }
 
 TEST_F(ReconcileTest, HealthyLeavingReplicasComeBackBeforeNewOnes) {
-  Observe({R("going").Server("ACTIVE", kT0 - 1h).Lb(AdminState::kDrain, 2).Probe(0, 0),
-           R("sick").Server("ACTIVE", kT0 - 1h).Lb(AdminState::kDrain, 5).Unreachable()});
+  Observe({R("going").Server("ACTIVE", kT0 - 1h).Lb(AdminState::kDraining, 2).Probe(0, 0),
+           R("sick").Server("ACTIVE", kT0 - 1h).Lb(AdminState::kDraining, 5).Unreachable()});
   memory_.replicas["going"] = ReplicaMemory{.phase = Phase::kDraining,
                                             .phase_since = kT0 - 1min,
                                             .first_seen = kT0 - 1h,
@@ -942,8 +937,8 @@ TEST_F(ReconcileTest, DrainThenRemoveWhenIdleOrForcedAfterTheTimeout) {
   Plan plan = Run();
   ASSERT_EQ(AllKinds(plan), (std::vector<std::string>{"drain a", "ensure_dns b"}));
 
-  Observe(
-      {R("a").Server("ACTIVE", kT0 - 1h).Lb(AdminState::kDrain, 3).Probe(0, 0), R("b").Serving(5)});
+  Observe({R("a").Server("ACTIVE", kT0 - 1h).Lb(AdminState::kDraining, 3).Probe(0, 0),
+           R("b").Serving(5)});
   plan = RunAt(kT0 + 50s);
   EXPECT_TRUE(plan.actions.empty()) << plan.reason;
   EXPECT_EQ(View(plan, "a")->detail, "3 sessions left, 4m10s of drain budget");
@@ -966,7 +961,7 @@ TEST_F(ReconcileTest, DrainThenRemoveWhenIdleOrForcedAfterTheTimeout) {
 }
 
 TEST_F(ReconcileTest, DrainedToZeroSessionsIsRemovedWhenIdle) {
-  Observe({R("a").Server("ACTIVE", kT0 - 1h).Lb(AdminState::kDrain, 0).Probe(0, 0)});
+  Observe({R("a").Server("ACTIVE", kT0 - 1h).Lb(AdminState::kDraining, 0).Probe(0, 0)});
   memory_.replicas["a"] = ReplicaMemory{.phase = Phase::kDraining,
                                         .phase_since = kT0 - 1min,
                                         .first_seen = kT0 - 1h,
@@ -1011,7 +1006,7 @@ TEST_F(ReconcileTest, DonorAndForeignServersAreNeverTouchedNorCounted) {
 TEST_F(ReconcileTest, RestartAdoptsEveryHalfMadeReplica) {
   Observe({R("vol-only").Volume("available", kT0 - 20min, "az2"),
            R("building").Server("BUILD", kT0 - 11min),
-           R("draining").Server("ACTIVE", kT0 - 2h).Lb(AdminState::kDrain, 2).Probe(0, 0),
+           R("draining").Server("ACTIVE", kT0 - 2h).Lb(AdminState::kDraining, 2).Probe(0, 0),
            R("serving").Serving(4)});
   input_.desired = 2;
   const Plan plan = Run();
@@ -1101,7 +1096,7 @@ TEST_F(ReconcileTest, ReplicaOnlyInHaproxyIsTakenOutAtOnce) {
   EXPECT_EQ(AllKinds(plan), std::vector<std::string>{"drain ghost"});
   EXPECT_NE(View(plan, "ghost")->detail.find("neither server nor volume"), std::string::npos);
   // Its sessions are dead: no drain budget to wait for.
-  Observe({R("ghost").Lb(AdminState::kDrain, 2, false)});
+  Observe({R("ghost").Lb(AdminState::kDraining, 2, false)});
   plan = RunAt(kT0 + 30s);
   const Action* remove = Find(plan, ActionKind::kRemoveFromLb, "ghost");
   ASSERT_NE(remove, nullptr);
@@ -1160,7 +1155,9 @@ TEST_F(ReconcileTest, LbReadErrorStillBuildsButNeverDeletesWhatMayTakeTraffic) {
   input_.observed.lb_error = Error{ErrorKind::kTimeout, "dataplane timeout"};
   Observe({R("vol").Volume("available", kT0 - 1min, "az1"),
            R("leaving").Server("ACTIVE", kT0 - 1h).Probe(0, 0),
-           R("orphan").Volume("error", kT0 - 1h)});
+           // Its failure backs its zone off as it is found: in az3, so that az1's volume may still
+           // get its server in this plan.
+           R("orphan").Volume("error", kT0 - 1h, "az3")});
   memory_.replicas["leaving"] = ReplicaMemory{.phase = Phase::kDraining,
                                               .phase_since = kT0 - 1min,
                                               .first_seen = kT0 - 1h,
@@ -1173,7 +1170,7 @@ TEST_F(ReconcileTest, LbReadErrorStillBuildsButNeverDeletesWhatMayTakeTraffic) {
 }
 
 TEST_F(ReconcileTest, PausedDoesNotReadmitLeavingReplicas) {
-  Observe({R("going").Server("ACTIVE", kT0 - 1h).Lb(AdminState::kDrain, 2).Probe(0, 0)});
+  Observe({R("going").Server("ACTIVE", kT0 - 1h).Lb(AdminState::kDraining, 2).Probe(0, 0)});
   memory_.replicas["going"] = ReplicaMemory{.phase = Phase::kDraining,
                                             .phase_since = kT0 - 1min,
                                             .first_seen = kT0 - 1h,

@@ -1,21 +1,23 @@
-// FakeLoadBalancer keeps the LoadBalancer contracts the service relies on.
+// FakeLoadBalancer keeps the lb::LoadBalancer contracts the service relies on.
+#include "testing/fake_load_balancer.h"
+
 #include <gtest/gtest.h>
 
-#include "haproxy_dataplane/testing/fake_load_balancer.h"
-
-namespace ra::haproxy {
+namespace ra::testing {
 namespace {
 
-using testing::FakeLoadBalancer;
+using lb::AdminState;
+using lb::RemoveMode;
+using lb::RemoveOutcome;
 
-TEST(DataplaneFakeLoadBalancer, KeepsTheScaleDownContract) {
+TEST(FakeLoadBalancer, KeepsTheScaleDownContract) {
   FakeLoadBalancer lb;
-  ASSERT_TRUE(lb.EnsureServer({"r1", "127.0.9.1", 5432}).has_value());
-  ASSERT_TRUE(lb.EnsureServer({"r1", "127.0.9.1", 5432}).has_value());  // idempotent
-  auto listed = lb.ListServers();
+  ASSERT_TRUE(lb.EnsureMember({"r1", "127.0.9.1", 5432}).has_value());
+  ASSERT_TRUE(lb.EnsureMember({"r1", "127.0.9.1", 5432}).has_value());  // idempotent
+  auto listed = lb.ListMembers();
   ASSERT_TRUE(listed.has_value());
   ASSERT_EQ(listed->size(), 1u);
-  EXPECT_TRUE((*listed)[0].Serving());
+  EXPECT_TRUE((*listed)[0].serving);
 
   auto ready = lb.Remove("r1", RemoveMode::kWhenIdle);
   ASSERT_FALSE(ready.has_value());
@@ -35,20 +37,20 @@ TEST(DataplaneFakeLoadBalancer, KeepsTheScaleDownContract) {
   EXPECT_EQ(lb.SessionCount("r1").error().kind, ErrorKind::kNotFound);
 }
 
-TEST(DataplaneFakeLoadBalancer, InjectsErrorsAndRecordsCalls) {
+TEST(FakeLoadBalancer, InjectsErrorsAndRecordsCalls) {
   FakeLoadBalancer lb;
-  lb.FailNext("EnsureServer", Error{ErrorKind::kTransient, "reload failed"});
-  auto failed = lb.EnsureServer({"r1", "127.0.9.1", 5432});
+  lb.FailNext("EnsureMember", Error{ErrorKind::kTransient, "reload failed"});
+  auto failed = lb.EnsureMember({"r1", "127.0.9.1", 5432});
   ASSERT_FALSE(failed.has_value());
   EXPECT_EQ(failed.error().kind, ErrorKind::kTransient);
   EXPECT_FALSE(lb.Has("r1"));
-  ASSERT_TRUE(lb.EnsureServer({"r1", "127.0.9.1", 5432}).has_value());
+  ASSERT_TRUE(lb.EnsureMember({"r1", "127.0.9.1", 5432}).has_value());
   ASSERT_TRUE(lb.Maint("r1").has_value());
-  EXPECT_EQ(lb.Get("r1").admin_state, AdminState::kMaint);
-  EXPECT_FALSE(lb.Get("r1").Serving());
+  EXPECT_EQ(lb.Get("r1").admin, AdminState::kMaint);
+  EXPECT_FALSE(lb.Get("r1").serving);
   EXPECT_EQ(lb.calls(),
-            (std::vector<std::string>{"EnsureServer(r1)", "EnsureServer(r1)", "Maint(r1)"}));
+            (std::vector<std::string>{"EnsureMember(r1)", "EnsureMember(r1)", "Maint(r1)"}));
 }
 
 }  // namespace
-}  // namespace ra::haproxy
+}  // namespace ra::testing
