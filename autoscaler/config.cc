@@ -287,6 +287,7 @@ class Parser {
   void ParseMissingData(const Located& at, Cluster& c);
   void ParseSnapshots(const Located& at, Cluster& c);
   void ParseDns(const Located& at, Cluster& c);
+  void ParsePlacement(const Located& at, Cluster& c);
   void ParseTimeouts(const Located& at, Cluster& c);
   void ParseApi(const std::optional<Located>& at, const Located& root);
   void ParseLoop(const Located& at);
@@ -669,10 +670,10 @@ void Parser::ParseClusters(const Located& at) {
 }
 
 std::optional<Cluster> Parser::ParseCluster(const Located& at) {
-  MapReader m(
-      ctx_, at,
-      {"name", "cloud", "primary", "donor", "replica", "postgres", "load_balancer", "min_replicas",
-       "max_replicas", "policies", "behavior", "missing_data", "snapshots", "dns", "timeouts"});
+  MapReader m(ctx_, at,
+              {"name", "cloud", "primary", "donor", "replica", "postgres", "load_balancer",
+               "min_replicas", "max_replicas", "policies", "behavior", "missing_data", "snapshots",
+               "dns", "timeouts", "placement"});
   if (!m.ok()) return std::nullopt;
   if (at.node.IsNull()) {
     ctx_.Add(at, "empty cluster: expected name, cloud, primary, donor, replica, ...");
@@ -729,6 +730,7 @@ std::optional<Cluster> Parser::ParseCluster(const Located& at) {
   if (auto s = m.Get("snapshots")) ParseSnapshots(*s, c);
   if (auto d = m.Get("dns")) ParseDns(*d, c);
   if (auto t = m.Get("timeouts")) ParseTimeouts(*t, c);
+  if (auto p = m.Get("placement")) ParsePlacement(*p, c);
 
   if (ctx_.count() != before) return std::nullopt;
   return c;
@@ -1299,6 +1301,26 @@ void Parser::ParseDns(const Located& at, Cluster& c) {
     }
   }
   c.dns = d;
+}
+
+void Parser::ParsePlacement(const Located& at, Cluster& c) {
+  MapReader m(ctx_, at, {"prefer", "max_latency", "samples"});
+  if (!m.ok()) return;
+  Placement& p = c.placement;
+  m.Enum<Placement::Prefer>(
+      "prefer", &p.prefer,
+      {{"spread", Placement::Prefer::kSpread}, {"latency", Placement::Prefer::kLatency}});
+  // Latencies are fractions of a millisecond on a LAN: any positive duration is a threshold.
+  Duration max_latency{};
+  if (m.Dur("max_latency", &max_latency)) {
+    if (max_latency <= Duration(0)) {
+      ctx_.Add(*m.Get("max_latency"),
+               "max_latency must be greater than 0 (zones at or under it are preferred)");
+    } else {
+      p.max_latency = max_latency;
+    }
+  }
+  m.Int("samples", &p.samples, 1, 1000);
 }
 
 void Parser::ParseTimeouts(const Located& at, Cluster& c) {

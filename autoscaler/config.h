@@ -227,6 +227,21 @@ struct Dns {
   std::string record_template = "{name}";  ///< {name}: the server's name; {cluster}
 };
 
+/// Which zone a new replica goes to (docs/configuration.md, placement). Zones in backoff are
+/// never chosen, whatever the preference.
+struct Placement {
+  enum class Prefer {
+    kSpread,   ///< fewest active replicas per zone first
+    kLatency,  ///< lowest median latency to the primary first, within max_latency
+  };
+  Prefer prefer = Prefer::kSpread;
+  /// With kLatency: zones whose median latency to the primary is above this are used only when
+  /// no other zone can take the replica.
+  Duration max_latency = std::chrono::milliseconds(20);
+  /// Latency samples per zone whose median is the zone's latency (1..1000).
+  int samples = 10;
+};
+
 /// Budgets of each provisioning phase; a replica stuck longer is cleaned up.
 struct PhaseTimeouts {
   Duration snapshot_create = 30min;
@@ -251,6 +266,7 @@ struct Cluster {
   Snapshots snapshots{};
   std::optional<Dns> dns{};
   PhaseTimeouts timeouts{};
+  Placement placement{};
 };
 
 // ---------------------------------------------------------------------------------------------

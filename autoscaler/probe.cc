@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -136,9 +137,9 @@ ErrorKind KindOfSqlState(const char* sqlstate) {
 
 using Row = std::vector<std::optional<std::string>>;
 
-// Runs `sql` and returns its only row. Unlike PQexec, the wait is bounded even when the server
-// stops answering after the query was sent.
-Result<Row> QueryRow(PGconn* conn, const char* sql, int columns) {
+// Runs `sql` and returns its rows, each of `columns` values. Unlike PQexec, the wait is bounded
+// even when the server stops answering after the query was sent.
+Result<std::vector<Row>> QueryRows(PGconn* conn, const char* sql, int columns) {
   if (!PQsendQuery(conn, sql)) {
     return Fail(ErrorKind::kTransient, CleanMessage(PQerrorMessage(conn)));
   }
@@ -167,20 +168,33 @@ Result<Row> QueryRow(PGconn* conn, const char* sql, int columns) {
     return Fail(KindOfSqlState(PQresultErrorField(res.get(), PG_DIAG_SQLSTATE)),
                 CleanMessage(PQresultErrorMessage(res.get())));
   }
-  if (PQntuples(res.get()) != 1 || PQnfields(res.get()) != columns) {
+  if (PQnfields(res.get()) != columns) {
     return Fail(ErrorKind::kParse,
-                fmt::format("expected 1 row of {} columns, got {} rows of {}", columns,
-                            PQntuples(res.get()), PQnfields(res.get())));
+                fmt::format("expected {} columns, got {}", columns, PQnfields(res.get())));
   }
-  Row row;
-  for (int i = 0; i < columns; ++i) {
-    if (PQgetisnull(res.get(), 0, i)) {
-      row.emplace_back(std::nullopt);
-    } else {
-      row.emplace_back(std::string(PQgetvalue(res.get(), 0, i)));
+  std::vector<Row> rows;
+  for (int r = 0; r < PQntuples(res.get()); ++r) {
+    Row& row = rows.emplace_back();
+    for (int i = 0; i < columns; ++i) {
+      if (PQgetisnull(res.get(), r, i)) {
+        row.emplace_back(std::nullopt);
+      } else {
+        row.emplace_back(std::string(PQgetvalue(res.get(), r, i)));
+      }
     }
   }
-  return row;
+  return rows;
+}
+
+// Runs `sql` and returns its only row.
+Result<Row> QueryRow(PGconn* conn, const char* sql, int columns) {
+  auto rows = QueryRows(conn, sql, columns);
+  if (!rows) return Fail(rows.error());
+  if (rows->size() != 1) {
+    return Fail(ErrorKind::kParse,
+                fmt::format("expected 1 row of {} columns, got {} rows", columns, rows->size()));
+  }
+  return std::move(rows->front());
 }
 
 Result<bool> ParseBool(const std::optional<std::string>& value, std::string_view what) {
@@ -339,6 +353,61 @@ ProbeResult LibpqReplicaProbe::ProbeReplica(const std::string& host, int port,
     r.lag_seconds = std::max(0.0, *seconds);
   }
   return r;
+}
+
+Result<std::map<std::string, double>> LibpqReplicaProbe::ReplicationLatencies(
+    const std::string& primary_host, int primary_port) {
+  const std::string& host = primary_host;
+  const int port = primary_port;
+  if (auto ok = CheckAddress(host, port); !ok) return Fail(ok.error());
+  const ConnParams params(probe_, &password_, host, port);
+  auto conn = Connect(params);
+  if (!conn) return Fail(conn.error());
+  // write_lag is timed by the walsender alone, on the primary's clock: from sending WAL to the
+  // standby's reply that it wrote it (the walreceiver replies as soon as its write position
+  // moves), so it is a network round trip plus a write(2), and no clock skew enters it. The
+  // standby-side alternatives (reply_time, pg_stat_wal_receiver's send and receipt times) each
+  // compare two machines' clocks. The LEFT JOIN yields one row even without walsenders, so
+  // pg_is_in_recovery() is always read; pid is the one walsender column every role may see, and
+  // state is NULL exactly when the role may not read the others (not pg_read_all_stats).
+  auto rows = QueryRows(conn->get(),
+                        "SELECT r.in_recovery, s.pid IS NOT NULL, s.state IS NOT NULL, "
+                        "s.application_name, extract(epoch FROM s.write_lag) "
+                        "FROM (SELECT pg_is_in_recovery() AS in_recovery) r "
+                        "LEFT JOIN pg_stat_replication s ON true",
+                        5);
+  if (!rows) {
+    return Fail(rows.error().kind,
+                fmt::format("pg_stat_replication on {}:{}: {}", host, port, rows.error().message));
+  }
+  std::map<std::string, double> latencies;
+  for (const Row& row : *rows) {
+    auto in_recovery = ParseBool(row[0], "pg_is_in_recovery()");
+    if (!in_recovery) return Fail(in_recovery.error());
+    if (*in_recovery) {
+      // A cascading standby's walsenders time the hop to it, not to the primary.
+      return Fail(ErrorKind::kConflict,
+                  fmt::format("{}:{} is in recovery: a standby, not the primary", host, port));
+    }
+    if (row[1] != "t") continue;  // no walsender at all
+    if (row[2] != "t") {
+      return Fail(ErrorKind::kAuth,
+                  fmt::format("user '{}' may not read pg_stat_replication's lag columns on "
+                              "{}:{}: grant it pg_monitor (or pg_read_all_stats)",
+                              probe_.user, host, port));
+    }
+    // NULL write_lag: nothing was sent lately (an idle primary clears the lag columns once the
+    // standby has confirmed all of it twice), so there is no sample now.
+    if (!row[3] || !row[4]) continue;
+    auto seconds = ParseSeconds(*row[4]);
+    if (!seconds) return Fail(seconds.error());
+    const double value = std::max(0.0, *seconds);
+    // Two walsenders under one name (a standby reconnecting while its old connection lingers):
+    // the larger, so that a zone never looks nearer than one of them says.
+    auto [it, inserted] = latencies.emplace(*row[3], value);
+    if (!inserted) it->second = std::max(it->second, value);
+  }
+  return latencies;
 }
 
 // ---------------------------------------------------------------------------------------------

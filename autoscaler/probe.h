@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -52,6 +53,22 @@ class ReplicaProbe {
   /// The caller reads `primary_lsn` before probing, so a replica that replayed past it in the
   /// meantime shows 0 rather than a negative lag. Errors never contain the password. Read-only.
   virtual ProbeResult ProbeReplica(const std::string& host, int port, int64_t primary_lsn) = 0;
+
+  /// Round trip from the primary at primary_host:primary_port to each standby streaming from it,
+  /// as the primary's pg_stat_replication.write_lag: application_name -> seconds (>= 0), only
+  /// for walsenders with a value. The walsender times it alone, on the primary's clock (WAL sent
+  /// to the standby's reply that it wrote it), so it is the network round trip plus one write,
+  /// independent of clock skew. PostgreSQL clears it (no entry then) once an idle primary's
+  /// standbys have confirmed everything; a primary with regular commits keeps it current.
+  /// Replicas built by the service stream as application_name = their server name (user_data,
+  /// written into primary_conninfo by the first-boot script). When several walsenders share a
+  /// name, the larger value. kConflict when the server is in recovery (a cascading standby times
+  /// its own hop, not the primary's), kAuth when the probe user may not read the lag columns
+  /// (it needs pg_monitor or pg_read_all_stats) or is refused, kTransient when the primary does
+  /// not answer, kTimeout when the query outlived its bound, kParse on a value that is not a
+  /// number, kConfig for an address ProbeReplica would refuse. Read-only; blocks like the others.
+  virtual Result<std::map<std::string, double>> ReplicationLatencies(
+      const std::string& primary_host, int primary_port) = 0;
 };
 
 /// libpq. Connection parameters are keyword/value arrays (PQconnectdbParams, expand_dbname=0),
@@ -66,6 +83,8 @@ class LibpqReplicaProbe final : public ReplicaProbe {
   LibpqReplicaProbe(config::PostgresProbe probe, Secret password);
   Result<int64_t> PrimaryLsn(const std::string& host, int port) override;
   ProbeResult ProbeReplica(const std::string& host, int port, int64_t primary_lsn) override;
+  Result<std::map<std::string, double>> ReplicationLatencies(const std::string& primary_host,
+                                                             int primary_port) override;
 
  private:
   config::PostgresProbe probe_;

@@ -109,6 +109,13 @@ struct ServiceMetrics::Impl {
           .Name("replica_autoscaler_replica_lag_seconds")
           .Help("now() - pg_last_xact_replay_timestamp() on the replica, 0 when caught up")
           .Register(registry);
+  prometheus::Family<prometheus::Gauge>& zone_latency =
+      prometheus::BuildGauge()
+          .Name("replica_autoscaler_zone_latency_seconds")
+          .Help(
+              "Median of the zone's last round trips between the primary and its replicas "
+              "(pg_stat_replication.write_lag)")
+          .Register(registry);
   prometheus::Family<prometheus::Histogram>& reconcile =
       prometheus::BuildHistogram()
           .Name("replica_autoscaler_reconcile_duration_seconds")
@@ -222,6 +229,17 @@ void ServiceMetrics::CountProvisioningFailure(const std::string& cluster, const 
 
 void ServiceMetrics::CountForcedDrain(const std::string& cluster) {
   impl_->forced_drains.Add({{"cluster", cluster}}).Increment();
+}
+
+void ServiceMetrics::SetZoneLatency(const std::string& cluster, const std::string& zone,
+                                    std::optional<double> seconds) {
+  prometheus::Gauge& gauge = impl_->zone_latency.Add({{"cluster", cluster}, {"zone", zone}});
+  if (seconds) {
+    gauge.Set(*seconds);
+  } else {
+    // No series rather than a stale or zero value, which placement dashboards would misread.
+    impl_->zone_latency.Remove(&gauge);
+  }
 }
 
 void ServiceMetrics::SetQuota(const std::string& cluster, std::string_view resource,

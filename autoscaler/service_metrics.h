@@ -1,6 +1,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "autoscaler/reconcile.h"
@@ -37,6 +38,10 @@ class ServiceMetrics {
   void CountProvisioningFailure(const std::string& cluster, const std::string& zone,
                                 std::string_view reason);
   void CountForcedDrain(const std::string& cluster);
+  /// The median latency between the primary and the zone's replicas (ZoneLatency::Median);
+  /// std::nullopt removes the zone's series (a zone no longer used, or no sample left).
+  void SetZoneLatency(const std::string& cluster, const std::string& zone,
+                      std::optional<double> seconds);
   /// resource: instances, cores, ram_mb, volumes, gigabytes. Call only for limited resources:
   /// a value <= 0 means the next scale-up fails, and alerts fire on it.
   void SetQuota(const std::string& cluster, std::string_view resource, double remaining);

@@ -31,10 +31,10 @@ class FakeReplicaProbe final : public ReplicaProbe {
       std::function<ProbeResult(const std::string& host, int port, int64_t primary_lsn)>;
 
   struct Call {
-    std::string method;  ///< "PrimaryLsn" or "ProbeReplica"
+    std::string method;  ///< "PrimaryLsn", "ProbeReplica" or "ReplicationLatencies"
     std::string host;
     int port = 0;
-    int64_t primary_lsn = -1;  ///< ProbeReplica's argument; -1 for PrimaryLsn
+    int64_t primary_lsn = -1;  ///< ProbeReplica's argument; -1 for the others
   };
 
   /// A replica caught up: reachable, in recovery, both lags 0.
@@ -72,10 +72,18 @@ class FakeReplicaProbe final : public ReplicaProbe {
     probes_.erase(Key(host, port));
     responders_.insert_or_assign(Key(host, port), std::move(responder));
   }
+  /// What ReplicationLatencies(host, port) returns from now on (application_name -> seconds,
+  /// or an error).
+  void SetReplicationLatencies(const std::string& host, int port,
+                               Result<std::map<std::string, double>> answer) {
+    std::lock_guard lock(mu_);
+    latencies_.insert_or_assign(Key(host, port), std::move(answer));
+  }
   /// Forgets every answer set for host:port (calls stay counted).
   void Forget(const std::string& host, int port) {
     std::lock_guard lock(mu_);
     primary_lsn_.erase(Key(host, port));
+    latencies_.erase(Key(host, port));
     probes_.erase(Key(host, port));
     responders_.erase(Key(host, port));
   }
@@ -110,11 +118,28 @@ class FakeReplicaProbe final : public ReplicaProbe {
     return responder(host, port, primary_lsn);
   }
 
+  /// Unset: kTransient naming the address.
+  Result<std::map<std::string, double>> ReplicationLatencies(const std::string& primary_host,
+                                                             int primary_port) override {
+    std::lock_guard lock(mu_);
+    calls_.push_back({"ReplicationLatencies", primary_host, primary_port, -1});
+    auto it = latencies_.find(Key(primary_host, primary_port));
+    if (it == latencies_.end()) {
+      return Fail(ErrorKind::kTransient,
+                  fmt::format("FakeReplicaProbe: no replication latencies set for {}",
+                              Key(primary_host, primary_port)));
+    }
+    return it->second;
+  }
+
   int primary_lsn_calls(const std::string& host, int port) const {
     return Count("PrimaryLsn", &host, port);
   }
   int probe_calls(const std::string& host, int port) const {
     return Count("ProbeReplica", &host, port);
+  }
+  int latency_calls(const std::string& host, int port) const {
+    return Count("ReplicationLatencies", &host, port);
   }
   int primary_lsn_calls() const { return Count("PrimaryLsn", nullptr, 0); }
   int probe_calls() const { return Count("ProbeReplica", nullptr, 0); }
@@ -152,6 +177,7 @@ class FakeReplicaProbe final : public ReplicaProbe {
   mutable std::mutex mu_;
   std::map<std::string, Result<int64_t>> primary_lsn_;
   std::map<std::string, ProbeResult> probes_;
+  std::map<std::string, Result<std::map<std::string, double>>> latencies_;
   std::map<std::string, Responder> responders_;
   std::vector<Call> calls_;
 };

@@ -1,7 +1,8 @@
 // LibpqReplicaProbe against a real PostgreSQL 15 primary and streaming standby on loopback:
 // the primary's LSN, a standby's replay lag in bytes and seconds while its replay is paused and
-// after it resumes, a standby refused as primary, and addresses where nothing (or nothing that
-// answers) listens, each returned within the connect timeout.
+// after it resumes, a standby refused as primary, the standby's replication round trip
+// (write_lag) seen from the primary while it commits, and addresses where nothing (or nothing
+// that answers) listens, each returned within the connect timeout.
 
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
@@ -10,6 +11,8 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <map>
+#include <string>
 #include <thread>
 
 #include "autoscaler/probe.h"
@@ -170,6 +173,54 @@ TEST(ProbeItest, PrimaryLsnAndStandbyLagThroughPausedReplay) {
   EXPECT_FALSE(unknown.error.empty());
 }
 
+std::string Describe(const Result<std::map<std::string, double>>& r) {
+  if (!r) return r.error().ToString();
+  std::string out = "{";
+  for (const auto& [name, seconds] : *r) out += " " + name + "=" + std::to_string(seconds);
+  return out + " }";
+}
+
+// The standby streams as application_name "donor"; the primary times the round trip of its
+// writes (pg_stat_replication.write_lag) while the primary commits.
+TEST(ProbeItest, ReplicationLatencyOfTheStandbyWhileThePrimaryWrites) {
+  auto user = ra::testing::UnprivilegedUser();
+  ASSERT_TRUE(user) << user.error().message;
+  TempDir dir("ra-probe-itest");
+  auto pg = PostgresPair::Start(dir.path(), Octet());
+  ASSERT_TRUE(pg) << pg.error().message;
+  const std::string primary = (*pg)->primary_host();
+  const std::string standby = (*pg)->donor_host();
+  LibpqReplicaProbe probe(ProbeConfig(3s), Secret("probe-itest-password"));
+
+  ASSERT_TRUE(QueryOne(Conninfo(primary), "CREATE TABLE latency_fill (g int)"));
+  Result<std::map<std::string, double>> latencies = std::map<std::string, double>{};
+  int commits = 0;
+  // A commit, then a look: write_lag appears once the standby has replied to WAL sent after it
+  // connected, and is cleared again only after an idle spell, which commits here prevent.
+  ASSERT_TRUE(Eventually(
+      [&] {
+        if (!QueryOne(Conninfo(primary),
+                      "INSERT INTO latency_fill VALUES (" + std::to_string(++commits) + ")")) {
+          return false;
+        }
+        latencies = probe.ReplicationLatencies(primary, 5432);
+        return latencies && latencies->contains("donor");
+      },
+      60s))
+      << Describe(latencies);
+  const double seconds = latencies->at("donor");
+  EXPECT_GE(seconds, 0.0) << Describe(latencies);
+  EXPECT_LT(seconds, 1.0) << "a loopback round trip" << Describe(latencies);
+  RecordProperty("write_lag_seconds", std::to_string(seconds));
+  // Only walsenders are listed: not the probe's own connection nor the test's.
+  EXPECT_EQ(latencies->size(), 1u) << Describe(latencies);
+
+  // A standby's walsenders (cascading replication) do not time the hop to the primary.
+  auto refused = probe.ReplicationLatencies(standby, 5432);
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().kind, ErrorKind::kConflict) << refused.error().message;
+}
+
 TEST(ProbeItest, NothingListeningIsUnreachableAtOnce) {
   const std::string host = "127.0." + std::to_string(Octet()) + ".3";
   LibpqReplicaProbe probe(ProbeConfig(2s), Secret("probe-itest-password"));
@@ -182,6 +233,10 @@ TEST(ProbeItest, NothingListeningIsUnreachableAtOnce) {
   EXPECT_NE(r.error.find("no response"), std::string::npos) << r.error;
   EXPECT_NE(r.error.find(host), std::string::npos) << r.error;
   EXPECT_LT(elapsed, 2s);
+
+  auto latencies = probe.ReplicationLatencies(host, 5432);
+  ASSERT_FALSE(latencies);
+  EXPECT_EQ(latencies.error().kind, ErrorKind::kTransient) << latencies.error().message;
 
   auto lsn = probe.PrimaryLsn(host, 5432);
   ASSERT_FALSE(lsn);

@@ -187,6 +187,9 @@ TEST(Config, ExampleFileValidatesAndSaysWhatItMeans) {
   EXPECT_EQ(c.postgres.max_lag_bytes, 16 << 20);
   EXPECT_EQ(c.load_balancer.check.port, 8008);
   EXPECT_EQ(c.snapshots.wal_retention, 48h);
+  EXPECT_EQ(c.placement.prefer, Placement::Prefer::kLatency);
+  EXPECT_EQ(c.placement.max_latency, 20ms);
+  EXPECT_EQ(c.placement.samples, 10);
   const Cloud* cloud = config->FindCloud("prod");
   ASSERT_NE(cloud, nullptr);
   ASSERT_TRUE(cloud->auth.has_value());
@@ -230,6 +233,9 @@ TEST(Config, DefaultsAreTheDocumentedOnes) {
   EXPECT_FALSE(c.dns.has_value());
   EXPECT_EQ(c.timeouts.catch_up, 30min);
   EXPECT_EQ(c.timeouts.drain, 5min);
+  EXPECT_EQ(c.placement.prefer, Placement::Prefer::kSpread);
+  EXPECT_EQ(c.placement.max_latency, 20ms);
+  EXPECT_EQ(c.placement.samples, 10);
   const Cloud& cloud = config->clouds[0];
   EXPECT_EQ(cloud.auth->user_domain_name, "Default");
   EXPECT_FALSE(cloud.interface.has_value());
@@ -243,6 +249,73 @@ TEST(Config, DefaultsAreTheDocumentedOnes) {
   EXPECT_EQ(config->loop.jitter, 0s);
   EXPECT_EQ(config->journal.path, "/var/lib/replica-autoscaler/events.jsonl");
   EXPECT_EQ(config->logging.level, log::Level::kInfo);
+}
+
+TEST(Config, PlacementSection) {
+  // Line 29 is "    max_replicas: 5"; the section goes right after it, on line 30.
+  const auto with = [](const std::string& section) {
+    return WithLine(29, "    max_replicas: 5\n    placement: " + section);
+  };
+  auto config = LoadConfigFromString(with("{prefer: latency, max_latency: 5ms, samples: 20}"), "t",
+                                     Offline());
+  ASSERT_TRUE(config.has_value()) << Dump(config.error());
+  const Placement& p = config->clusters[0].placement;
+  EXPECT_EQ(p.prefer, Placement::Prefer::kLatency);
+  EXPECT_EQ(p.max_latency, 5ms);
+  EXPECT_EQ(p.samples, 20);
+
+  // Keys left out keep their defaults.
+  config = LoadConfigFromString(with("{prefer: spread}"), "t", Offline());
+  ASSERT_TRUE(config.has_value()) << Dump(config.error());
+  EXPECT_EQ(config->clusters[0].placement.prefer, Placement::Prefer::kSpread);
+  EXPECT_EQ(config->clusters[0].placement.max_latency, 20ms);
+  EXPECT_EQ(config->clusters[0].placement.samples, 10);
+  config = LoadConfigFromString(with("{max_latency: 1s, samples: 1000}"), "t", Offline());
+  ASSERT_TRUE(config.has_value()) << Dump(config.error());
+  EXPECT_EQ(config->clusters[0].placement.prefer, Placement::Prefer::kSpread);
+  EXPECT_EQ(config->clusters[0].placement.max_latency, 1s);
+  EXPECT_EQ(config->clusters[0].placement.samples, 1000);
+
+  struct Bad {
+    std::string what;
+    std::string section;
+    std::string want_path;
+    std::string want_message;
+  };
+  const std::vector<Bad> cases = {
+      {"unknown preference", "{prefer: nearest}", "clusters[0].placement.prefer",
+       "expected one of spread, latency"},
+      {"zero max_latency", "{max_latency: 0ms}", "clusters[0].placement.max_latency",
+       "greater than 0"},
+      {"negative max_latency", "{max_latency: -5ms}", "clusters[0].placement.max_latency", ""},
+      {"max_latency without a unit", "{max_latency: 20}", "clusters[0].placement.max_latency",
+       "invalid duration"},
+      {"no samples", "{samples: 0}", "clusters[0].placement.samples", "between 1 and 1000"},
+      {"too many samples", "{samples: 1001}", "clusters[0].placement.samples",
+       "between 1 and 1000"},
+      {"samples not a number", "{samples: ten}", "clusters[0].placement.samples",
+       "expected a whole number"},
+      {"unknown key", "{prefer: latency, max_lag: 20ms}", "clusters[0].placement.max_lag",
+       "unknown key 'max_lag'"},
+      {"not a mapping", "latency", "clusters[0].placement", ""},
+  };
+  for (const Bad& c : cases) {
+    SCOPED_TRACE(c.what);
+    auto bad = LoadConfigFromString(with(c.section), "t", Offline());
+    ASSERT_FALSE(bad.has_value());
+    EXPECT_NE(FindProblem(bad.error(), c.want_path, 30, c.want_message), nullptr)
+        << "want 30 " << c.want_path << ": " << c.want_message << "\ngot:\n"
+        << Dump(bad.error());
+  }
+
+  // A placement key one level too high says where it belongs.
+  auto misplaced = LoadConfigFromString(WithLine(29, "    max_replicas: 5\n    max_latency: 20ms"),
+                                        "t", Offline());
+  ASSERT_FALSE(misplaced.has_value());
+  EXPECT_NE(
+      FindProblem(misplaced.error(), "clusters[0].max_latency", 30, "under a cluster's placement:"),
+      nullptr)
+      << Dump(misplaced.error());
 }
 
 TEST(Config, ToleranceAsAFractionOrAPercentage) {

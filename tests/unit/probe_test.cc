@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <limits>
+#include <map>
 #include <string>
 #include <thread>
 #include <vector>
@@ -99,6 +100,10 @@ TEST(ProbeLibpq, RefusesAddressesThatAreNotOneServer) {
     EXPECT_FALSE(r.reachable);
     EXPECT_FALSE(r.lag_bytes.has_value());
     EXPECT_FALSE(r.error.empty());
+
+    auto latencies = probe.ReplicationLatencies(host, port);
+    ASSERT_FALSE(latencies) << host << ":" << port;
+    EXPECT_EQ(latencies.error().kind, ErrorKind::kConfig) << latencies.error().message;
   }
 }
 
@@ -296,6 +301,30 @@ TEST(ProbeFakes, ReplicaProbeAnswersPerAddressAndCounts) {
 
   probe.Forget("10.0.0.5", 5432);
   EXPECT_FALSE(probe.ProbeReplica("10.0.0.5", 5432, 1000).reachable);
+}
+
+TEST(ProbeFakes, ReplicationLatenciesAnswerWhatWasSet) {
+  testing::FakeReplicaProbe probe;
+  probe.SetReplicationLatencies("10.0.0.1", 5432,
+                                std::map<std::string, double>{{"orders-r1", 0.0021}});
+  auto got = probe.ReplicationLatencies("10.0.0.1", 5432);
+  ASSERT_TRUE(got) << got.error().message;
+  EXPECT_EQ(got->at("orders-r1"), 0.0021);
+
+  const auto unset = probe.ReplicationLatencies("10.0.0.2", 5432);
+  ASSERT_FALSE(unset);
+  EXPECT_EQ(unset.error().kind, ErrorKind::kTransient);
+  EXPECT_NE(unset.error().message.find("10.0.0.2:5432"), std::string::npos);
+
+  probe.SetReplicationLatencies("10.0.0.1", 5432, Fail(ErrorKind::kAuth, "needs pg_monitor"));
+  const auto refused = probe.ReplicationLatencies("10.0.0.1", 5432);
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().kind, ErrorKind::kAuth);
+  EXPECT_EQ(probe.latency_calls("10.0.0.1", 5432), 2);
+
+  probe.Forget("10.0.0.1", 5432);
+  EXPECT_FALSE(probe.ReplicationLatencies("10.0.0.1", 5432));
+  EXPECT_EQ(probe.calls().back().method, "ReplicationLatencies");
 }
 
 TEST(ProbeFakes, ReplicaProbeIsThreadSafe) {

@@ -175,6 +175,38 @@ TEST(ServiceMetricsTest, CountersForFailuresRequestsAndErrors) {
       Has(text, "replica_autoscaler_errors_total{component=\"dataplane\",kind=\"not-found\"} 1"));
 }
 
+TEST(ServiceMetricsTest, ZoneLatencyIsSetPerClusterAndZoneAndRemoved) {
+  ServiceMetrics metrics;
+  metrics.SetZoneLatency("main", "az1", 0.0015);
+  metrics.SetZoneLatency("main", "az2", 0.032);
+  metrics.SetZoneLatency("calm", "az1", 0.001);
+  std::string text = Scrape(metrics);
+  EXPECT_TRUE(Has(text, "# TYPE replica_autoscaler_zone_latency_seconds gauge")) << text;
+  EXPECT_TRUE(Has(text,
+                  "replica_autoscaler_zone_latency_seconds{cluster=\"main\",zone=\"az1\"} "
+                  "0.0015"))
+      << text;
+  EXPECT_TRUE(
+      Has(text, "replica_autoscaler_zone_latency_seconds{cluster=\"main\",zone=\"az2\"} 0.032"))
+      << text;
+  EXPECT_TRUE(
+      Has(text, "replica_autoscaler_zone_latency_seconds{cluster=\"calm\",zone=\"az1\"} 0.001"))
+      << text;
+
+  metrics.SetZoneLatency("main", "az1", 0.002);
+  metrics.SetZoneLatency("main", "az2", std::nullopt);
+  metrics.SetZoneLatency("main", "az3", std::nullopt);  // never set: nothing to remove, no series
+  text = Scrape(metrics);
+  EXPECT_TRUE(
+      Has(text, "replica_autoscaler_zone_latency_seconds{cluster=\"main\",zone=\"az1\"} 0.002"))
+      << text;
+  EXPECT_EQ(text.find("zone=\"az2\""), std::string::npos) << text;
+  EXPECT_EQ(text.find("zone=\"az3\""), std::string::npos) << text;
+  EXPECT_TRUE(
+      Has(text, "replica_autoscaler_zone_latency_seconds{cluster=\"calm\",zone=\"az1\"} 0.001"))
+      << text;
+}
+
 TEST(ServiceMetricsTest, LastSuccessfulCycleIsSetOnlyBySuccess) {
   ServiceMetrics metrics;
   metrics.ObserveCycle(0.3, false, 1800000000);
