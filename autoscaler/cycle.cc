@@ -124,9 +124,30 @@ std::vector<std::string> FreshNames(const ClusterState& state, const Observed& o
                            env.random);
 }
 
-PlacementFacts PlacementOf(const config::Cluster& cluster) {
-  (void)cluster;
-  return PlacementFacts{};
+/// One sample per replica that reported a round trip, under its zone; the gauge follows.
+void RecordLatencies(ClusterState& state, CycleEnv& env, const ClusterObservation& seen) {
+  if (seen.latencies.empty()) return;
+  for (const ObservedReplica& r : seen.observed.replicas) {
+    const auto it = seen.latencies.find(r.name);
+    if (it == seen.latencies.end()) continue;
+    const std::string zone = r.server && !r.server->availability_zone.empty()
+                                 ? r.server->availability_zone
+                             : r.volume ? r.volume->availability_zone
+                                        : std::string();
+    if (!zone.empty()) state.latency.Add(zone, it->second);
+  }
+  for (const auto& [zone, seconds] : state.latency.Medians()) {
+    env.metrics.SetZoneLatency(state.deps.cluster->name, zone, seconds);
+  }
+}
+
+PlacementFacts PlacementOf(const ClusterState& state) {
+  const config::Placement& p = state.deps.cluster->placement;
+  PlacementFacts facts;
+  facts.prefer_latency = p.prefer == config::Placement::Prefer::kLatency;
+  facts.max_latency = p.max_latency;
+  facts.latency_seconds = state.latency.Medians();
+  return facts;
 }
 
 /// Step 4, under the lock: the plan, and what status shows of this cycle.
@@ -140,7 +161,7 @@ Plan PlanAndStore(ClusterState& state, CycleEnv& env, const ClusterObservation& 
   input.fresh_names =
       FreshNames(state, seen.observed, env, std::max(0, d.decision.desired - d.view.active) + 2);
   input.cannot_create = std::move(cannot_create);
-  input.placement = PlacementOf(*state.deps.cluster);
+  input.placement = PlacementOf(state);
   Plan plan = PlanActions(d.view, input, state.memory);
 
   state.last_plan = plan;
@@ -256,6 +277,7 @@ bool RunClusterCycle(ClusterState& state, CycleEnv& env, TimePoint now) {
   ApplyCompletions(state, env, env.actuator.TakeCompletions(cluster.name), now);
   const BusySet busy = env.actuator.Busy(cluster.name);
   ClusterObservation seen = ObserveCluster(state.deps, state.cache, now, env.zones_cache);
+  RecordLatencies(state, env, seen);
   auto readings = ReadPolicies(state.deps, env, now);
 
   std::unique_lock lock(env.mu);

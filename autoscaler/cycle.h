@@ -14,6 +14,7 @@
 #include "autoscaler/observer.h"
 #include "autoscaler/reconcile.h"
 #include "autoscaler/service_metrics.h"
+#include "autoscaler/zone_latency.h"
 #include "policies/engine.h"
 
 /// One cluster's cycle, in order: take the actuator's completions, observe, derive the phases,
@@ -38,6 +39,8 @@ struct ClusterState {
   std::map<std::string, std::string> blocked{};  ///< "kind/replica" -> reason, last cycle
   // Touched by the cycle only (cycles are serialized).
   ObserverCache cache{};
+  /// Each zone's round trips to the primary (placement, and the zone latency gauge).
+  ZoneLatency latency{10};
   std::optional<TemplateIds> template_ids{};
   int64_t cycles = 0;
 };

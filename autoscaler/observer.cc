@@ -6,6 +6,7 @@
 #include <regex>
 
 #include "autoscaler/replica_names.h"
+#include "core/log.h"
 
 namespace ra::autoscaler {
 
@@ -117,6 +118,17 @@ void ReadPostgres(const ClusterDeps& deps, Replicas& replicas, Reading& reading)
       reading.out.primary_lsn = *lsn;
     } else {
       reading.Error("postgres", lsn.error());
+    }
+    // Placement's measure, not a source the cycle depends on: a failure is logged, never fails
+    // the cycle (a probe user without pg_monitor would otherwise fail every one).
+    if (auto latencies = deps.probe->ReplicationLatencies(primary->host, primary->port);
+        latencies) {
+      reading.out.latencies = std::move(*latencies);
+    } else {
+      log::Warn("replication latencies not read",
+                {{"cluster", cluster.name},
+                 {"kind", ToString(latencies.error().kind)},
+                 {"error", log::Redact(latencies.error().message)}});
     }
   } else {
     reading.Error("postgres", primary.error());

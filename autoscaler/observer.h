@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <utility>
@@ -50,6 +51,9 @@ struct ClusterObservation {
   Observed observed{};
   std::vector<std::pair<std::string, Error>> errors{};  ///< component, error
   std::optional<int64_t> primary_lsn{};
+  /// Round trip from the primary to each replica streaming from it (application_name ->
+  /// seconds, ReplicaProbe::ReplicationLatencies); empty when it could not be read.
+  std::map<std::string, double> latencies{};
 };
 
 /// Reads everything one cycle needs: our replicas by tag, the backend's members, golden

@@ -73,7 +73,9 @@ TEST(ZoneLatency, MedianOfTheWindow) {
     for (const auto& [zone, seconds] : c.added) latency.Add(zone, seconds);
     const std::optional<double> got = latency.Median(c.zone);
     ASSERT_EQ(got.has_value(), c.want.has_value());
-    if (got) EXPECT_DOUBLE_EQ(*got, *c.want);
+    if (got) {
+      EXPECT_DOUBLE_EQ(*got, *c.want);
+    }
   }
 }
 
