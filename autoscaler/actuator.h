@@ -12,7 +12,7 @@
 #include <thread>
 #include <vector>
 
-#include "autoscaler/config.h"
+#include "config/config.h"
 #include "autoscaler/journal.h"
 #include "autoscaler/reconcile.h"
 #include "core/clock.h"

@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "autoscaler/actuator.h"
-#include "autoscaler/config.h"
+#include "config/config.h"
 #include "autoscaler/cycle.h"
 #include "autoscaler/intent_store.h"
 #include "autoscaler/journal.h"

@@ -8,7 +8,7 @@
 #include <string>
 
 #include "autoscaler/actuator.h"
-#include "autoscaler/config.h"
+#include "config/config.h"
 #include "autoscaler/intent_store.h"
 #include "autoscaler/journal.h"
 #include "autoscaler/observer.h"

@@ -4,7 +4,7 @@
 #include <optional>
 #include <string>
 
-#include "autoscaler/config.h"
+#include "config/config.h"
 #include "core/result.h"
 #include "policies/engine.h"
 

@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "autoscaler/config.h"
+#include "config/config.h"
 #include "core/clock.h"
 #include "core/result.h"
 

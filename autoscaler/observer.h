@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "autoscaler/actuator.h"
-#include "autoscaler/config.h"
+#include "config/config.h"
 #include "autoscaler/probe.h"
 #include "autoscaler/reconcile.h"
 #include "core/clock.h"

@@ -7,7 +7,7 @@
 #include <string_view>
 #include <vector>
 
-#include "autoscaler/config.h"
+#include "config/config.h"
 #include "autoscaler/reconcile.h"
 #include "core/http_transport.h"
 #include "core/result.h"

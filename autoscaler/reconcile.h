@@ -8,7 +8,7 @@
 #include <string_view>
 #include <vector>
 
-#include "autoscaler/config.h"
+#include "config/config.h"
 #include "core/clock.h"
 #include "core/result.h"
 #include "lb/load_balancer.h"

@@ -1,4 +1,4 @@
-#include "autoscaler/client_cli.h"
+#include "cli/client_cli.h"
 
 #include <CLI/CLI.hpp>
 #include <algorithm>

@@ -1,4 +1,4 @@
-#include "autoscaler/config_reader.h"
+#include "config/config_reader.h"
 
 #include <fmt/format.h>
 

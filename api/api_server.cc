@@ -1,4 +1,4 @@
-#include "autoscaler/api_server.h"
+#include "api/api_server.h"
 
 #include <cpprest/http_listener.h>
 #include <netdb.h>

@@ -1,4 +1,4 @@
-#include "autoscaler/config.h"
+#include "config/config.h"
 
 #include <arpa/inet.h>
 #include <cctz/time_zone.h>
@@ -15,7 +15,7 @@
 #include <set>
 #include <sstream>
 
-#include "autoscaler/config_reader.h"
+#include "config/config_reader.h"
 #include "core/duration.h"
 
 namespace ra::config {

@@ -3,7 +3,7 @@
 #include <iosfwd>
 #include <string>
 
-#include "autoscaler/config.h"
+#include "config/config.h"
 #include "core/result.h"
 #include "openstack/options.h"
 

@@ -1,4 +1,4 @@
-#include "autoscaler/config_cli.h"
+#include "cli/config_cli.h"
 
 #include <fmt/format.h>
 
@@ -9,7 +9,7 @@
 #include <ostream>
 #include <sstream>
 
-#include "autoscaler/config.h"
+#include "config/config.h"
 
 namespace ra::config {
 

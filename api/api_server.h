@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "autoscaler/config.h"
+#include "config/config.h"
 #include "autoscaler/service.h"
 #include "core/clock.h"
 #include "core/result.h"

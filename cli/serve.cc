@@ -1,4 +1,4 @@
-#include "autoscaler/serve.h"
+#include "cli/serve.h"
 
 #include <fmt/format.h>
 #include <pthread.h>
@@ -10,7 +10,7 @@
 #include <ostream>
 #include <thread>
 
-#include "autoscaler/api_server.h"
+#include "api/api_server.h"
 #include "autoscaler/controller.h"
 #include "autoscaler/journal.h"
 #include "autoscaler/probe.h"

@@ -1,6 +1,6 @@
 #pragma once
 
-// The problem-collecting YAML reader under autoscaler/config.cc. Internal to the loader: every
+// The problem-collecting YAML reader under config/config.cc. Internal to the loader: every
 // reader reports what is wrong with the node it was given (with its path and line) and leaves its
 // output untouched, so one bad field never stops the walk.
 
@@ -13,7 +13,7 @@
 #include <utility>
 #include <vector>
 
-#include "autoscaler/config.h"
+#include "config/config.h"
 
 namespace ra::config::internal {
 

@@ -1,10 +1,10 @@
-#include "autoscaler/plan_cli.h"
+#include "cli/plan_cli.h"
 
 #include <CLI/CLI.hpp>
 #include <ostream>
 
-#include "autoscaler/config.h"
-#include "autoscaler/plan.h"
+#include "config/config.h"
+#include "cli/plan.h"
 #include "core/duration.h"
 #include "core/http_transport.h"
 #include "core/log.h"

@@ -1,4 +1,4 @@
-#include "autoscaler/plan.h"
+#include "cli/plan.h"
 
 #include <fmt/format.h>
 

@@ -1,10 +1,10 @@
 #include <CLI/CLI.hpp>
 #include <iostream>
 
-#include "autoscaler/client_cli.h"
-#include "autoscaler/config_cli.h"
-#include "autoscaler/plan_cli.h"
-#include "autoscaler/serve.h"
+#include "cli/client_cli.h"
+#include "cli/config_cli.h"
+#include "cli/plan_cli.h"
+#include "cli/serve.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"replica-autoscaler: elastic PostgreSQL read replicas on OpenStack"};
