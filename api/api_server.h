@@ -6,8 +6,8 @@
 #include <string>
 #include <vector>
 
-#include "config/config.h"
 #include "autoscaler/service.h"
+#include "config/config.h"
 #include "core/clock.h"
 #include "core/result.h"
 #include "core/secret.h"

@@ -12,9 +12,9 @@
 #include <thread>
 #include <vector>
 
-#include "config/config.h"
 #include "autoscaler/journal.h"
 #include "autoscaler/reconcile.h"
+#include "config/config.h"
 #include "core/clock.h"
 #include "core/result.h"
 #include "lb/load_balancer.h"

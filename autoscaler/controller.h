@@ -12,7 +12,6 @@
 #include <vector>
 
 #include "autoscaler/actuator.h"
-#include "config/config.h"
 #include "autoscaler/cycle.h"
 #include "autoscaler/intent_store.h"
 #include "autoscaler/journal.h"
@@ -23,6 +22,7 @@
 #include "autoscaler/replica_names.h"
 #include "autoscaler/service.h"
 #include "autoscaler/service_metrics.h"
+#include "config/config.h"
 #include "core/clock.h"
 #include "openstack/cloud_provider.h"
 #include "policies/engine.h"

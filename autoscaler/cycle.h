@@ -8,13 +8,13 @@
 #include <string>
 
 #include "autoscaler/actuator.h"
-#include "config/config.h"
 #include "autoscaler/intent_store.h"
 #include "autoscaler/journal.h"
 #include "autoscaler/observer.h"
 #include "autoscaler/reconcile.h"
 #include "autoscaler/service_metrics.h"
 #include "autoscaler/zone_latency.h"
+#include "config/config.h"
 #include "policies/engine.h"
 
 /// One cluster's cycle, in order: take the actuator's completions, observe, derive the phases,

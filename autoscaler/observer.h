@@ -9,9 +9,9 @@
 #include <vector>
 
 #include "autoscaler/actuator.h"
-#include "config/config.h"
 #include "autoscaler/probe.h"
 #include "autoscaler/reconcile.h"
+#include "config/config.h"
 #include "core/clock.h"
 #include "lb/load_balancer.h"
 #include "openstack/cloud_provider.h"

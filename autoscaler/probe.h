@@ -7,8 +7,8 @@
 #include <string_view>
 #include <vector>
 
-#include "config/config.h"
 #include "autoscaler/reconcile.h"
+#include "config/config.h"
 #include "core/http_transport.h"
 #include "core/result.h"
 #include "core/secret.h"

@@ -2,11 +2,23 @@
 # Benchmarks of replica-autoscaler in the sandbox, printed as a small table (bench/bench.py says
 # what each figure means). Not part of CI: a run takes several minutes.
 #
-#   bench/run.sh [--runs N] [--latency-scale F]   (defaults: 3 runs, realistic latencies x 0.25)
-# Environment: BUILD_DIR (default build/) holds bin/replica-autoscaler.
+#   bench/run.sh [--runs N] [--latency-scale F] [--only t1,t4,reaction]
+#                                     (defaults: 3 runs, realistic latencies x 0.25, all three)
+#   bench/run.sh cpu [--binary B]... [--runs N] [--window S]
+#                                     the cycle's CPU per cycle per cluster (bench/cycle_cpu.py);
+#                                     several --binary alternate runs, to compare builds
+# Environment: BUILD_DIR (default build/) holds bin/replica-autoscaler (used when no --binary).
+# See bench/README.md.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 bin="${BUILD_DIR:-$here/build}/bin/replica-autoscaler"
+if [ "${1:-}" = cpu ]; then
+  shift
+  case " $* " in
+    *" --binary"*) exec /usr/bin/python3 "$here/bench/cycle_cpu.py" "$@" ;;
+    *) exec /usr/bin/python3 "$here/bench/cycle_cpu.py" --binary "$bin" "$@" ;;
+  esac
+fi
 if [ ! -x "$bin" ]; then
   echo "bench: $bin is not built (scripts/setup.sh, or set BUILD_DIR)" >&2
   exit 1

@@ -3,8 +3,8 @@
 #include <CLI/CLI.hpp>
 #include <ostream>
 
-#include "config/config.h"
 #include "cli/plan.h"
+#include "config/config.h"
 #include "core/duration.h"
 #include "core/http_transport.h"
 #include "core/log.h"

@@ -2,7 +2,7 @@
 
 #include <memory>
 
-#include "autoscaler/config.h"
+#include "config/config.h"
 #include "core/clock.h"
 #include "core/http_transport.h"
 #include "core/result.h"

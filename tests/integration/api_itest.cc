@@ -12,7 +12,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 
-#include "autoscaler/api_server.h"
+#include "api/api_server.h"
 #include "autoscaler/service_metrics.h"
 #include "core/duration.h"
 #include "core/http_transport.h"

@@ -3,7 +3,7 @@
 
 #include <set>
 
-#include "autoscaler/api_server.h"
+#include "api/api_server.h"
 #include "core/duration.h"
 
 namespace ra::autoscaler {

@@ -3,7 +3,7 @@
 #include <sstream>
 #include <string>
 
-#include "autoscaler/client_cli.h"
+#include "cli/client_cli.h"
 #include "testing/fake_http_transport.h"
 #include "testing/fake_sleeper.h"
 

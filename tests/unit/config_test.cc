@@ -1,4 +1,4 @@
-#include "autoscaler/config.h"
+#include "config/config.h"
 
 #include <gtest/gtest.h>
 #include <stdlib.h>
@@ -12,8 +12,8 @@
 #include <random>
 #include <sstream>
 
-#include "autoscaler/config_cli.h"
-#include "autoscaler/config_reader.h"
+#include "cli/config_cli.h"
+#include "config/config_reader.h"
 
 namespace ra::config {
 namespace {

@@ -7,7 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "autoscaler/plan_cli.h"
+#include "cli/plan_cli.h"
 
 namespace ra::autoscaler {
 namespace {
