@@ -203,6 +203,40 @@ void DeriveWithoutServer(ReplicaState& item, Ctx& ctx) {
   return;
 }
 
+/// A replica the service put in maint (lag ejection): back once caught up; one whose
+/// PostgreSQL stops answering gets the budget of a starting one.
+void DeriveInMaint(ReplicaState& item, Ctx& ctx) {
+  const config::PhaseTimeouts& t = ctx.cluster.timeouts;
+  const auto& server = item.obs->server;
+  const TimePoint now = ctx.now;
+  const bool server_active = server->status == "ACTIVE";
+  const Gate& gate = item.gate;
+  if (gate.caught_up && server_active) {
+    item.phase = Phase::kAdmitting;
+    item.detail = "caught up again (" + gate.why + "): to be re-admitted";
+    return;
+  }
+  item.phase = Phase::kLagging;
+  item.unhealthy = true;
+  item.detail = "in maint: " + (server_active ? gate.why : "server " + server->status);
+  if (!gate.reachable) {
+    // Lagging has no budget (a write burst on the primary would fail every replica at
+    // once), but one whose PostgreSQL does not answer at all would count as capacity
+    // forever: it gets the budget of a starting one.
+    // From the first probe that got no answer: a replica that lagged for an hour and then
+    // missed one probe (a timeout under the same write burst) still gets the whole budget.
+    if (!item.mem->unanswered_since) item.mem->unanswered_since = now;
+    const TimePoint since = *item.mem->unanswered_since;
+    if (TooLong(now, since, t.postgres_start)) {
+      Fail(item, ctx, FailureReason::kTimeout,
+           fmt::format("in maint and PostgreSQL not answering for {} ({}; postgres_start is "
+                       "{})",
+                       Age(now, since), server_active ? gate.why : "server " + server->status,
+                       HumanDuration(t.postgres_start)));
+    }
+  }
+}
+
 /// A replica on its way up (or serving) that the load balancer lists.
 void DeriveInLb(ReplicaState& item, Ctx& ctx) {
   const ObservedReplica& obs = *item.obs;
@@ -237,33 +271,7 @@ void DeriveInLb(ReplicaState& item, Ctx& ctx) {
     DeriveLeaving(item, ctx.view);
     return;
   }
-  if (lb.admin == lb::AdminState::kMaint) {
-    if (gate.caught_up && server_active) {
-      item.phase = Phase::kAdmitting;
-      item.detail = "caught up again (" + gate.why + "): to be re-admitted";
-      return;
-    }
-    item.phase = Phase::kLagging;
-    item.unhealthy = true;
-    item.detail = "in maint: " + (server_active ? gate.why : "server " + server->status);
-    if (!gate.reachable) {
-      // Lagging has no budget (a write burst on the primary would fail every replica at
-      // once), but one whose PostgreSQL does not answer at all would count as capacity
-      // forever: it gets the budget of a starting one.
-      // From the first probe that got no answer: a replica that lagged for an hour and then
-      // missed one probe (a timeout under the same write burst) still gets the whole budget.
-      if (!item.mem->unanswered_since) item.mem->unanswered_since = now;
-      const TimePoint since = *item.mem->unanswered_since;
-      if (TooLong(now, since, t.postgres_start)) {
-        Fail(item, ctx, FailureReason::kTimeout,
-             fmt::format("in maint and PostgreSQL not answering for {} ({}; postgres_start is "
-                         "{})",
-                         Age(now, since), server_active ? gate.why : "server " + server->status,
-                         HumanDuration(t.postgres_start)));
-      }
-    }
-    return;
-  }
+  if (lb.admin == lb::AdminState::kMaint) return DeriveInMaint(item, ctx);
   if (gate.lag_problem && lb.admin == lb::AdminState::kReady) {
     item.phase = Phase::kLagging;
     item.unhealthy = true;
