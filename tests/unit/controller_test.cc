@@ -745,6 +745,37 @@ TEST_F(ControllerTest, EachCycleDerivesAndPlansOnceWhateverHappens) {
   steps_of_one_cycle("scale-out wanted without a primary");
 }
 
+TEST_F(ControllerTest, NewReplicasGoToTheZoneNearThePrimaryAndTheGaugeShowsEachZone) {
+  config_.clusters[0].replica.zones = {"az1", "az2", "az3"};
+  config_.clusters[0].placement.prefer = config::Placement::Prefer::kLatency;
+  config_.clusters[0].placement.max_latency = 20ms;
+  MakeController();
+  ScaleTo(3);  // nothing measured yet: spread, one per zone
+  std::map<std::string, std::string> zone_of;
+  std::map<std::string, double> latencies;
+  for (const ReplicaView& v : Status().replicas) {
+    if (v.foreign) continue;
+    zone_of[v.name] = v.zone;
+    latencies[v.name] = v.zone == "az2" ? 0.002 : v.zone == "az3" ? 0.004 : 0.045;
+  }
+  ASSERT_EQ(zone_of.size(), 3u);
+  probe_.SetReplicationLatencies("10.0.0.1", 5432, latencies);
+  Cycle();
+  const std::string scrape = Scrape();
+  EXPECT_NE(scrape.find("replica_autoscaler_zone_latency_seconds{cluster=\"pg\",zone=\"az1\"} "
+                        "0.045"),
+            std::string::npos)
+      << scrape;
+  ScaleTo(5);
+  int in_near = 0;
+  for (const ReplicaView& v : Status().replicas) {
+    if (v.foreign || zone_of.contains(v.name)) continue;
+    EXPECT_NE(v.zone, "az1") << v.name << " went to the far zone";
+    in_near += v.zone == "az2" || v.zone == "az3" ? 1 : 0;
+  }
+  EXPECT_EQ(in_near, 2) << Status().plan_reason;
+}
+
 TEST_F(ControllerTest, UnknownPrimaryBlocksServersWithoutBackingTheZoneOff) {
   MakeController();
   primary_.Set(Fail(ErrorKind::kTransient, "no Patroni member answers 200"));
