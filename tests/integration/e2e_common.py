@@ -128,9 +128,10 @@ def diagnose(sb):
         print(f"(more diagnostics unavailable: {e})")
 
 
-def run(name, body, settings=None, budget=300, scale=1):
+def run(name, body, settings=None, budget=300, scale=1, **sandbox_args):
     """Parses the arguments, starts a sandbox, runs body(sb, args), stops everything; the exit
-    status. `budget` bounds the whole test (SIGALRM), below ctest's TIMEOUT."""
+    status. `budget` bounds the whole test (SIGALRM), below ctest's TIMEOUT. `sandbox_args` go to
+    Sandbox (zones, zone_latency)."""
     p = argparse.ArgumentParser()
     p.add_argument("--binary", default=os.path.join(REPO, "build", "bin", "replica-autoscaler"))
     p.add_argument("--keep", action="store_true", help="keep the sandbox folder")
@@ -146,7 +147,7 @@ def run(name, body, settings=None, budget=300, scale=1):
     root = tempfile.mkdtemp(prefix=f"ra-{name}-")
     os.chmod(root, 0o755)
     sb = Sandbox(root, octet=free_octet(os.getpid()), binary=args.binary, settings=settings, scale=scale,
-                 log=log)
+                 log=log, **sandbox_args)
     ok = False
     t0 = time.monotonic()
     try:

@@ -150,7 +150,7 @@ class Sandbox:
         # What config.yaml.in leaves open; tests change the windows and timeouts.
         self.settings = {"MIN_REPLICAS": 1, "MAX_REPLICAS": 4, "TARGET": 6, "SESSIONS_WINDOW": "6s",
                          "SCALE_DOWN_WINDOW": "20s", "SCALE_DOWN_STEP": 2, "LOOP_INTERVAL": "2s", "DRAIN_TIMEOUT": "1m",
-                         "SERVER_BUILD_TIMEOUT": "3m"}
+                         "SERVER_BUILD_TIMEOUT": "3m", "PLACEMENT_PREFER": "spread"}
         self.settings.update(settings or {})
         self.state = {}
         self.service_proc = None
@@ -364,7 +364,7 @@ class Sandbox:
         values = dict(self.settings, CLOUD_URL=self.state["cloud_url"], SECRETS=sec,
                       DATAPLANE_URL=self.state["dataplane_url"], METRICS_URL=self.state["metrics_url"],
                       PRIMARY_HOST=self.primary_host, DONOR_VOLUME_ID=self.state["donor_volume_id"],
-                      API_PORT=self.state["api_port"], ROOT=self.root)
+                      API_PORT=self.state["api_port"], ROOT=self.root, ZONES=", ".join(self.zones))
         with open(os.path.join(HERE, "demo", "config.yaml.in")) as f:
             text = f.read()
         for key, value in values.items():
