@@ -80,6 +80,44 @@ std::string GoldenSnapshotName(const std::string& cluster, TimePoint now) {
   return fmt::format("{}-golden-{}", cluster, stamp);
 }
 
+/// The load balancer's actions: traffic in, out of rotation, drained, removed.
+Result<std::string> PerformLbAction(const ActionContext& context, const Action& action) {
+  const config::Cluster& cluster = *context.cluster;
+  if (auto ok = Need(context.lb, "load balancer"); !ok) return Fail(ok.error());
+  switch (action.kind) {
+    case ActionKind::kAdmit: {
+      auto admitted = context.lb->EnsureMember(
+          {action.replica, action.address, cluster.load_balancer.server_port});
+      if (!admitted) return Fail(admitted.error());
+      return fmt::format("{}:{} ready", action.address, cluster.load_balancer.server_port);
+    }
+    case ActionKind::kMaint: {
+      if (auto done = context.lb->Maint(action.replica); !done) return Fail(done.error());
+      return std::string("maint");
+    }
+    case ActionKind::kDrain: {
+      if (auto done = context.lb->Drain(action.replica); !done) return Fail(done.error());
+      return std::string("drain");
+    }
+    case ActionKind::kRemoveFromLb: {
+      auto outcome =
+          context.lb->Remove(action.replica, action.force ? lb::RemoveMode::kEvenWithSessions
+                                                          : lb::RemoveMode::kWhenIdle);
+      if (!outcome) return Fail(outcome.error());
+      if (outcome->status == lb::RemoveOutcome::Status::kStillHasConnections) {
+        // Traffic must leave before the server goes: stop this replica's chain here.
+        return Fail(ErrorKind::kConflict,
+                    fmt::format("{} still has {} session(s); it stays in HAProxy until they end "
+                                "or the drain timeout passes",
+                                action.replica, outcome->sessions));
+      }
+      return fmt::format("{} ({} session(s))", lb::ToString(outcome->status), outcome->sessions);
+    }
+    default:
+      return Fail(ErrorKind::kInternal, "not a load balancer action");
+  }
+}
+
 Result<std::string> PerformAction(const ActionContext& context, const Action& action,
                                   TimePoint now) {
   if (auto ok = Need(context.cluster != nullptr, "cluster"); !ok) return Fail(ok.error());
@@ -104,38 +142,11 @@ Result<std::string> PerformAction(const ActionContext& context, const Action& ac
       if (!server) return Fail(server.error());
       return fmt::format("server {} {}", server->id, server->status);
     }
-    case ActionKind::kAdmit: {
-      if (auto ok = Need(context.lb, "load balancer"); !ok) return Fail(ok.error());
-      auto admitted = context.lb->EnsureMember(
-          {action.replica, action.address, cluster.load_balancer.server_port});
-      if (!admitted) return Fail(admitted.error());
-      return fmt::format("{}:{} ready", action.address, cluster.load_balancer.server_port);
-    }
-    case ActionKind::kMaint: {
-      if (auto ok = Need(context.lb, "load balancer"); !ok) return Fail(ok.error());
-      if (auto done = context.lb->Maint(action.replica); !done) return Fail(done.error());
-      return std::string("maint");
-    }
-    case ActionKind::kDrain: {
-      if (auto ok = Need(context.lb, "load balancer"); !ok) return Fail(ok.error());
-      if (auto done = context.lb->Drain(action.replica); !done) return Fail(done.error());
-      return std::string("drain");
-    }
-    case ActionKind::kRemoveFromLb: {
-      if (auto ok = Need(context.lb, "load balancer"); !ok) return Fail(ok.error());
-      auto outcome =
-          context.lb->Remove(action.replica, action.force ? lb::RemoveMode::kEvenWithSessions
-                                                          : lb::RemoveMode::kWhenIdle);
-      if (!outcome) return Fail(outcome.error());
-      if (outcome->status == lb::RemoveOutcome::Status::kStillHasConnections) {
-        // Traffic must leave before the server goes: stop this replica's chain here.
-        return Fail(ErrorKind::kConflict,
-                    fmt::format("{} still has {} session(s); it stays in HAProxy until they end "
-                                "or the drain timeout passes",
-                                action.replica, outcome->sessions));
-      }
-      return fmt::format("{} ({} session(s))", lb::ToString(outcome->status), outcome->sessions);
-    }
+    case ActionKind::kAdmit:
+    case ActionKind::kMaint:
+    case ActionKind::kDrain:
+    case ActionKind::kRemoveFromLb:
+      return PerformLbAction(context, action);
     case ActionKind::kEnsureDns: {
       if (!context.dns.enabled()) return Fail(ErrorKind::kConfig, "DNS is not configured");
       const std::string record = DnsRecordName(cluster, action.replica);

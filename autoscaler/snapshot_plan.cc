@@ -61,13 +61,14 @@ std::string SnapshotLabel(const openstack::SnapshotFacts& snapshot) {
   return snapshot.name.empty() ? snapshot.id : snapshot.name;
 }
 
-void PlanSnapshots(const ClusterView& view, const PlanInput& input, ClusterMemory& memory,
-                   bool need_for_replicas, Plan& plan) {
+namespace {
+
+/// A new golden snapshot when one is due, asked for, or needed and none is being made.
+void TakeSnapshotIfDue(const ClusterView& view, ClusterMemory& memory, bool need_for_replicas,
+                       const std::vector<const openstack::SnapshotFacts*>& sorted, Plan& plan) {
   const Observed& observed = *view.observed;
   const config::Cluster& cluster = *view.cluster;
   const TimePoint now = view.now;
-  if (observed.snapshots_error || input.snapshot_busy) return;
-  const auto sorted = SortedSnapshots(observed);
   const config::Snapshots& cfg = cluster.snapshots;
 
   bool creating = false;
@@ -109,9 +110,14 @@ void PlanSnapshots(const ClusterView& view, const PlanInput& input, ClusterMemor
       memory.snapshot_on_demand = false;
     }
   }
+}
 
-  // Deleting needs the cloud: a snapshot that a volume is still being cloned from stays.
-  if (!view.cloud_known) return;
+/// Error snapshots, and available ones beyond the `keep` newest, are deleted; never one a volume
+/// is still being cloned from, nor the one new replicas would use.
+void PruneSnapshots(const ClusterView& view, const ClusterMemory& memory,
+                    const std::vector<const openstack::SnapshotFacts*>& sorted, Plan& plan) {
+  const Observed& observed = *view.observed;
+  const config::Snapshots& cfg = view.cluster->snapshots;
   std::set<std::string> in_use;
   for (const auto& replica : observed.replicas) {
     if (replica.volume && !replica.volume->snapshot_id.empty() &&
@@ -152,5 +158,16 @@ void PlanSnapshots(const ClusterView& view, const PlanInput& input, ClusterMemor
                      .reason = fmt::format("snapshot {} is older than the {} newest kept",
                                            SnapshotLabel(snapshot), keep)});
   }
+}
+
+}  // namespace
+
+void PlanSnapshots(const ClusterView& view, const PlanInput& input, ClusterMemory& memory,
+                   bool need_for_replicas, Plan& plan) {
+  if (view.observed->snapshots_error || input.snapshot_busy) return;
+  const auto sorted = SortedSnapshots(*view.observed);
+  TakeSnapshotIfDue(view, memory, need_for_replicas, sorted, plan);
+  // Deleting needs the cloud: a snapshot that a volume is still being cloned from stays.
+  if (view.cloud_known) PruneSnapshots(view, memory, sorted, plan);
 }
 }  // namespace ra::autoscaler::planner
