@@ -28,7 +28,7 @@ namespace ra::autoscaler {
 /// The cloud's ids of what a replica is built from (the template's names resolved).
 struct TemplateIds {
   std::string flavor_id{};
-  std::string image_id{};  ///< "" when the image is on the volume
+  std::string image_id{};  ///< the system disk's image
   std::vector<std::string> network_ids{};
 };
 

@@ -35,7 +35,7 @@ struct ReplicaSpec {
   std::string volume_type;  ///< empty: the cloud's default
   std::string availability_zone;  ///< of the volume and the server; empty: the cloud chooses
   std::string flavor_id;
-  std::string image_id;  ///< empty when the image is on the volume (boot from volume)
+  std::string image_id;  ///< the system disk; the data volume is attached beside it
   std::vector<std::string> network_ids;
   std::vector<std::string> security_groups;
   std::string key_name;
@@ -83,6 +83,14 @@ struct SnapshotFacts {
   std::optional<TimePoint> created;
 };
 
+/// The donor replica as the cloud shows it: the server the golden snapshots are taken from. The
+/// service never manages it, whatever tags or metadata it carries.
+struct DonorFacts {
+  std::string server_id;
+  std::string volume_id;  ///< its data volume
+  std::string address;    ///< its first fixed IPv4, "" if none
+};
+
 /// What is left of the project's quota; -1 means unlimited.
 struct Quota {
   int instances = -1;
@@ -126,10 +134,11 @@ class CloudProvider {
   /// the volume is usually still `creating`.
   virtual Result<VolumeFacts> CreateReplicaVolume(const ReplicaSpec& spec) = 0;
 
-  /// Boots the replica's server from `volume_id` (which must be `available`, else kConflict),
-  /// with the managed and cluster tags, metadata and user_data. Idempotent: if the cluster has
-  /// a server of that name it is returned and nothing is created. Returns at once; the server
-  /// is usually still BUILD.
+  /// Boots the replica's server from `spec.image_id` with `volume_id` (which must be
+  /// `available`, else kConflict) as its data disk, not its root: the first-boot script mounts
+  /// it by label. With the managed and cluster tags, metadata and user_data. Idempotent: if the
+  /// cluster has a server of that name it is returned and nothing is created. Returns at once; the
+  /// server is usually still BUILD.
   virtual Result<ServerFacts> CreateReplicaServer(const ReplicaSpec& spec,
                                                   const std::string& volume_id) = 0;
 

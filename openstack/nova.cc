@@ -9,6 +9,7 @@
 #include "core/url.h"
 #include "openstack/errors.h"
 #include "openstack/json_fields.h"
+#include "openstack/paging.h"
 
 namespace ra::openstack {
 
@@ -86,23 +87,29 @@ Result<Server> NovaClient::ParseServer(const json& s) {
 Result<Server> NovaClient::CreateServer(const ServerCreate& c) {
   if (c.name.empty()) return Fail(ErrorKind::kBadRequest, "nova: server name is empty");
   if (c.flavor_ref.empty()) return Fail(ErrorKind::kBadRequest, "nova: flavor is empty");
-  if (c.boot_volume_id.empty() && c.image_ref.empty()) {
-    return Fail(ErrorKind::kBadRequest, "nova: a server needs a boot volume or an image");
+  if (c.image_ref.empty()) {
+    return Fail(ErrorKind::kBadRequest, "nova: a server needs an image for its system disk");
   }
   if (c.tags.size() > 50) return Fail(ErrorKind::kBadRequest, "nova: more than 50 tags");
   for (const std::string& tag : c.tags) {
     if (auto ok = ValidateTag(tag); !ok) return Fail(ok.error());
   }
   json server{{"name", c.name}, {"flavorRef", c.flavor_ref}};
-  if (!c.image_ref.empty()) server["imageRef"] = c.image_ref;
-  if (!c.boot_volume_id.empty()) {
-    server["block_device_mapping_v2"] = json::array({json{
-        {"boot_index", 0},
-        {"uuid", c.boot_volume_id},
-        {"source_type", "volume"},
-        {"destination_type", "volume"},
-        {"delete_on_termination", c.delete_volume_on_termination},
-    }});
+  server["imageRef"] = c.image_ref;
+  if (!c.data_volume_id.empty()) {
+    // Nova accepts image -> local only at boot_index 0 and only together with imageRef.
+    server["block_device_mapping_v2"] = json::array({
+        json{{"boot_index", 0},
+             {"uuid", c.image_ref},
+             {"source_type", "image"},
+             {"destination_type", "local"},
+             {"delete_on_termination", true}},
+        json{{"boot_index", -1},
+             {"uuid", c.data_volume_id},
+             {"source_type", "volume"},
+             {"destination_type", "volume"},
+             {"delete_on_termination", c.delete_volume_on_termination}},
+    });
   }
   if (c.network_ids.empty()) {
     server["networks"] = "auto";
@@ -175,33 +182,17 @@ Result<std::vector<Server>> NovaClient::ListServersByTags(const std::vector<std:
     if (auto ok = ValidateTag(tag); !ok) return Fail(ok.error());
     joined += (joined.empty() ? "" : ",") + tag;
   }
+  auto all =
+      ListAll(session_, "compute", "/servers/detail?tags=" + UrlEncode(joined) + "&limit=200",
+              "servers", "nova: list servers", NextLinkIn("servers_links"));
+  if (!all) return Fail(all.error());
   std::vector<Server> out;
-  std::string marker;
-  for (int page = 0; page < 1000; ++page) {
-    std::string path = "/servers/detail?tags=" + UrlEncode(joined) + "&limit=200";
-    if (!marker.empty()) path += "&marker=" + UrlEncode(marker);
-    ServiceRequest request{.service_type = "compute", .path = path, .what = "nova: list servers"};
-    auto response = session_.Send(request);
-    if (!response) return Fail(response.error());
-    auto body = ParseObject(*response, request.what);
-    if (!body) return Fail(body.error());
-    auto it = body->find("servers");
-    if (it == body->end() || !it->is_array()) {
-      return Fail(ErrorKind::kParse, "nova: list servers: answer has no servers array");
-    }
-    for (const json& s : *it) {
-      auto server = ParseServer(s);
-      if (!server) return Fail(server.error());
-      out.push_back(std::move(*server));
-    }
-    bool has_next = false;
-    if (auto links = body->find("servers_links"); links != body->end() && links->is_array()) {
-      for (const json& l : *links) has_next = has_next || StringField(l, "rel") == "next";
-    }
-    if (!has_next || it->empty()) return out;
-    marker = out.back().id;
+  for (const json& s : *all) {
+    auto server = ParseServer(s);
+    if (!server) return Fail(server.error());
+    out.push_back(std::move(*server));
   }
-  return Fail(ErrorKind::kInternal, "nova: list servers: more than 1000 pages");
+  return out;
 }
 
 Result<void> NovaClient::DeleteServer(const std::string& id) {

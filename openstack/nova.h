@@ -12,13 +12,18 @@
 
 namespace ra::openstack {
 
-/// POST /servers for a server booted from an existing volume.
+/// POST /servers for a replica: the system disk from the image, the data disk an existing volume.
+///
+/// Nova boots from the block device mapping with boot_index 0 and adds no image disk of its own
+/// when block_device_mapping_v2 is given (only its CLI inserts one), so the request carries both
+/// mappings: {image -> local, boot_index 0} and {volume -> volume, boot_index -1}. A volume at
+/// boot_index 0 would make the PGDATA clone the root disk, and the server would never come up.
 struct ServerCreate {
   std::string name;
   std::string flavor_ref;  ///< flavor id
-  /// Booting from a volume needs no image; when set it is sent as imageRef.
-  std::string image_ref;
-  std::string boot_volume_id;  ///< block_device_mapping_v2[0]: source volume, boot_index 0
+  std::string image_ref;   ///< the system disk (required): imageRef and the boot_index 0 mapping
+  /// The data disk, attached as a non-boot volume (boot_index -1); empty: none.
+  std::string data_volume_id;
   bool delete_volume_on_termination = false;
   std::vector<std::string> network_ids;  ///< networks: [{"uuid": ...}]; empty -> "auto"
   std::vector<std::string> security_groups;

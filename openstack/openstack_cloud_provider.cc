@@ -50,7 +50,25 @@ int Rank(const std::string& volume_status) {
   return 2;
 }
 
+bool OwnedVolume(const Volume& v, const std::string& cluster, const std::string& name) {
+  return Meta(v.metadata, kMetaCluster) == cluster && Meta(v.metadata, kMetaRole) == "replica" &&
+         (name.empty() || Meta(v.metadata, kMetaReplica) == name);
+}
+
+std::string ReplicaKey(const std::string& cluster, const std::string& name) {
+  return cluster + "/" + name;
+}
+
 }  // namespace
+
+bool OwnedServer(const Server& server, const std::string& cluster) {
+  auto tagged = [&server](std::string_view tag) {
+    return std::find(server.tags.begin(), server.tags.end(), tag) != server.tags.end();
+  };
+  return tagged(kManagedTag) && tagged(ClusterTag(cluster)) &&
+         Meta(server.metadata, kMetaManagedBy) == kManagedTag &&
+         Meta(server.metadata, kMetaCluster) == cluster;
+}
 
 OpenStackCloudProvider::OpenStackCloudProvider(Session& session)
     : session_(session), nova_(session), cinder_(session) {}
@@ -62,20 +80,23 @@ Result<std::vector<ReplicaFacts>> OpenStackCloudProvider::ListReplicas(const std
   auto volumes = cinder_.ListVolumes(ReplicaVolumeFilter(cluster));
   if (!volumes) return Fail(volumes.error());
   std::map<std::string, ReplicaFacts> by_name;
+  std::map<std::string, const Server*> server_of;
   for (const Server& s : *servers) {
     if (s.status == "DELETED" || s.status == "SOFT_DELETED") continue;
+    // A cloud that ignores ?tags= (or a stranger who copied our tags) must not hand us servers
+    // that are not ours: the server's own tags and metadata decide.
+    if (!OwnedServer(s, cluster)) continue;
     std::string name = Meta(s.metadata, kMetaReplica);
     if (name.empty()) name = s.name;
     ReplicaFacts& r = by_name[name];
     r.cluster = cluster;
     r.name = name;
     r.server = ToFacts(s);
+    server_of[name] = &s;
   }
   for (const Volume& v : *volumes) {
     // A second metadata check: a cloud that ignored the filter must not hand us strangers.
-    if (Meta(v.metadata, kMetaCluster) != cluster || Meta(v.metadata, kMetaRole) != "replica") {
-      continue;
-    }
+    if (!OwnedVolume(v, cluster, "")) continue;
     const std::string name = Meta(v.metadata, kMetaReplica);
     if (name.empty()) continue;
     ReplicaFacts& r = by_name[name];
@@ -85,9 +106,61 @@ Result<std::vector<ReplicaFacts>> OpenStackCloudProvider::ListReplicas(const std
     // (a retried creation): report the live one.
     if (!r.volume || Rank(v.status) > Rank(r.volume->status)) r.volume = ToFacts(v);
   }
+  for (auto& [name, r] : by_name) {
+    if (r.volume) continue;
+    auto server = server_of.find(name);
+    if (server != server_of.end()) {
+      if (auto ok = AddAttachedVolume(cluster, *server->second, r); !ok) return Fail(ok.error());
+    }
+  }
+  // Volumes remembered from a server whose delete was requested: found even when the server
+  // is gone and the list misses them.
+  std::vector<std::pair<std::string, std::string>> remembered;
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& [key, ids] : attached_at_delete_) {
+      if (key.rfind(cluster + "/", 0) != 0) continue;
+      const std::string name = key.substr(cluster.size() + 1);
+      for (const std::string& id : ids) remembered.emplace_back(name, id);
+    }
+  }
+  for (const auto& [name, id] : remembered) {
+    auto it = by_name.find(name);
+    if (it != by_name.end() && it->second.volume) continue;
+    auto volume = cinder_.GetVolume(id);
+    if (!volume) {
+      if (volume.error().kind != ErrorKind::kNotFound) return Fail(volume.error());
+      std::lock_guard lock(mu_);
+      auto& ids = attached_at_delete_[ReplicaKey(cluster, name)];
+      ids.erase(std::remove(ids.begin(), ids.end(), id), ids.end());
+      if (ids.empty()) attached_at_delete_.erase(ReplicaKey(cluster, name));
+      continue;
+    }
+    if (!OwnedVolume(*volume, cluster, name)) continue;
+    ReplicaFacts& r = by_name[name];
+    r.cluster = cluster;
+    r.name = name;
+    r.volume = ToFacts(*volume);
+  }
   std::vector<ReplicaFacts> out;
   for (auto& [name, r] : by_name) out.push_back(std::move(r));
   return out;
+}
+
+Result<void> OpenStackCloudProvider::AddAttachedVolume(const std::string& cluster,
+                                                       const Server& server,
+                                                       ReplicaFacts& replica) {
+  for (const std::string& id : server.volume_ids) {
+    auto volume = cinder_.GetVolume(id);
+    if (!volume) {
+      if (volume.error().kind == ErrorKind::kNotFound) continue;
+      return Fail(volume.error());
+    }
+    if (!OwnedVolume(*volume, cluster, replica.name)) continue;
+    replica.volume = ToFacts(*volume);
+    return {};
+  }
+  return {};
 }
 
 Result<VolumeFacts> OpenStackCloudProvider::CreateReplicaVolume(const ReplicaSpec& spec) {
@@ -127,6 +200,7 @@ Result<ServerFacts> OpenStackCloudProvider::CreateReplicaServer(const ReplicaSpe
   auto servers = nova_.ListServersByTags({std::string(kManagedTag), ClusterTag(spec.cluster)});
   if (!servers) return Fail(servers.error());
   for (const Server& s : *servers) {
+    if (!OwnedServer(s, spec.cluster)) continue;
     if (s.name == spec.name || Meta(s.metadata, kMetaReplica) == spec.name) return ToFacts(s);
   }
   auto volume = cinder_.GetVolume(volume_id);
@@ -143,7 +217,7 @@ Result<ServerFacts> OpenStackCloudProvider::CreateReplicaServer(const ReplicaSpe
   ServerCreate create{.name = spec.name,
                       .flavor_ref = spec.flavor_id,
                       .image_ref = spec.image_id,
-                      .boot_volume_id = volume_id,
+                      .data_volume_id = volume_id,
                       .delete_volume_on_termination = false,
                       .network_ids = spec.network_ids,
                       .security_groups = spec.security_groups,
@@ -168,6 +242,14 @@ Result<DeleteProgress> OpenStackCloudProvider::DeleteReplica(const std::string& 
     if (r.server) {
       // Traffic has already left (the caller drains first); the server goes before its disk.
       if (r.server->task_state != "deleting") {
+        // Its data volume is learned from the server itself before the server goes, so the
+        // volume is deleted next even if no volume list ever shows it.
+        auto server = nova_.GetServer(r.server->id);
+        if (!server && server.error().kind != ErrorKind::kNotFound) return Fail(server.error());
+        if (server && !server->volume_ids.empty()) {
+          std::lock_guard lock(mu_);
+          attached_at_delete_[ReplicaKey(cluster, name)] = server->volume_ids;
+        }
         if (auto ok = nova_.DeleteServer(r.server->id); !ok) return Fail(ok.error());
         log::Info("cloud: replica server delete requested",
                   {{"cluster", cluster}, {"replica", name}, {"server", r.server->id}});
@@ -182,6 +264,10 @@ Result<DeleteProgress> OpenStackCloudProvider::DeleteReplica(const std::string& 
         return DeleteProgress::kWaitingForVolume;
       }
       if (auto ok = cinder_.DeleteVolume(r.volume->id); !ok) return Fail(ok.error());
+      {
+        std::lock_guard lock(mu_);
+        attached_at_delete_.erase(ReplicaKey(cluster, name));
+      }
       log::Info("cloud: replica volume delete requested",
                 {{"cluster", cluster}, {"replica", name}, {"volume", r.volume->id}});
       return DeleteProgress::kVolumeDeleting;

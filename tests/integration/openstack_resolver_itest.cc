@@ -71,7 +71,11 @@ class OpenStackResolver : public ::testing::Test {
                           {"imageRef", kImage},
                           {"networks", {{{"uuid", kNetwork}}}},
                           {"block_device_mapping_v2",
-                           {{{"uuid", volume_id},
+                           {{{"uuid", kImage},
+                             {"source_type", "image"},
+                             {"destination_type", "local"},
+                             {"boot_index", 0}},
+                            {{"uuid", volume_id},
                              {"source_type", "volume"},
                              {"destination_type", "volume"},
                              {"boot_index", -1}}}}}}});

@@ -31,7 +31,11 @@ constexpr const char* kServerError = R"({"server": {
   "locked": false, "description": null, "tags": ["replica-autoscaler", "ra-cluster:main"],
   "progress": 0, "security_groups": [{"name": "default"}]}})";
 
-TEST(Nova, CreateServerFromVolumeSendsWhatNovaExpects) {
+// The replica's system disk is the image at boot_index 0 (image -> local, which Nova accepts only
+// together with imageRef) and its PGDATA clone a non-boot volume (boot_index -1): Nova adds no
+// image disk of its own when block_device_mapping_v2 is given, so a volume at boot_index 0 would
+// be the root disk.
+TEST(Nova, CreateServerPutsTheImageAtTheRootAndTheCloneBesideIt) {
   Harness h;
   h.PushToken();
   h.transport.Push(202, R"({"server": {"id": "s-1", "links": [], "OS-DCF:diskConfig": "MANUAL",
@@ -39,7 +43,8 @@ TEST(Nova, CreateServerFromVolumeSendsWhatNovaExpects) {
   NovaClient nova(h.session);
   ServerCreate c{.name = "main-r1",
                  .flavor_ref = "m1.medium",
-                 .boot_volume_id = "v-1",
+                 .image_ref = "img-1",
+                 .data_volume_id = "v-1",
                  .network_ids = {"net-1"},
                  .security_groups = {"pg"},
                  .availability_zone = "az1",
@@ -58,14 +63,19 @@ TEST(Nova, CreateServerFromVolumeSendsWhatNovaExpects) {
   auto s = BodyOf(call)["server"];
   EXPECT_EQ(s["name"], "main-r1");
   EXPECT_EQ(s["flavorRef"], "m1.medium");
-  EXPECT_FALSE(s.contains("imageRef"));
-  ASSERT_EQ(s["block_device_mapping_v2"].size(), 1u);
-  const auto& bdm = s["block_device_mapping_v2"][0];
-  EXPECT_EQ(bdm["boot_index"], 0);
-  EXPECT_EQ(bdm["uuid"], "v-1");
-  EXPECT_EQ(bdm["source_type"], "volume");
-  EXPECT_EQ(bdm["destination_type"], "volume");
-  EXPECT_EQ(bdm["delete_on_termination"], false);
+  EXPECT_EQ(s["imageRef"], "img-1");
+  ASSERT_EQ(s["block_device_mapping_v2"].size(), 2u);
+  const auto& root = s["block_device_mapping_v2"][0];
+  EXPECT_EQ(root["boot_index"], 0);
+  EXPECT_EQ(root["uuid"], "img-1");
+  EXPECT_EQ(root["source_type"], "image");
+  EXPECT_EQ(root["destination_type"], "local");
+  const auto& data = s["block_device_mapping_v2"][1];
+  EXPECT_EQ(data["boot_index"], -1);
+  EXPECT_EQ(data["uuid"], "v-1");
+  EXPECT_EQ(data["source_type"], "volume");
+  EXPECT_EQ(data["destination_type"], "volume");
+  EXPECT_EQ(data["delete_on_termination"], false);
   EXPECT_EQ(s["networks"], nlohmann::json::parse(R"([{"uuid": "net-1"}])"));
   EXPECT_EQ(s["security_groups"], nlohmann::json::parse(R"([{"name": "pg"}])"));
   EXPECT_EQ(s["availability_zone"], "az1");
@@ -79,8 +89,7 @@ TEST(Nova, CreateServerRejectsBadTagsBeforeSending) {
   Harness h;
   NovaClient nova(h.session);
   for (const char* tag : {"a,b", "a/b", ""}) {
-    auto r =
-        nova.CreateServer({.name = "x", .flavor_ref = "f", .boot_volume_id = "v", .tags = {tag}});
+    auto r = nova.CreateServer({.name = "x", .flavor_ref = "f", .image_ref = "i", .tags = {tag}});
     ASSERT_FALSE(r);
     EXPECT_EQ(r.error().kind, ErrorKind::kBadRequest);
   }
@@ -90,14 +99,63 @@ TEST(Nova, CreateServerRejectsBadTagsBeforeSending) {
 TEST(Nova, OversizedUserDataIsRefusedBeforeSending) {
   Harness h;
   NovaClient nova(h.session);
-  auto r = nova.CreateServer({.name = "x",
-                              .flavor_ref = "f",
-                              .boot_volume_id = "v",
-                              .user_data = std::string(50000, 'x')});
+  auto r = nova.CreateServer(
+      {.name = "x", .flavor_ref = "f", .image_ref = "i", .user_data = std::string(50000, 'x')});
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().kind, ErrorKind::kBadRequest);
   EXPECT_NE(r.error().message.find("65535"), std::string::npos);
   EXPECT_TRUE(h.transport.requests().empty());
+}
+
+TEST(Nova, AServerWithoutAnImageIsRefusedBeforeSending) {
+  Harness h;
+  NovaClient nova(h.session);
+  auto r = nova.CreateServer({.name = "x", .flavor_ref = "f", .data_volume_id = "v"});
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().kind, ErrorKind::kBadRequest);
+  EXPECT_NE(r.error().message.find("image"), std::string::npos);
+  EXPECT_TRUE(h.transport.requests().empty());
+}
+
+// Cinder cuts lists at osapi_max_limit and says so with volumes_links/snapshots_links; every
+// page is read, continuing from the last id as Cinder's own next link does.
+TEST(Cinder, ListsFollowTheNextLinkToTheLastPage) {
+  Harness h;
+  h.PushToken();
+  h.transport.Push(200, R"({"volumes": [{"id": "v1", "status": "available"},
+      {"id": "v2", "status": "available"}], "volumes_links": [{"rel": "next",
+      "href": "https://volume.example/v3/p-42/volumes/detail?limit=2&marker=v2"}]})");
+  h.transport.Push(200, R"({"volumes": [{"id": "v3", "status": "in-use"}]})");
+  h.transport.Push(200, R"({"snapshots": [{"id": "s1", "status": "available"}],
+      "snapshots_links": [{"rel": "next", "href": "https://volume.example/x?marker=s1"}]})");
+  h.transport.Push(200, R"({"snapshots": [{"id": "s2", "status": "available"}],
+      "snapshots_links": []})");
+  CinderClient cinder(h.session);
+  auto volumes = cinder.ListVolumes({{"ra_cluster", "main"}});
+  ASSERT_TRUE(volumes) << volumes.error().message;
+  ASSERT_EQ(volumes->size(), 3u);
+  EXPECT_EQ((*volumes)[2].id, "v3");
+  const auto requests = h.transport.requests();
+  EXPECT_NE(requests[2].url.find("metadata="), std::string::npos) << "the filter stays";
+  EXPECT_NE(requests[2].url.find("&marker=v2"), std::string::npos) << requests[2].url;
+  auto snapshots = cinder.ListSnapshots({});
+  ASSERT_TRUE(snapshots) << snapshots.error().message;
+  ASSERT_EQ(snapshots->size(), 2u);
+  EXPECT_NE(h.transport.requests().back().url.find("/snapshots/detail?marker=s1"),
+            std::string::npos);
+}
+
+TEST(Cinder, ANextLinkThatWouldRepeatAPageIsAnErrorNotALoop) {
+  Harness h;
+  h.PushToken();
+  const char* page = R"({"volumes": [{"id": "v1", "status": "available"}],
+      "volumes_links": [{"rel": "next", "href": "https://volume.example/x?marker=v1"}]})";
+  h.transport.Push(200, page);
+  h.transport.Push(200, page);
+  CinderClient cinder(h.session);
+  auto volumes = cinder.ListVolumes({});
+  ASSERT_FALSE(volumes);
+  EXPECT_EQ(volumes.error().kind, ErrorKind::kParse);
 }
 
 TEST(Base64, Rfc4648Vectors) {

@@ -2,7 +2,7 @@
 // runs), so that the requests it sends can be checked against Nova's and Cinder's own request
 // schemas. Reads the cloud from clouds.yaml / OS_* like the openstack CLI.
 //
-//   openstack_exercise --donor-volume UUID [--network UUID] [--control URL]
+//   openstack_exercise --donor-volume UUID [--network UUID] [--image UUID] [--control URL]
 //
 // --control (the simulator's base URL) lets it expire every token half-way, which the client
 // must survive with exactly one re-authentication. Exit 0 when every step worked.
@@ -38,14 +38,17 @@ void Step(const std::string& what) { std::printf("ok   %s\n", what.c_str()); }
 int main(int argc, char** argv) {
   std::string donor_volume;
   std::string network = "6d0a3f7a-2b9c-4a5e-9a57-1f2e3d4c5b6a";
+  std::string image = "c1b7bd39-1c6e-4c6e-8b0c-7a9fb04f1d1e";  // the simulator's replica-image
   std::string control;
   for (int i = 1; i + 1 < argc; i += 2) {
     if (std::strcmp(argv[i], "--donor-volume") == 0) donor_volume = argv[i + 1];
     if (std::strcmp(argv[i], "--network") == 0) network = argv[i + 1];
+    if (std::strcmp(argv[i], "--image") == 0) image = argv[i + 1];
     if (std::strcmp(argv[i], "--control") == 0) control = argv[i + 1];
   }
   if (donor_volume.empty()) {
-    std::fprintf(stderr, "usage: %s --donor-volume UUID [--network UUID] [--control URL]\n",
+    std::fprintf(stderr,
+                 "usage: %s --donor-volume UUID [--network UUID] [--image UUID] [--control URL]\n",
                  argv[0]);
     return 2;
   }
@@ -90,7 +93,7 @@ int main(int argc, char** argv) {
                    .volume_type = "",
                    .availability_zone = zones->front(),
                    .flavor_id = "pg.replica",
-                   .image_id = "",
+                   .image_id = image,
                    .network_ids = {network},
                    .security_groups = {"default", "postgres"},
                    .key_name = "ops",

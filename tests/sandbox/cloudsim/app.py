@@ -239,17 +239,21 @@ class Simulator(KeystoneApi, NovaApi, CinderApi, NeutronApi, GlanceApi, Designat
         c.volumes[volume_id] = {"id": volume_id, "name": f"{name}-data", "status": "in-use", "size": size,
                                 "availability_zone": c.zones[0], "created": t, "updated": t,
                                 "description": "donor replica data", "volume_type": "__DEFAULT__",
-                                "snapshot_id": None, "metadata": {"role": "donor"}, "bootable": True,
+                                "snapshot_id": None, "metadata": {"role": "donor"}, "bootable": False,
                                 "attachments": [{"server_id": sid, "attachment_id": new_id(), "attached_at": t,
-                                                 "device": "/dev/vda"}],
+                                                 "device": "/dev/vdb"}],
                                 "dir": os.path.abspath(data_dir), "external": True}
         c.servers[sid] = {"id": sid, "name": name, "status": "ACTIVE", "task_state": None, "vm_state": "active",
                           "power_state": 1, "tenant_id": c.project["id"], "user_id": c.user["id"],
-                          "metadata": {"role": "donor"}, "image_id": "", "flavor_id": "pg.replica", "created": t,
+                          "metadata": {"role": "donor"}, "image_id": next(iter(c.images)), "flavor_id": "pg.replica", "created": t,
                           "updated": t, "launched_at": t, "address": address, "network_name": net,
                           "network_id": c.networks[net], "mac": model.mac_for(sid), "availability_zone": c.zones[0],
                           "key_name": None, "tags": ["donor"], "security_groups": ["default"], "description": None,
-                          "bdms": [{"uuid": volume_id, "delete_on_termination": False}], "fault": None,
+                          "bdms": [{"source_type": "image", "destination_type": "local", "boot_index": 0,
+                                    "uuid": next(iter(c.images)), "delete_on_termination": True, "device": "/dev/vda"},
+                                   {"source_type": "volume", "destination_type": "volume", "boot_index": -1,
+                                    "uuid": volume_id, "delete_on_termination": False, "device": "/dev/vdb"}],
+                          "fault": None,
                           "user_data": None, "dir": os.path.join(c.root, "servers", sid)}
         c.used_addresses.add(address)
 
@@ -327,7 +331,7 @@ def main():
         # Powering the cloud off stops every simulated VM (never the donor, which is not ours).
         with cloud.lock:
             dirs = [cloud.volumes[b["uuid"]]["dir"] for s in cloud.servers.values() for b in s["bdms"]
-                    if b["uuid"] in cloud.volumes and not cloud.volumes[b["uuid"]].get("external")]
+                    if b["source_type"] == "volume" and b["uuid"] in cloud.volumes and not cloud.volumes[b["uuid"]].get("external")]
         for d in dirs:
             vm.shutdown(d)
         print("cloudsim: stopped", flush=True)

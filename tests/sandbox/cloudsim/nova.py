@@ -83,7 +83,7 @@ class NovaApi:
             "OS-EXT-STS:power_state": s["power_state"],
             "os-extended-volumes:volumes_attached": [
                 {"id": b["uuid"], "delete_on_termination": b["delete_on_termination"]} if mv >= (2, 3)
-                else {"id": b["uuid"]} for b in s["bdms"]],
+                else {"id": b["uuid"]} for b in s["bdms"] if b["source_type"] == "volume"],
         }
         if s["status"] != "ERROR":
             v["security_groups"] = [{"name": g} for g in s["security_groups"]]
@@ -136,26 +136,8 @@ class NovaApi:
         image_id = server.get("imageRef") or ""
         if image_id and image_id not in c.images:
             raise self.bad(f"Image {image_id} could not be found.")
-        bdms = server.get("block_device_mapping_v2") or []
-        if not isinstance(bdms, list):
-            raise self.bad("Invalid input for field/attribute block_device_mapping_v2.")
-        boot = [b for b in bdms if isinstance(b, dict) and str(b.get("boot_index")) == "0"]
-        if not image_id and not boot:
-            raise self.bad("Block Device Mapping is Invalid: Boot sequence for the instance and image/block device mapping combination is not valid.")
-        volume_ids = []
-        for b in bdms:
-            if b.get("source_type") != "volume" or b.get("destination_type", "volume") != "volume":
-                raise self.bad("Block Device Mapping is Invalid: this cloud accepts only volume-to-volume mappings.")
-            vid = b.get("uuid")
-            with c.lock:
-                vol = c.volumes.get(vid)
-                if vol is None:
-                    raise self.bad(f"Block Device Mapping is Invalid: failed to get volume {vid}.")
-                if vol["status"] != "available":
-                    raise self.bad(f"Block Device Mapping is Invalid: Volume {vid} status must be 'available', but it is {vol['status']}.")
-                if vol["availability_zone"] not in (server.get("availability_zone") or vol["availability_zone"],):
-                    raise self.bad(f"Block Device Mapping is Invalid: Volume {vid} is in availability zone {vol['availability_zone']}, not {server.get('availability_zone')}.")
-            volume_ids.append((vid, bool(b.get("delete_on_termination", False))))
+        bdms = self.check_bdms(server, image_id)
+        volume_ids = [(b["uuid"], b["delete_on_termination"]) for b in bdms if b["source_type"] == "volume"]
         networks = server.get("networks")
         if req.mv >= (2, 37) and networks is None:
             raise self.bad("Invalid input for field/attribute server. Value: %s. 'networks' is a required property" % json.dumps(server)[:100])
@@ -218,7 +200,7 @@ class NovaApi:
                  "address": None, "network_name": net_name, "network_id": c.networks.get(net_name, ""),
                  "mac": model.mac_for(sid), "availability_zone": zone, "key_name": key, "tags": tags,
                  "security_groups": groups, "description": server.get("description"),
-                 "bdms": [{"uuid": v, "delete_on_termination": d} for v, d in volume_ids],
+                 "bdms": bdms,
                  "fault": None, "user_data": decoded, "dir": os.path.join(c.root, "servers", sid)}
             c.servers[sid] = s
             for vid, _ in volume_ids:
@@ -231,6 +213,57 @@ class NovaApi:
                                 "security_groups": [{"name": g} for g in groups], "adminPass": admin_pass}}, \
             {"Location": f"{self.compute_url()}/servers/{sid}"}
 
+    def check_bdms(self, server, image_id):
+        """Nova's rules for block_device_mapping_v2 (nova/block_device.py from_api, compute/api.py
+        _check_and_transform_bdm and _validate_bdm), as far as this cloud's requests go. Nova adds
+        no image disk when mappings are given: the root is the mapping at boot_index 0, so a
+        volume there is the root disk, whatever imageRef says."""
+        c = self.cloud
+        raw = server.get("block_device_mapping_v2")
+        if raw is None:
+            if not image_id:
+                raise self.bad("Missing imageRef attribute")
+            return [{"source_type": "image", "destination_type": "local", "boot_index": 0,
+                     "uuid": image_id, "delete_on_termination": True}]
+        if not isinstance(raw, list) or not all(isinstance(b, dict) for b in raw):
+            raise self.bad("Invalid input for field/attribute block_device_mapping_v2.")
+        out = []
+        for b in raw:
+            source, dest = b.get("source_type"), b.get("destination_type")
+            if source not in ("image", "volume", "snapshot", "blank"):
+                raise self.bad(f"Invalid input for field/attribute source_type. Value: {source}.")
+            if source != "blank" and not b.get("uuid"):
+                raise self.bad("Block Device Mapping is Invalid: Missing device UUID.")
+            index = b.get("boot_index", -1)
+            index = -1 if index is None else int(index)
+            if source == "image" and dest == "local" and not (image_id and index == 0):
+                raise self.bad("Block Device Mapping is Invalid: Mapping image to local is not supported.")
+            if source not in ("image", "volume") or dest not in ("local", "volume") or (source == "volume") != (dest == "volume"):
+                raise self.bad("Block Device Mapping is Invalid: this cloud accepts only image-to-local and volume-to-volume mappings.")
+            if source == "image" and b["uuid"] not in c.images:
+                raise self.bad(f"Image {b['uuid']} could not be found.")
+            out.append({"source_type": source, "destination_type": dest, "boot_index": index,
+                        "uuid": b["uuid"], "delete_on_termination": bool(b.get("delete_on_termination", False))})
+        booting = sorted(b["boot_index"] for b in out if b["boot_index"] >= 0)
+        if not booting or booting != list(range(len(booting))):
+            raise self.bad("Block Device Mapping is Invalid: Boot sequence for the instance and image/block device mapping combination is not valid.")
+        for b in out:
+            if b["source_type"] != "volume":
+                continue
+            vid = b["uuid"]
+            with c.lock:
+                vol = c.volumes.get(vid)
+                if vol is None:
+                    raise self.bad(f"Block Device Mapping is Invalid: failed to get volume {vid}.")
+                if vol["status"] != "available":
+                    raise self.bad(f"Block Device Mapping is Invalid: Volume {vid} status must be 'available', but it is {vol['status']}.")
+                if vol["availability_zone"] not in (server.get("availability_zone") or vol["availability_zone"],):
+                    raise self.bad(f"Block Device Mapping is Invalid: Volume {vid} is in availability zone {vol['availability_zone']}, not {server.get('availability_zone')}.")
+        # Device names as Nova's libvirt and fake drivers give them: the root first, then the rest.
+        for n, b in enumerate(sorted(out, key=lambda b: (b["boot_index"] < 0, b["boot_index"]))):
+            b["device"] = "/dev/vd" + "abcdefghijklmnopqrstuvwxyz"[n]
+        return out
+
     def attach_volumes(self, sid):
         c = self.cloud
         with c.lock:
@@ -238,11 +271,11 @@ class NovaApi:
             if s is None:
                 return
             for b in s["bdms"]:
-                v = c.volumes.get(b["uuid"])
+                v = c.volumes.get(b["uuid"]) if b["source_type"] == "volume" else None
                 if v is not None and v["status"] == "attaching":
                     v["status"] = "in-use"
                     v["attachments"] = [{"server_id": sid, "attachment_id": new_id(), "attached_at": now(),
-                                         "device": "/dev/vda" if not s["image_id"] else "/dev/vdb"}]
+                                         "device": b["device"]}]
                     v["updated"] = now()
 
     def finish_build(self, sid):
@@ -260,7 +293,7 @@ class NovaApi:
                          fault={"code": 500, "created": iso(now()),
                                 "message": rule.get("fault") or "No valid host was found. There are not enough hosts available."})
                 for b in s["bdms"]:
-                    v = c.volumes.get(b["uuid"])
+                    v = c.volumes.get(b["uuid"]) if b["source_type"] == "volume" else None
                     if v is not None:
                         v["status"] = "available"
                         v["attachments"] = []
@@ -275,12 +308,22 @@ class NovaApi:
         c = self.cloud
         with c.lock:
             s = c.servers.get(sid)
-            if s is None or not s["bdms"]:
+            if s is None:
                 return
-            vol = c.volumes.get(s["bdms"][0]["uuid"])
-            data_dir = vol["dir"] if vol else None
+            root = next(b for b in s["bdms"] if b["boot_index"] == 0)
+            if root["source_type"] == "volume":
+                # What Nova does with a volume at boot_index 0: it is the root disk. A PGDATA clone
+                # holds no operating system, so the server is ACTIVE and nothing ever runs on it.
+                s["boot_ok"] = False
+                print(f"cloudsim: server {sid} ({s['name']}) boots from volume {root['uuid']}, which "
+                      f"holds no operating system: nothing starts (the image must be at boot_index 0)",
+                      flush=True)
+                return
+            data = [c.volumes.get(b["uuid"]) for b in s["bdms"]
+                    if b["source_type"] == "volume" and b["boot_index"] < 0]
+            data_dir = data[0]["dir"] if data and data[0] else None
         if not data_dir or not os.path.exists(os.path.join(data_dir, "PG_VERSION")):
-            return  # a volume without PostgreSQL: the VM boots, nothing to start
+            return  # no data volume with PostgreSQL: the VM boots, nothing to start
         os.makedirs(s["dir"], exist_ok=True)
         os.chmod(s["dir"], 0o755)
         drive = os.path.join(s["dir"], "config-drive")
@@ -374,12 +417,13 @@ class NovaApi:
             s = c.servers.get(sid)
             if s is None:
                 return
-            vols = [c.volumes.get(b["uuid"]) for b in s["bdms"]]
+            bdms = [b for b in s["bdms"] if b["source_type"] == "volume"]
+            vols = [c.volumes.get(b["uuid"]) for b in bdms]
         for v in vols:
             if v is not None and v.get("dir"):
                 vm.shutdown(v["dir"])  # the VM powers off: its PostgreSQL stops
         with c.lock:
-            for b, v in zip(s["bdms"], vols):
+            for b, v in zip(bdms, vols):
                 if v is None:
                     continue
                 if b["delete_on_termination"]:
