@@ -53,6 +53,7 @@ Controller::Controller(const config::Config& config, const Clock& clock, Random 
     auto state = std::make_unique<ClusterState>();
     state->template_ids = deps.template_ids;
     state->cache.donor_volume_id = deps.donor_volume_id;
+    state->cache.donor_server_id = deps.donor_server_id;
     state->latency = ZoneLatency(static_cast<size_t>(std::max(1, deps.cluster->placement.samples)));
     state->deps = std::move(deps);
     clusters_.push_back(std::move(state));

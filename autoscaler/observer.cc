@@ -82,10 +82,12 @@ void ReadCloudExtras(const ClusterDeps& deps, ObserverCache& cache, TimePoint no
   }
 
   if (cache.donor_volume_id.empty() && deps.resolve_donor && !cloud_down) {
-    if (auto volume = deps.resolve_donor(); volume) {
-      cache.donor_volume_id = *volume;
+    if (auto donor = deps.resolve_donor(); donor) {
+      cache.donor_volume_id = donor->volume_id;
+      cache.donor_server_id = donor->server_id;
+      cache.donor_address = donor->address;
     } else {
-      reading.Error("cloud", volume.error());
+      reading.Error("cloud", donor.error());
     }
   }
   observed.donor_volume_id = cache.donor_volume_id;
@@ -105,16 +107,14 @@ void ReadCloudExtras(const ClusterDeps& deps, ObserverCache& cache, TimePoint no
   observed.zones = cache.zones;
 }
 
-// The primary and its position, then every replica that can answer, in parallel.
-void ReadPostgres(const ClusterDeps& deps, Replicas& replicas, Reading& reading) {
+// The primary and its position.
+void ReadPrimary(const ClusterDeps& deps, Reading& reading) {
   const config::Cluster& cluster = *deps.cluster;
   Observed& observed = reading.out.observed;
-  int64_t primary_lsn = -1;
   if (auto primary = deps.primary->Locate(); primary) {
     observed.primary_host = primary->host;
     observed.primary_port = primary->port;
     if (auto lsn = deps.probe->PrimaryLsn(primary->host, primary->port); lsn) {
-      primary_lsn = *lsn;
       reading.out.primary_lsn = *lsn;
     } else {
       reading.Error("postgres", lsn.error());
@@ -133,6 +133,39 @@ void ReadPostgres(const ClusterDeps& deps, Replicas& replicas, Reading& reading)
   } else {
     reading.Error("postgres", primary.error());
   }
+}
+
+// A server that is the donor, or stands at the primary's or the donor's address, is not ours
+// whatever the cloud's listing and its tags say: it leaves the reading before anything plans
+// for it.
+void DropProtected(const ClusterDeps& deps, const ObserverCache& cache, Replicas& replicas,
+                   Reading& reading) {
+  const std::string& primary = reading.out.observed.primary_host;
+  for (auto it = replicas.begin(); it != replicas.end();) {
+    const auto& server = it->second.server;
+    const char* why = nullptr;
+    if (server && !cache.donor_server_id.empty() && server->id == cache.donor_server_id) {
+      why = "it is the donor";
+    } else if (server && !server->address.empty() && server->address == primary) {
+      why = "it has the primary's address";
+    } else if (server && !server->address.empty() && server->address == cache.donor_address) {
+      why = "it has the donor's address";
+    }
+    if (why == nullptr) {
+      ++it;
+      continue;
+    }
+    log::Warn("a listed server is left alone: " + std::string(why),
+              {{"cluster", deps.cluster->name}, {"replica", it->first}, {"server", server->id}});
+    reading.out.observed.foreign_lb_servers.push_back(it->first);
+    it = replicas.erase(it);
+  }
+}
+
+// Every replica that can answer, probed in parallel.
+void ProbeReplicas(const ClusterDeps& deps, Replicas& replicas, Reading& reading) {
+  const config::Cluster& cluster = *deps.cluster;
+  const int64_t primary_lsn = reading.out.primary_lsn.value_or(-1);
   std::vector<std::pair<std::string, std::future<ProbeResult>>> probes;
   for (auto& [name, r] : replicas) {
     if (!r.server || r.server->status != "ACTIVE" || r.server->address.empty()) continue;
@@ -155,7 +188,9 @@ ClusterObservation ObserveCluster(const ClusterDeps& deps, ObserverCache& cache,
   ReadCloud(deps, replicas, reading);
   ReadLoadBalancer(deps, replicas, reading);
   ReadCloudExtras(deps, cache, now, zones_ttl, reading);
-  ReadPostgres(deps, replicas, reading);
+  ReadPrimary(deps, reading);
+  DropProtected(deps, cache, replicas, reading);
+  ProbeReplicas(deps, replicas, reading);
   for (auto& [name, r] : replicas) out.observed.replicas.push_back(std::move(r));
   return out;
 }

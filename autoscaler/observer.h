@@ -34,9 +34,11 @@ struct ClusterDeps {
   /// something, and again each such cycle until it succeeds.
   std::optional<TemplateIds> template_ids{};
   std::function<Result<TemplateIds>()> resolve_template{};
-  /// The donor's data volume id, or a resolver run each cycle until it succeeds.
+  /// The donor's data volume id (and server id), or a resolver run each cycle until it
+  /// succeeds. The donor's server is never one of ours, whatever its tags say.
   std::string donor_volume_id{};
-  std::function<Result<std::string>()> resolve_donor{};
+  std::string donor_server_id{};
+  std::function<Result<openstack::DonorFacts>()> resolve_donor{};
 };
 
 /// What observing keeps from one cycle to the next.
@@ -44,6 +46,8 @@ struct ObserverCache {
   std::vector<std::string> zones{};  ///< the cloud's zones, when the template lists none
   std::optional<TimePoint> zones_at{};
   std::string donor_volume_id{};  ///< resolved once
+  std::string donor_server_id{};
+  std::string donor_address{};
 };
 
 /// One cycle's reading of one cluster.
@@ -58,7 +62,9 @@ struct ClusterObservation {
 
 /// Reads everything one cycle needs: our replicas by tag, the backend's members, golden
 /// snapshots, the donor's volume (resolved once), zones (cached for `zones_ttl`), the primary and
-/// its LSN, then every replica that can answer, probed in parallel. Blocks for the reads, each
+/// its LSN, then every replica that can answer, probed in parallel. A listed server that is the
+/// donor's (by id) or sits at the primary's or the donor's address is dropped with a warning: it
+/// is never planned for, probed or deleted. Blocks for the reads, each
 /// bounded by its client's timeouts. Never throws for a source that fails: its error is kept.
 ClusterObservation ObserveCluster(const ClusterDeps& deps, ObserverCache& cache, TimePoint now,
                                   Duration zones_ttl);

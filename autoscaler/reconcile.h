@@ -74,7 +74,8 @@ struct Observed {
   std::vector<ObservedReplica> replicas{};  ///< the service's own (tagged) replicas only
   std::optional<Error> cloud_error{};       ///< ListReplicas failed
   std::optional<Error> lb_error{};          ///< ListMembers failed
-  /// Servers of the backend that are not ours (the donor, hand-made ones): never touched.
+  /// Names that are not ours: members of the backend (the donor, hand-made ones) and listed
+  /// servers that are the donor or stand at the primary's or donor's address. Never touched.
   std::vector<std::string> foreign_lb_servers{};
   std::vector<openstack::SnapshotFacts> snapshots{};  ///< golden snapshots, oldest first
   std::optional<Error> snapshots_error{};

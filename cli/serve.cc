@@ -269,8 +269,8 @@ Result<void> Build(const config::Config& cfg, Service& s, bool once) {
       if (!ids) return Fail(ids.error());
       return TemplateIds{ids->flavor_id, ids->image_id, ids->network_ids};
     };
-    d.resolve_donor = [session, &c]() -> Result<std::string> {
-      return openstack::ResolveDonorVolume(*session, c.donor.server, c.donor.volume);
+    d.resolve_donor = [session, &c]() -> Result<openstack::DonorFacts> {
+      return openstack::ResolveDonor(*session, c.donor.server, c.donor.volume);
     };
     if (c.dns) {
       s.designate_clients.push_back(std::make_unique<openstack::DesignateClient>(*session));

@@ -6,6 +6,7 @@
 #include "core/url.h"
 #include "openstack/errors.h"
 #include "openstack/json_fields.h"
+#include "openstack/paging.h"
 
 namespace ra::openstack {
 
@@ -128,15 +129,11 @@ Result<Volume> CinderClient::GetVolume(const std::string& id) {
 
 Result<std::vector<Volume>> CinderClient::ListVolumes(
     const std::map<std::string, std::string>& metadata) {
-  ServiceRequest request{.service_type = "block-storage",
-                         .path = "/volumes/detail" + MetadataQuery(metadata),
-                         .what = "cinder: list volumes"};
-  auto response = session_.Send(request);
-  if (!response) return Fail(response.error());
-  auto body = ParseObject(*response, request.what, "volumes");
-  if (!body) return Fail(body.error());
+  auto all = ListAll(session_, "block-storage", "/volumes/detail" + MetadataQuery(metadata),
+                     "volumes", "cinder: list volumes", NextLinkIn("volumes_links"));
+  if (!all) return Fail(all.error());
   std::vector<Volume> out;
-  for (const json& v : (*body)["volumes"]) {
+  for (const json& v : *all) {
     auto volume = ParseVolume(v);
     if (!volume) return Fail(volume.error());
     out.push_back(std::move(*volume));
@@ -187,15 +184,11 @@ Result<Snapshot> CinderClient::GetSnapshot(const std::string& id) {
 
 Result<std::vector<Snapshot>> CinderClient::ListSnapshots(
     const std::map<std::string, std::string>& metadata) {
-  ServiceRequest request{.service_type = "block-storage",
-                         .path = "/snapshots/detail" + MetadataQuery(metadata),
-                         .what = "cinder: list snapshots"};
-  auto response = session_.Send(request);
-  if (!response) return Fail(response.error());
-  auto body = ParseObject(*response, request.what, "snapshots");
-  if (!body) return Fail(body.error());
+  auto all = ListAll(session_, "block-storage", "/snapshots/detail" + MetadataQuery(metadata),
+                     "snapshots", "cinder: list snapshots", NextLinkIn("snapshots_links"));
+  if (!all) return Fail(all.error());
   std::vector<Snapshot> out;
-  for (const json& s : (*body)["snapshots"]) {
+  for (const json& s : *all) {
     auto snapshot = ParseSnapshot(s);
     if (!snapshot) return Fail(snapshot.error());
     out.push_back(std::move(*snapshot));

@@ -75,7 +75,8 @@ class CinderClient {
   /// Not idempotent: callers look for a volume with the same metadata before calling again.
   Result<Volume> CreateVolume(const VolumeCreate& create);
   Result<Volume> GetVolume(const std::string& id);
-  /// Volumes whose metadata holds every pair of `metadata` (GET /volumes/detail?metadata=).
+  /// Volumes whose metadata holds every pair of `metadata` (GET /volumes/detail?metadata=),
+  /// every page (volumes_links).
   Result<std::vector<Volume>> ListVolumes(const std::map<std::string, std::string>& metadata);
   /// Idempotent: a volume already gone is success. kConflict/kBadRequest when it is attached.
   Result<void> DeleteVolume(const std::string& id);
@@ -83,7 +84,8 @@ class CinderClient {
   /// Not idempotent (see CreateVolume).
   Result<Snapshot> CreateSnapshot(const SnapshotCreate& create);
   Result<Snapshot> GetSnapshot(const std::string& id);
-  /// Snapshots whose metadata holds every pair of `metadata` (3.22+).
+  /// Snapshots whose metadata holds every pair of `metadata` (3.22+), every page
+  /// (snapshots_links).
   Result<std::vector<Snapshot>> ListSnapshots(const std::map<std::string, std::string>& metadata);
   /// Idempotent: a snapshot already gone is success.
   Result<void> DeleteSnapshot(const std::string& id);

@@ -302,13 +302,13 @@ Result<void> ValidateOptions(const OpenStackOptions& o) {
                 fmt::format("interface '{}' must be public, internal or admin", o.interface));
   }
   auto [cmaj, cmin] = Microversion(o.compute_microversion);
-  if (cmaj != 2 || cmin < 52) {
+  if (!o.compute_microversion.empty() && (cmaj != 2 || cmin < 52)) {
     return Fail(ErrorKind::kConfig,
                 fmt::format("compute microversion '{}' must be 2.52 or later (tags at boot)",
                             o.compute_microversion));
   }
   auto [vmaj, vmin] = Microversion(o.volume_microversion);
-  if (vmaj != 3 || vmin < 22) {
+  if (!o.volume_microversion.empty() && (vmaj != 3 || vmin < 22)) {
     return Fail(ErrorKind::kConfig,
                 fmt::format("volume microversion '{}' must be 3.22 or later (snapshot list by "
                             "metadata)",

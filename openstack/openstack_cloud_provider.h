@@ -1,6 +1,10 @@
 #pragma once
 
+#include <map>
 #include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
 
 #include "openstack/cinder.h"
 #include "openstack/cloud_provider.h"
@@ -10,6 +14,12 @@
 namespace ra::openstack {
 
 /// CloudProvider over Nova, Cinder (and Keystone, through the Session).
+///
+/// Ownership never rests on a filter the cloud may ignore: a server is ours only when its own
+/// tags hold the managed and cluster tags and its own metadata says ra_managed_by and
+/// ra_cluster; a volume or snapshot only when its own metadata says so. A replica's data volume
+/// is also learned from its server's attachments, so one that a volume list misses is still
+/// found, and deleted after its server.
 class OpenStackCloudProvider final : public CloudProvider {
  public:
   /// `session` must outlive the provider.
@@ -29,10 +39,23 @@ class OpenStackCloudProvider final : public CloudProvider {
   Result<Quota> RemainingQuota() override;
 
  private:
+  /// The replica's data volume from its server's attachments, when the list by metadata had
+  /// none: only a volume whose own metadata names this replica.
+  Result<void> AddAttachedVolume(const std::string& cluster, const Server& server,
+                                 ReplicaFacts& replica);
+
   Session& session_;
   NovaClient nova_;
   CinderClient cinder_;
+  std::mutex mu_;
+  /// "cluster/replica" -> the volumes attached to its server when its delete was requested;
+  /// looked up while the server is going and after, whatever the volume list shows.
+  std::map<std::string, std::vector<std::string>> attached_at_delete_;
 };
+
+/// True when the server's own tags and metadata say it is a replica of `cluster` made by the
+/// service, whatever filter the listing used.
+bool OwnedServer(const Server& server, const std::string& cluster);
 
 ServerFacts ToFacts(const Server& server);
 VolumeFacts ToFacts(const Volume& volume);

@@ -69,11 +69,13 @@ struct OpenStackOptions {
   /// https://ecs.ru-moscow-1.hc.sbercloud.ru/v2.1/{project_id}.
   std::map<std::string, std::string> endpoint_overrides;
 
-  /// Nova microversion pinned for every compute call; at least 2.52 (tags at boot).
-  std::string compute_microversion = "2.52";
-  /// Cinder microversion pinned for every block-storage call; at least 3.22 (snapshot list
-  /// filtered by metadata).
-  std::string volume_microversion = "3.22";
+  /// Nova microversion: empty (the default) negotiates it from the version document (the least
+  /// the client needs, 2.52: tags at boot); set, it is pinned for every compute call and must be
+  /// at least 2.52.
+  std::string compute_microversion;
+  /// Cinder microversion: empty negotiates (3.22: snapshot lists filtered by metadata); set, it
+  /// is pinned and must be at least 3.22.
+  std::string volume_microversion;
 
   /// A cached token is reused until this long before its expires_at, then renewed.
   Duration token_refresh_margin = 5min;

@@ -11,6 +11,7 @@
 #include "openstack/errors.h"
 #include "openstack/json_fields.h"
 #include "openstack/nova.h"
+#include "openstack/paging.h"
 
 namespace ra::openstack {
 
@@ -18,7 +19,6 @@ namespace {
 
 using nlohmann::json;
 
-constexpr int kMaxPages = 100;
 constexpr size_t kMaxCandidatesShown = 10;
 
 // Catalogs differ on whether Glance's and Neutron's URLs carry the API version ("…:9696" or
@@ -42,51 +42,8 @@ Result<json> GetObject(Session& session, const std::string& service_type, const 
   return ParseObject(*response, what);
 }
 
-// Nova and Neutron say "there is more" with {"<items>_links": [{"rel": "next", ...}]}.
-std::function<bool(const json&)> NextLinkIn(std::string key) {
-  return [key = std::move(key)](const json& body) {
-    auto links = body.find(key);
-    if (links == body.end() || !links->is_array()) return false;
-    for (const json& l : *links) {
-      if (l.is_object() && StringField(l, "rel") == "next") return true;
-    }
-    return false;
-  };
-}
-
 // Glance says it with a top-level "next" path.
 bool GlanceHasNext(const json& body) { return !StringField(body, "next").empty(); }
-
-// Every item of a paginated list, following markers (the last item's id) while the answer says
-// there is a next page.
-Result<std::vector<json>> ListAll(Session& session, const std::string& service_type,
-                                  const std::string& path, const char* items_key,
-                                  const std::string& what,
-                                  const std::function<bool(const json&)>& has_next) {
-  std::vector<json> out;
-  std::string marker;
-  for (int page = 0; page < kMaxPages; ++page) {
-    std::string page_path = path;
-    if (!marker.empty()) {
-      page_path +=
-          (path.find('?') == std::string::npos ? "?marker=" : "&marker=") + UrlEncode(marker);
-    }
-    auto body = GetObject(session, service_type, page_path, what);
-    if (!body) return Fail(body.error());
-    auto items = body->find(items_key);
-    if (items == body->end() || !items->is_array()) {
-      return Fail(ErrorKind::kParse, fmt::format("{}: answer has no '{}' list", what, items_key));
-    }
-    for (const json& item : *items) {
-      if (item.is_object()) out.push_back(item);
-    }
-    if (!has_next(*body) || items->empty()) return out;
-    const std::string last = StringField(items->back(), "id");
-    if (last.empty() || last == marker) return out;
-    marker = last;
-  }
-  return Fail(ErrorKind::kInternal, fmt::format("{}: more than {} pages", what, kMaxPages));
-}
 
 std::string JoinShown(const std::vector<std::string>& items) {
   std::string out;
@@ -324,23 +281,23 @@ Result<ResolvedTemplate> ResolveTemplate(Session& session, const std::string& fl
   return out;
 }
 
-Result<std::string> ResolveDonorVolume(Session& session, const std::string& server,
-                                       const std::string& volume) {
-  if (server.empty()) return Fail(ErrorKind::kConfig, "donor server: none configured");
-  auto donor = FindDonorServer(session, server);
-  if (!donor) return Fail(donor.error());
-  if (donor->volume_ids.empty()) {
+namespace {
+
+// The donor's data volume among those attached to `donor` (see ResolveDonorVolume).
+Result<std::string> PickDonorVolume(Session& session, const std::string& server,
+                                    const Server& donor, const std::string& volume) {
+  if (donor.volume_ids.empty()) {
     return Fail(ErrorKind::kConfig,
-                fmt::format("donor server '{}' ({}) has no attached volume", server, donor->id));
+                fmt::format("donor server '{}' ({}) has no attached volume", server, donor.id));
   }
   if (!volume.empty()) {
-    for (const std::string& id : donor->volume_ids) {
+    for (const std::string& id : donor.volume_ids) {
       if (id == volume) return id;
     }
   }
   std::vector<AttachedVolume> attached;
-  for (const std::string& id : donor->volume_ids) {
-    auto v = ReadAttachedVolume(session, id, donor->id);
+  for (const std::string& id : donor.volume_ids) {
+    auto v = ReadAttachedVolume(session, id, donor.id);
     if (!v) return Fail(v.error());
     attached.push_back(std::move(*v));
   }
@@ -381,6 +338,25 @@ Result<std::string> ResolveDonorVolume(Session& session, const std::string& serv
   return Fail(ErrorKind::kConfig,
               fmt::format("donor server '{}' has {} data volumes ({}): set clusters[].donor.volume",
                           server, data.size(), JoinShown(names)));
+}
+
+}  // namespace
+
+Result<DonorFacts> ResolveDonor(Session& session, const std::string& server,
+                                const std::string& volume) {
+  if (server.empty()) return Fail(ErrorKind::kConfig, "donor server: none configured");
+  auto donor = FindDonorServer(session, server);
+  if (!donor) return Fail(donor.error());
+  auto volume_id = PickDonorVolume(session, server, *donor, volume);
+  if (!volume_id) return Fail(volume_id.error());
+  return DonorFacts{donor->id, std::move(*volume_id), donor->FixedIpv4()};
+}
+
+Result<std::string> ResolveDonorVolume(Session& session, const std::string& server,
+                                       const std::string& volume) {
+  auto donor = ResolveDonor(session, server, volume);
+  if (!donor) return Fail(donor.error());
+  return donor->volume_id;
 }
 
 }  // namespace ra::openstack

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "core/result.h"
+#include "openstack/cloud_provider.h"
 #include "openstack/session.h"
 
 /// Turns what the configuration names "by name or id" (flavor, image, networks, the donor server
@@ -44,6 +45,11 @@ Result<ResolvedTemplate> ResolveTemplate(Session& session, const std::string& fl
 /// (a, b): set clusters[].donor.volume". Blocks for a few requests; read-only.
 Result<std::string> ResolveDonorVolume(Session& session, const std::string& server,
                                        const std::string& volume = "");
+
+/// The donor as ResolveDonorVolume finds it, with its server's id and address: the service
+/// excludes that server from its own by id, never by the configured name.
+Result<DonorFacts> ResolveDonor(Session& session, const std::string& server,
+                                const std::string& volume = "");
 
 /// True for an id as OpenStack writes UUIDs: 8-4-4-4-12 hex digits, or 32 hex digits.
 bool LooksLikeUuid(std::string_view text);

@@ -5,6 +5,7 @@
 #include "core/backoff.h"
 #include "core/log.h"
 #include "openstack/errors.h"
+#include "openstack/microversion.h"
 
 namespace ra::openstack {
 
@@ -55,6 +56,75 @@ Result<std::string> Session::EndpointFor(const Token& token,
   return out;
 }
 
+Result<std::string> Session::Microversion(const std::string& service_type) {
+  auto token = auth_.GetToken();
+  if (!token) return Fail(token.error());
+  auto base = EndpointFor(**token, service_type);
+  if (!base) return Fail(base.error());
+  return NegotiateMicroversion(**token, service_type, *base);
+}
+
+Result<std::string> Session::NegotiateMicroversion(const Token& token,
+                                                   const std::string& service_type,
+                                                   const std::string& endpoint) {
+  const bool compute = service_type == "compute";
+  const std::string& pinned =
+      compute ? options_.compute_microversion : options_.volume_microversion;
+  if (!pinned.empty()) return pinned;
+  const std::string key = compute ? "compute" : "volume";
+  {
+    std::lock_guard lock(microversions_mu_);
+    if (auto it = microversions_.find(key); it != microversions_.end()) return it->second;
+  }
+  const MicroversionNeed& need = compute ? kComputeNeed : kVolumeNeed;
+  auto keep = [this, &key](std::string version) -> Result<std::string> {
+    std::lock_guard lock(microversions_mu_);
+    return microversions_.emplace(key, std::move(version)).first->second;
+  };
+  auto url = VersionDocumentUrl(endpoint, compute);
+  if (!url) return Fail(url.error());
+  if (!*url) {
+    log::Warn("openstack: endpoint has no version segment; microversion not negotiated",
+              {{"service", key}, {"endpoint", log::Redact(endpoint)}, {"sent", need.version}});
+    return keep(std::string(need.version));
+  }
+  limiter_.Acquire();
+  HttpRequest http{.method = "GET", .url = **url};
+  http.headers["X-Auth-Token"] = token.value.Reveal();
+  http.headers["Accept"] = "application/json";
+  http.headers["User-Agent"] = options_.user_agent;
+  const TimePoint sent = deps_.clock.Now();
+  auto response = deps_.transport.Send(http);
+  const std::string what = key + ": version document";
+  if (observer_) {
+    observer_(RequestRecord{service_type, "GET", what, response ? response->status : 0,
+                            std::chrono::duration_cast<Duration>(deps_.clock.Now() - sent), 1});
+  }
+  if (!response) {
+    return Fail(response.error().kind,
+                fmt::format("{}: {}", what, log::Redact(response.error().message)));
+  }
+  if (response->status >= 500 || response->status == 401 || response->status == 429) {
+    return Fail(ErrorFromResponse(*response, what));
+  }
+  if (response->status >= 300) {
+    // Some gateways serve no version document under the versioned path; the client then sends
+    // the least it needs, and a cloud without it answers each call with its own error.
+    log::Warn("openstack: no version document; microversion not negotiated",
+              {{"service", key}, {"status", response->status}, {"sent", need.version}});
+    return keep(std::string(need.version));
+  }
+  auto chosen = ChooseMicroversion(response->body, compute, need, **url);
+  if (!chosen) {
+    if (chosen.error().kind != ErrorKind::kParse) return Fail(chosen.error());
+    log::Warn("openstack: unreadable version document; microversion not negotiated",
+              {{"service", key}, {"error", chosen.error().message}, {"sent", need.version}});
+    return keep(std::string(need.version));
+  }
+  log::Info("openstack: microversion negotiated", {{"service", key}, {"version", *chosen}});
+  return keep(std::move(*chosen));
+}
+
 Result<std::string> Session::Endpoint(const std::string& service_type) {
   auto token = auth_.GetToken();
   if (!token) return Fail(token.error());
@@ -89,6 +159,20 @@ Result<HttpResponse> Session::Send(const ServiceRequest& request) {
     }
     auto base = EndpointFor(**token, request.service_type);
     if (!base) return Fail(base.error());
+    std::string microversion;
+    if (request.service_type == "compute" || IsBlockStorage(request.service_type)) {
+      auto negotiated = NegotiateMicroversion(**token, request.service_type, *base);
+      if (!negotiated) {
+        if (!IsRetryable(negotiated.error().kind)) return Fail(negotiated.error());
+        last_error = negotiated.error();
+        if (attempt < retry.max_attempts) {
+          deps_.sleeper.SleepFor(
+              BackoffDelay(retry.initial_backoff, retry.max_backoff, attempt + 1, deps_.random()));
+        }
+        continue;
+      }
+      microversion = std::move(*negotiated);
+    }
 
     HttpRequest http;
     http.method = request.method;
@@ -100,10 +184,10 @@ Result<HttpResponse> Session::Send(const ServiceRequest& request) {
     if (!request.body.empty()) http.headers["Content-Type"] = "application/json";
     if (request.service_type == "compute") {
       // Nova reads the legacy header; newer deployments and proxies read the generic one.
-      http.headers["X-OpenStack-Nova-API-Version"] = options_.compute_microversion;
-      http.headers["OpenStack-API-Version"] = "compute " + options_.compute_microversion;
+      http.headers["X-OpenStack-Nova-API-Version"] = microversion;
+      http.headers["OpenStack-API-Version"] = "compute " + microversion;
     } else if (IsBlockStorage(request.service_type)) {
-      http.headers["OpenStack-API-Version"] = "volume " + options_.volume_microversion;
+      http.headers["OpenStack-API-Version"] = "volume " + microversion;
     }
     http.body = request.body;
 

@@ -1,7 +1,9 @@
 #pragma once
 
 #include <functional>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -78,16 +80,23 @@ class Session {
   void SetObserver(RequestObserver observer) { observer_ = std::move(observer); }
 
   const OpenStackOptions& options() const { return options_; }
+  /// The microversion sent to a service: the configured pin, or the one negotiated from its
+  /// version document at the first call (see openstack/microversion.h), then kept.
+  Result<std::string> Microversion(const std::string& service_type);
   KeystoneAuth& auth() { return auth_; }
 
  private:
   Result<std::string> EndpointFor(const Token& token, const std::string& service_type) const;
+  Result<std::string> NegotiateMicroversion(const Token& token, const std::string& service_type,
+                                            const std::string& endpoint);
 
   const OpenStackOptions options_;
   SessionDeps deps_;
   KeystoneAuth auth_;
   RateLimiter limiter_;
   RequestObserver observer_;
+  std::mutex microversions_mu_;
+  std::map<std::string, std::string> microversions_;  ///< "compute"/"volume" -> negotiated
 };
 
 /// Replaces {project_id}, %(project_id)s and $(project_id)s in an endpoint override.

@@ -212,6 +212,7 @@ class ControllerTest : public ::testing::Test {
       return TemplateIds{"flavor-id", "image-id", {"net-id"}};
     };
     deps.donor_volume_id = "vol-donor";
+    deps.donor_server_id = donor_server_id_;
     deps.dns = dns_hooks_;
     ControllerOptions options;
     options.actuator.inline_execution = true;
@@ -293,6 +294,7 @@ class ControllerTest : public ::testing::Test {
   LoggingLb logging_lb_;
   FakeReplicaProbe probe_;
   FakePrimaryLocator primary_;
+  std::string donor_server_id_ = "srv-donor";
   FakeMetrics metrics_source_;
   config::Config config_;
   EventJournal journal_{config::JournalConfig{.path = ""}};
@@ -545,6 +547,31 @@ TEST_F(ControllerTest, ScaleDownDrainsThenRemovesFromLbBeforeDeleting) {
   ASSERT_TRUE(left);
   EXPECT_EQ(left->size(), 1u);
   EXPECT_TRUE(EventsOf("forced_drain").empty());
+}
+
+// A cloud whose listing hands back the donor (by its server id) or a server at the primary's
+// address, even named and tagged like ours: neither is ever drained, deleted or counted, and the
+// cluster is brought to its minimum with a replica of its own.
+TEST_F(ControllerTest, TheDonorAndThePrimaryAreNeverTakenForReplicas) {
+  cloud_.AddReadyReplica("pg", NameOf(0x50), "10.0.0.1");  // at the primary's address
+  cloud_.AddReadyReplica("pg", NameOf(0x51), "10.0.0.77");
+  auto listed = cloud_.ListReplicas("pg");
+  ASSERT_TRUE(listed);
+  for (const auto& r : *listed) {
+    if (r.name == NameOf(0x51)) donor_server_id_ = r.server->id;
+  }
+  MakeController();
+  metrics_source_.value = 0;
+  for (int i = 0; i < 12; ++i) Cycle(10s);
+  for (uint32_t n : {0x50u, 0x51u}) {
+    EXPECT_EQ(log_.IndexOf("cloud:DeleteReplica(" + NameOf(n) + ")"), -1);
+    EXPECT_EQ(log_.IndexOf("lb:Drain(" + NameOf(n) + ")"), -1);
+    EXPECT_EQ(log_.IndexOf("lb:EnsureMember(" + NameOf(n) + ")"), -1);
+  }
+  EXPECT_EQ(CountPhase(Phase::kServing), 1) << "the minimum, with a replica of its own";
+  EXPECT_NE(log_lines_.find("a listed server is left alone: it is the donor"), std::string::npos);
+  EXPECT_NE(log_lines_.find("a listed server is left alone: it has the primary's address"),
+            std::string::npos);
 }
 
 TEST_F(ControllerTest, DrainTimeoutForcesRemovalAndCountsIt) {

@@ -19,6 +19,7 @@ ReplicaSpec Spec() {
                      .volume_size_gb = 10,
                      .availability_zone = "az1",
                      .flavor_id = "m1",
+                     .image_id = "img-1",
                      .network_ids = {"net-1"},
                      .security_groups = {"pg"},
                      .key_name = "ops",
@@ -30,10 +31,15 @@ TEST(OpenStackCloudProvider, ListReplicasJoinsServersAndVolumesByReplicaName) {
   Harness h;
   h.PushToken();
   h.transport.Push(200, R"({"servers": [
-      {"id": "s1", "name": "main-r1", "status": "ACTIVE", "metadata": {"ra_replica": "main-r1"},
+      {"id": "s1", "name": "main-r1", "status": "ACTIVE", "tags": ["replica-autoscaler", "ra-cluster:main"], "metadata": {"ra_managed_by": "replica-autoscaler", "ra_cluster": "main", "ra_replica": "main-r1"},
        "addresses": {"net": [{"addr": "10.0.0.7", "version": 4, "OS-EXT-IPS:type": "fixed"}]},
        "OS-EXT-STS:task_state": null},
-      {"id": "s2", "name": "main-r3", "status": "BUILD", "metadata": {"ra_replica": "main-r3"}}]})");
+      {"id": "s2", "name": "main-r3", "status": "BUILD", "tags": ["replica-autoscaler", "ra-cluster:main"], "metadata": {"ra_managed_by": "replica-autoscaler", "ra_cluster": "main", "ra_replica": "main-r3"}},
+      {"id": "s3", "name": "main-r4", "status": "ACTIVE", "tags": ["replica-autoscaler", "ra-cluster:main"],
+       "metadata": {"ra_replica": "main-r4"}},
+      {"id": "s4", "name": "main-r5", "status": "ACTIVE", "tags": ["replica-autoscaler", "ra-cluster:other"],
+       "metadata": {"ra_managed_by": "replica-autoscaler", "ra_cluster": "main", "ra_replica": "main-r5"}},
+      {"id": "s5", "name": "primary", "status": "ACTIVE", "tags": [], "metadata": {}}]})");
   h.transport.Push(200, R"({"volumes": [
       {"id": "v1", "status": "in-use", "size": 10, "name": "main-r1",
        "metadata": {"ra_cluster": "main", "ra_role": "replica", "ra_replica": "main-r1"}},
@@ -52,6 +58,8 @@ TEST(OpenStackCloudProvider, ListReplicasJoinsServersAndVolumesByReplicaName) {
   EXPECT_FALSE((*replicas)[1].server);
   EXPECT_EQ((*replicas)[2].name, "main-r3");  // server without a volume of ours
   EXPECT_FALSE((*replicas)[2].volume);
+  // main-r4 has our tags but not our metadata, main-r5 our metadata but another cluster's tag,
+  // "primary" neither (a cloud that ignored ?tags=): none of them is ours.
   auto requests = h.transport.requests();
   EXPECT_NE(requests[1].url.find("tags=replica-autoscaler%2Cra-cluster%3Amain"), std::string::npos);
   EXPECT_NE(requests[2].url.find("volumes/detail?metadata="), std::string::npos);
@@ -100,11 +108,16 @@ TEST(OpenStackCloudProvider, CreateReplicaServerNeedsAnAvailableVolumeAndTagsThe
   EXPECT_EQ(body["tags"], nlohmann::json::parse(R"(["replica-autoscaler", "ra-cluster:main"])"));
   EXPECT_EQ(body["metadata"]["ra_replica"], "main-r1");
   EXPECT_EQ(body["metadata"]["purpose"], "read");
-  EXPECT_EQ(body["block_device_mapping_v2"][0]["uuid"], "v1");
+  EXPECT_EQ(body["imageRef"], "img-1");
+  EXPECT_EQ(body["block_device_mapping_v2"][0]["uuid"], "img-1");
+  EXPECT_EQ(body["block_device_mapping_v2"][0]["boot_index"], 0);
+  EXPECT_EQ(body["block_device_mapping_v2"][1]["uuid"], "v1");
+  EXPECT_EQ(body["block_device_mapping_v2"][1]["boot_index"], -1);
 
   // Asked again, it finds the server and creates nothing.
   const size_t before = h.transport.requests().size();
-  h.transport.Push(200, R"({"servers": [{"id": "s-1", "name": "main-r1", "status": "BUILD"}]})");
+  h.transport.Push(200, R"({"servers": [{"id": "s-1", "name": "main-r1", "status": "BUILD",
+      "tags": ["replica-autoscaler", "ra-cluster:main"], "metadata": {"ra_managed_by": "replica-autoscaler", "ra_cluster": "main", "ra_replica": "main-r1"}}]})");
   auto again = provider.CreateReplicaServer(Spec(), "v1");
   ASSERT_TRUE(again);
   EXPECT_EQ(again->id, "s-1");
@@ -116,13 +129,15 @@ TEST(OpenStackCloudProvider, DeleteReplicaGoesServerThenVolume) {
   h.PushToken();
   OpenStackCloudProvider provider(h.session);
   const char* server = R"({"servers": [{"id": "s1", "name": "main-r1", "status": "ACTIVE",
-      "metadata": {"ra_replica": "main-r1"}}]})";
+      "tags": ["replica-autoscaler", "ra-cluster:main"], "metadata": {"ra_managed_by": "replica-autoscaler", "ra_cluster": "main", "ra_replica": "main-r1"}}]})";
   const char* volume_in_use = R"({"volumes": [{"id": "v1", "status": "in-use", "size": 10,
       "metadata": {"ra_cluster": "main", "ra_role": "replica", "ra_replica": "main-r1"}}]})";
   const char* volume_available = R"({"volumes": [{"id": "v1", "status": "available", "size": 10,
       "metadata": {"ra_cluster": "main", "ra_role": "replica", "ra_replica": "main-r1"}}]})";
   h.transport.Push(200, server);
   h.transport.Push(200, volume_in_use);
+  h.transport.Push(200, R"({"server": {"id": "s1", "name": "main-r1", "status": "ACTIVE",
+      "os-extended-volumes:volumes_attached": [{"id": "v1"}]}})");
   h.transport.Push(204, "");
   EXPECT_EQ(*provider.DeleteReplica("main", "main-r1"), DeleteProgress::kServerDeleting);
   EXPECT_EQ(h.transport.requests().back().method, "DELETE");
@@ -141,6 +156,59 @@ TEST(OpenStackCloudProvider, DeleteReplicaGoesServerThenVolume) {
   h.transport.Push(200, R"({"servers": []})");
   h.transport.Push(200, R"({"volumes": []})");
   EXPECT_EQ(*provider.DeleteReplica("main", "main-r1"), DeleteProgress::kDone);
+}
+
+// A volume that the list by metadata misses (a cloud that cuts or filters lists wrongly) is still
+// found from the server's attachments, and after the server is gone from what was remembered
+// when its delete was requested: it is deleted, never leaked.
+TEST(OpenStackCloudProvider, TheDataVolumeIsLearnedFromTheServerAndNeverLeaked) {
+  Harness h;
+  h.PushToken();
+  OpenStackCloudProvider provider(h.session);
+  const std::string server =
+      R"({"id": "s1", "name": "main-r1", "status": "ACTIVE",
+      )" +
+      std::string(
+          R"("tags": ["replica-autoscaler", "ra-cluster:main"], "metadata": {"ra_managed_by": "replica-autoscaler", "ra_cluster": "main", "ra_replica": "main-r1"},
+      "os-extended-volumes:volumes_attached": [{"id": "v-root"}, {"id": "v1"}]})");
+  const char* v1_in_use = R"({"volume": {"id": "v1", "status": "in-use", "size": 10,
+      "metadata": {"ra_cluster": "main", "ra_role": "replica", "ra_replica": "main-r1"}}})";
+  const char* v1_available = R"({"volume": {"id": "v1", "status": "available", "size": 10,
+      "metadata": {"ra_cluster": "main", "ra_role": "replica", "ra_replica": "main-r1"}}})";
+  const char* not_ours = R"({"volume": {"id": "v-root", "status": "in-use", "size": 10,
+      "metadata": {}}})";
+  h.transport.Push(200, R"({"servers": [)" + server + "]}");
+  h.transport.Push(200, R"({"volumes": []})");
+  h.transport.Push(200, not_ours);
+  h.transport.Push(200, v1_in_use);
+  auto listed = provider.ListReplicas("main");
+  ASSERT_TRUE(listed) << listed.error().message;
+  ASSERT_EQ(listed->size(), 1u);
+  ASSERT_TRUE((*listed)[0].volume);
+  EXPECT_EQ((*listed)[0].volume->id, "v1");
+
+  // Delete: the list misses the volume again; the server's own answer names it.
+  h.transport.Push(200, R"({"servers": [)" + server + "]}");
+  h.transport.Push(200, R"({"volumes": []})");
+  h.transport.Push(200, not_ours);
+  h.transport.Push(200, v1_in_use);
+  h.transport.Push(200, R"({"server": )" + server + "}");
+  h.transport.Push(204, "");
+  EXPECT_EQ(*provider.DeleteReplica("main", "main-r1"), DeleteProgress::kServerDeleting);
+
+  // The server is gone and the list still misses the volume: it is read by id and deleted.
+  h.transport.Push(200, R"({"servers": []})");
+  h.transport.Push(200, R"({"volumes": []})");
+  h.transport.Push(200, not_ours);  // remembered, but not ours: left alone
+  h.transport.Push(200, v1_available);
+  h.transport.Push(202, "");
+  EXPECT_EQ(*provider.DeleteReplica("main", "main-r1"), DeleteProgress::kVolumeDeleting);
+  EXPECT_EQ(h.transport.requests().back().method, "DELETE");
+  EXPECT_NE(h.transport.requests().back().url.find("/volumes/v1"), std::string::npos);
+  for (const auto& r : h.transport.requests()) {
+    EXPECT_FALSE(r.method == "DELETE" && r.url.find("v-root") != std::string::npos)
+        << "a volume without our metadata is never deleted";
+  }
 }
 
 TEST(OpenStackCloudProvider, SnapshotsAndQuota) {

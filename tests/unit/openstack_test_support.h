@@ -69,6 +69,10 @@ inline OpenStackOptions PasswordOptions() {
   o.auth.project_name = "demo";
   o.region_name = "RegionOne";
   o.requests_per_second = 0;
+  // Pinned, so that scripted answers need no version documents; negotiation has its own tests
+  // (openstack_microversion_test.cc).
+  o.compute_microversion = "2.52";
+  o.volume_microversion = "3.22";
   return o;
 }
 
