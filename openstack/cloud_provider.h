@@ -37,6 +37,9 @@ struct ReplicaSpec {
   std::string flavor_id;
   std::string image_id;  ///< the system disk; the data volume is attached beside it
   std::vector<std::string> network_ids;
+  /// No port at all (networks "none"): only for test clouds without Neutron; the service never
+  /// sets it.
+  bool without_network = false;
   std::vector<std::string> security_groups;
   std::string key_name;
   std::map<std::string, std::string> metadata;  ///< extra server metadata (no secrets)

@@ -111,7 +111,9 @@ Result<Server> NovaClient::CreateServer(const ServerCreate& c) {
              {"delete_on_termination", c.delete_volume_on_termination}},
     });
   }
-  if (c.network_ids.empty()) {
+  if (c.without_network) {
+    server["networks"] = "none";
+  } else if (c.network_ids.empty()) {
     server["networks"] = "auto";
   } else {
     json networks = json::array();

@@ -26,6 +26,9 @@ struct ServerCreate {
   std::string data_volume_id;
   bool delete_volume_on_termination = false;
   std::vector<std::string> network_ids;  ///< networks: [{"uuid": ...}]; empty -> "auto"
+  /// networks: "none": a server without a port, for test clouds without Neutron (the contract
+  /// suite's); the service never sets it.
+  bool without_network = false;
   std::vector<std::string> security_groups;
   std::string availability_zone;
   std::string key_name;

@@ -220,6 +220,7 @@ Result<ServerFacts> OpenStackCloudProvider::CreateReplicaServer(const ReplicaSpe
                       .data_volume_id = volume_id,
                       .delete_volume_on_termination = false,
                       .network_ids = spec.network_ids,
+                      .without_network = spec.without_network,
                       .security_groups = spec.security_groups,
                       .availability_zone = spec.availability_zone,
                       .key_name = spec.key_name,

@@ -5,7 +5,8 @@
 #   3. unit tests, also in an AddressSanitizer + UndefinedBehaviorSanitizer build
 #   4. integration tests against real components started on loopback
 #   5. conformance tests (the sandbox's fidelity against official schemas)
-#   6. deployment tests (package, Ansible roles, Packer, Terraform, dashboards and alerts)
+#   6. the OpenStack client against real Keystone/Nova/Cinder/Glance/Placement (tests/realcloud)
+#   7. deployment tests (package, Ansible roles, Packer, Terraform, dashboards and alerts)
 # Exits non-zero if anything fails. Options: --quick (unit tests only, no sanitizer build).
 set -euo pipefail
 
@@ -59,6 +60,8 @@ run_ctest "integration tests" build integration
 if ctest --test-dir build -N -L '^conformance$' | grep -q 'Total Tests: [1-9]'; then
   run_ctest "conformance tests" build conformance
 fi
+# The OpenStack client against real Keystone, Nova, Cinder, Glance and Placement (tests/realcloud).
+run_ctest "real OpenStack contract tests" build realcloud
 # Deployment proofs (tests/deploy, issue #6): package, roles in a fresh root, Packer, Terraform, ops.
 if ctest --test-dir build -N -L '^deploy$' | grep -q 'Total Tests: [1-9]'; then
   run_ctest "deployment tests" build deploy

@@ -257,6 +257,28 @@ class Simulator(KeystoneApi, NovaApi, CinderApi, NeutronApi, GlanceApi, Designat
                           "user_data": None, "dir": os.path.join(c.root, "servers", sid)}
         c.used_addresses.add(address)
 
+    def add_foreign_server(self, name, address, tags, metadata):
+        """A server made outside the service (the primary's VM, a colleague's) at a given address,
+        with whatever tags and metadata it was given. Nothing runs on it."""
+        c = self.cloud
+        t = now()
+        sid = new_id()
+        net = next(iter(c.networks))
+        image = next(iter(c.images))
+        with c.lock:
+            c.servers[sid] = {"id": sid, "name": name, "status": "ACTIVE", "task_state": None, "vm_state": "active",
+                              "power_state": 1, "tenant_id": c.project["id"], "user_id": c.user["id"],
+                              "metadata": dict(metadata), "image_id": image, "flavor_id": "pg.replica",
+                              "created": t, "updated": t, "launched_at": t, "address": address,
+                              "network_name": net, "network_id": c.networks[net], "mac": model.mac_for(sid),
+                              "availability_zone": c.zones[0], "key_name": None, "tags": list(tags),
+                              "security_groups": ["default"], "description": None,
+                              "bdms": [{"source_type": "image", "destination_type": "local", "boot_index": 0,
+                                        "uuid": image, "delete_on_termination": True, "device": "/dev/vda"}],
+                              "fault": None, "user_data": None, "dir": os.path.join(c.root, "servers", sid)}
+            c.used_addresses.add(address)
+        return sid
+
 
 def parse_zone_latency(text):
     """'az2=40,az3=5' -> {"az2": 40.0, "az3": 5.0}; raises ValueError."""

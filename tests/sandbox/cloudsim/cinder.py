@@ -5,6 +5,7 @@ A mixin of the Simulator (app.py): `self.cloud` is the model, `self.base()` the 
 import ast
 import json
 import os
+import urllib.parse
 
 from . import vm
 from .common import CINDER_MAX, CINDER_MIN, os_fault, vstr
@@ -94,6 +95,34 @@ class CinderApi:
                 continue
         raise os_fault(400, f"Invalid filter: metadata {text!r} is not a dictionary")
 
+    def paginate(self, req, items, collection):
+        """Cinder's paging (cinder/api/common.py): sorted newest first, `marker` continues after
+        an id, at most min(limit, osapi_max_limit) items, and a next link (with the query's
+        filters and the last id as marker) when the page is full."""
+        c = self.cloud
+        marker = req.q("marker")
+        if marker is not None:
+            ids = [i["id"] for i in items]
+            if marker not in ids:
+                raise os_fault(404, f"Marker {marker} could not be found.")
+            items = items[ids.index(marker) + 1:]
+        limit = c.max_limit
+        if req.q("limit") is not None:
+            try:
+                limit = min(int(req.q("limit")), c.max_limit)
+            except ValueError:
+                raise os_fault(400, "limit param must be an integer")
+            if limit < 0:
+                raise os_fault(400, "limit param must be positive")
+        page = items[:limit]
+        links = []
+        if page and len(page) == limit:
+            query = {k: v for k, v in req.args().items() if k != "marker"}
+            query.update(limit=str(limit), marker=page[-1]["id"])
+            links = [{"rel": "next", "href": f"{self.volume_url()}{req.path.split(self.cloud.project['id'], 1)[-1]}?"
+                      + urllib.parse.urlencode(query)}]
+        return page, links
+
     def find_volume(self, id_):
         v = self.cloud.volumes.get(id_)
         if v is None:
@@ -176,7 +205,7 @@ class CinderApi:
 
     def list_volumes(self, req, detail=None):
         c = self.cloud
-        wanted = self.parse_metadata_filter(req.q("metadata"))
+        wanted = None if c.ignore_filters else self.parse_metadata_filter(req.q("metadata"))
         name = req.q("name")
         status = req.q("status")
         with c.lock:
@@ -184,10 +213,12 @@ class CinderApi:
             out = [v for v in vols
                    if (wanted is None or all(v["metadata"].get(k) == val for k, val in wanted.items()))
                    and (name is None or v["name"] == name) and (status is None or v["status"] == status)]
-            if detail:
-                return 200, {"volumes": [self.volume_view(v, req.mv) for v in out]}, {}
-            return 200, {"volumes": [{"id": v["id"], "name": v["name"], "links": self.vlink("volumes", v["id"])}
-                                     for v in out]}, {}
+            out, links = self.paginate(req, out, "volumes")
+            body = {"volumes": [self.volume_view(v, req.mv) for v in out] if detail else
+                    [{"id": v["id"], "name": v["name"], "links": self.vlink("volumes", v["id"])} for v in out]}
+            if links:
+                body["volumes_links"] = links
+            return 200, body, {}
 
     def get_volume(self, req, id):
         with self.cloud.lock:
@@ -269,16 +300,18 @@ class CinderApi:
         c = self.cloud
         # Filtering snapshots by metadata arrived with microversion 3.22; before it Cinder
         # ignores the filter.
-        wanted = self.parse_metadata_filter(req.q("metadata")) if req.mv >= (3, 22) else None
+        wanted = self.parse_metadata_filter(req.q("metadata")) if req.mv >= (3, 22) and not c.ignore_filters else None
         volume_id = req.q("volume_id")
         with c.lock:
             snaps = sorted(c.snapshots.values(), key=lambda s: s["created"], reverse=True)
             out = [s for s in snaps
                    if (wanted is None or all(s["metadata"].get(k) == v for k, v in wanted.items()))
                    and (volume_id is None or s["volume_id"] == volume_id)]
-            if detail:
-                return 200, {"snapshots": [self.snapshot_view(s, req.mv) for s in out]}, {}
-            return 200, {"snapshots": [self.snapshot_view(s, req.mv, create=True) for s in out]}, {}
+            out, links = self.paginate(req, out, "snapshots")
+            body = {"snapshots": [self.snapshot_view(s, req.mv, create=not detail) for s in out]}
+            if links:
+                body["snapshots_links"] = links
+            return 200, body, {}
 
     def get_snapshot(self, req, id):
         with self.cloud.lock:

@@ -18,6 +18,8 @@ class ControlApi:
             ("POST", r"/control/faults", "control", None, self.control_add_fault),
             ("DELETE", r"/control/faults", "control", None, self.control_clear_faults),
             ("POST", r"/control/servers", "control", None, self.control_servers),
+            ("POST", r"/control/foreign-servers", "control", None, self.control_foreign_server),
+            ("POST", r"/control/servers/(?P<id>[^/]+)/ownership", "control", None, self.control_ownership),
             ("POST", r"/control/volumes", "control", None, self.control_volumes),
             ("POST", r"/control/expire-tokens", "control", None, self.control_expire),
             ("POST", r"/control/profile", "control", None, self.control_profile),
@@ -73,6 +75,26 @@ class ControlApi:
             self.cloud.server_behaviour.append(b)
         return 201, b, {}
 
+    def control_foreign_server(self, req):
+        # {"name", "address", "tags": [...], "metadata": {...}}: a server the service did not make.
+        b = req.json() or {}
+        if not isinstance(b.get("name"), str) or not isinstance(b.get("address"), str):
+            raise ApiError(400, {"error": "name and address are required"})
+        sid = self.add_foreign_server(b["name"], b["address"], b.get("tags") or [], b.get("metadata") or {})
+        return 201, {"id": sid}, {}
+
+    def control_ownership(self, req, id):
+        # {"tags": [...], "metadata": {...}}: replaces an existing server's tags and metadata (as
+        # an operator could through Nova's API), e.g. to dress the donor up as one of ours.
+        b = req.json() or {}
+        with self.cloud.lock:
+            s = self.cloud.servers.get(id)
+            if s is None:
+                raise ApiError(404, {"error": f"no server {id}"})
+            s["tags"] = list(b.get("tags") or [])
+            s["metadata"] = dict(b.get("metadata") or {})
+        return 200, {"id": id, "tags": s["tags"], "metadata": s["metadata"]}, {}
+
     def control_volumes(self, req):
         b = req.json()
         if b.get("outcome") not in ("error", "slow"):
@@ -97,6 +119,14 @@ class ControlApi:
                 if k not in self.cloud.latency:
                     raise ApiError(400, {"error": f"unknown latency '{k}'"})
                 self.cloud.latency[k] = float(v)
+            if "max_limit" in b:
+                if not isinstance(b["max_limit"], int) or b["max_limit"] < 1:
+                    raise ApiError(400, {"error": "max_limit is a positive integer"})
+                self.cloud.max_limit = b["max_limit"]
+            if "ignore_filters" in b:
+                if not isinstance(b["ignore_filters"], bool):
+                    raise ApiError(400, {"error": "ignore_filters is true or false"})
+                self.cloud.ignore_filters = b["ignore_filters"]
             zone_latency = b.get("zone_latency_ms") or {}
             if not isinstance(zone_latency, dict):
                 raise ApiError(400, {"error": "zone_latency_ms is an object {zone: milliseconds}"})
@@ -104,7 +134,8 @@ class ControlApi:
                 self.network.set_latencies(zone_latency)
             except ValueError as e:
                 raise ApiError(400, {"error": str(e)})
-            return 200, {"latency": self.cloud.latency, "zone_latency_ms": self.network.latencies()}, {}
+            return 200, {"latency": self.cloud.latency, "zone_latency_ms": self.network.latencies(),
+                         "max_limit": self.cloud.max_limit, "ignore_filters": self.cloud.ignore_filters}, {}
 
     def control_quotas(self, req):
         b = req.json()

@@ -72,6 +72,11 @@ class Cloud:
         self.profile_name = profile
         self.latency = dict(PROFILES[profile])
         self.sbercloud = sbercloud
+        # Cinder's osapi_max_limit: lists are cut at this many items and carry a next link.
+        self.max_limit = 1000
+        # A fault mode: Nova's ?tags= and Cinder's ?metadata= filters are ignored and every
+        # server or volume of the project is listed (as a proxy or an old cloud may do).
+        self.ignore_filters = False
         self.region = region or ("ru-moscow-1" if sbercloud else "RegionOne")
         # SberCloud (Huawei) names the default project after the region.
         self.project = {"id": uuid.uuid5(uuid.NAMESPACE_DNS, "project." + self.region).hex,

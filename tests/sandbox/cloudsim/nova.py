@@ -29,6 +29,8 @@ class NovaApi:
             ("GET", rf"/compute/v2\.1{P}/servers", "compute", "nova.list_servers", self.list_servers),
             ("GET", rf"/compute/v2\.1{P}/servers/(?P<id>[^/]+)", "compute", "nova.get_server", self.get_server),
             ("DELETE", rf"/compute/v2\.1{P}/servers/(?P<id>[^/]+)", "compute", "nova.delete_server", self.delete_server),
+            ("PUT", rf"/compute/v2\.1{P}/servers/(?P<id>[^/]+)/tags", "compute", "nova.set_tags", self.replace_tags),
+            ("PUT", rf"/compute/v2\.1{P}/servers/(?P<id>[^/]+)/metadata", "compute", "nova.set_metadata", self.replace_metadata),
             ("GET", rf"/compute/v2\.1{P}/os-availability-zone", "compute", "nova.zones", self.list_zones),
             ("GET", rf"/compute/v2\.1{P}/os-availability-zone/detail", "compute", "nova.zones", self.list_zones_detail),
             ("GET", rf"/compute/v2\.1{P}/limits", "compute", "nova.limits", self.compute_limits),
@@ -339,9 +341,10 @@ class NovaApi:
         c = self.cloud
         for bad in ("metadata",):
             pass  # Nova ignores ?metadata= for non-admin users (it is not a filter they may use)
-        tags = [t for t in (req.q("tags") or "").split(",") if t]
-        tags_any = [t for t in (req.q("tags-any") or "").split(",") if t]
-        not_tags = [t for t in (req.q("not-tags") or "").split(",") if t]
+        ignore = c.ignore_filters
+        tags = [t for t in (req.q("tags") or "").split(",") if t and not ignore]
+        tags_any = [t for t in (req.q("tags-any") or "").split(",") if t and not ignore]
+        not_tags = [t for t in (req.q("not-tags") or "").split(",") if t and not ignore]
         name = req.q("name")
         status = req.q("status")
         with c.lock:
@@ -401,6 +404,30 @@ class NovaApi:
         s = self.find_server(id)
         with self.cloud.lock:
             return 200, {"server": self.server_view(s, req.mv)}, {}
+
+    def replace_tags(self, req, id):
+        # PUT /servers/{id}/tags (2.26+): the server's tags become exactly these.
+        if req.mv < (2, 26):
+            raise os_fault(404, "The resource could not be found.")
+        tags = (req.json() or {}).get("tags")
+        if not isinstance(tags, list) or len(tags) > 50 or any(
+                not isinstance(t, str) or not t or len(t) > 60 or "," in t or "/" in t for t in tags):
+            raise self.bad("Invalid input for field/attribute tags.")
+        s = self.find_server(id)
+        with self.cloud.lock:
+            s["tags"] = list(dict.fromkeys(tags))
+            return 200, {"tags": list(s["tags"])}, {}
+
+    def replace_metadata(self, req, id):
+        # PUT /servers/{id}/metadata: the server's metadata becomes exactly this.
+        metadata = (req.json() or {}).get("metadata")
+        if not isinstance(metadata, dict) or any(
+                not isinstance(v, str) or len(k) > 255 or len(v) > 255 for k, v in metadata.items()):
+            raise self.bad("Invalid input for field/attribute metadata.")
+        s = self.find_server(id)
+        with self.cloud.lock:
+            s["metadata"] = dict(metadata)
+            return 200, {"metadata": dict(s["metadata"])}, {}
 
     def delete_server(self, req, id):
         c = self.cloud
