@@ -40,7 +40,7 @@ REGION = "RegionOne"
 
 PORTS = {
     "mariadb": 3306, "rabbitmq": 5672, "keystone": 5000, "placement": 8778, "glance": 9292,
-    "nova-api": 8774, "cinder-api": 8776,
+    "nova-api": 8774, "cinder-api": 8776, "neutron": 9696,
 }
 # Erlang's port mapper and distribution port: Erlang resolves the node name "localhost", so these
 # two listen on 127.0.0.1 whatever --ip says; uncommon ports keep them clear of a system RabbitMQ.
@@ -50,10 +50,11 @@ RABBIT_DIST_PORT = 25672
 VERSION_PACKAGES = {
     "NOVA": "python3-nova", "CINDER": "python3-cinder", "KEYSTONE": "python3-keystone",
     "GLANCE": "python3-glance", "PLACEMENT": "python3-placement", "MARIADB": "mariadb-server",
-    "RABBITMQ": "rabbitmq-server",
+    "RABBITMQ": "rabbitmq-server", "NEUTRON": "python3-neutron",
 }
 
-DATABASES = ["keystone", "placement", "glance", "nova_api", "nova", "nova_cell0", "cinder"]
+DATABASES = ["keystone", "placement", "glance", "nova_api", "nova", "nova_cell0", "cinder",
+             "neutron"]
 
 
 class StartError(Exception):
@@ -334,6 +335,7 @@ bind_port = {PORTS['glance']}
 workers = 0
 enabled_backends = fs:file
 transport_url = {rabbit}
+graceful_shutdown_timeout = 5
 [database]
 connection = {self.db('glance')}
 [glance_store]
@@ -384,6 +386,7 @@ debug = {dbg}
 host = realcloud
 my_ip = {ip}
 transport_url = {rabbit}
+graceful_shutdown_timeout = 5
 state_path = {d}/nova
 instances_path = {d}/nova/instances
 compute_driver = {self.compute_driver}
@@ -477,6 +480,7 @@ debug = {dbg}
 host = realcloud
 my_ip = {ip}
 transport_url = {rabbit}
+graceful_shutdown_timeout = 5
 auth_strategy = keystone
 state_path = {d}/cinder
 osapi_volume_listen = {ip}
@@ -533,6 +537,78 @@ paste.filter_factory = keystonemiddleware.auth_token:filter_factory
 
 [filter:keystonecontext]
 paste.filter_factory = cinder.api.middleware.auth:CinderKeystoneContext.factory
+""")
+
+    def write_neutron_config(self):
+        d = self.dir
+        # Only neutron-server, ML2 with no mechanism driver and no agent: Nova asks Neutron for an
+        # instance's ports and security groups whenever it shows, lists or deletes a server, even
+        # one created with "networks": "none". Networks (vxlan, so a project may create its own)
+        # and ports can be created; ports are never bound (no agent), which servers without
+        # networks never need.
+        self.write("etc/neutron/neutron.conf", f"""[DEFAULT]
+debug = {"true" if self.debug else "false"}
+bind_host = {self.ip}
+bind_port = {PORTS['neutron']}
+core_plugin = ml2
+service_plugins =
+auth_strategy = keystone
+transport_url = {self.transport_url()}
+graceful_shutdown_timeout = 5
+api_workers = 1
+rpc_workers = 0
+rpc_state_report_workers = 0
+state_path = {d}/neutron
+api_paste_config = {d}/etc/neutron/api-paste.ini
+notify_nova_on_port_status_changes = false
+notify_nova_on_port_data_changes = false
+[database]
+connection = {self.db('neutron')}
+[ml2]
+type_drivers = flat,vlan,vxlan
+tenant_network_types = vxlan
+mechanism_drivers =
+extension_drivers = port_security
+[ml2_type_vxlan]
+vni_ranges = 1:1000
+[oslo_concurrency]
+lock_path = {d}/neutron/locks
+[oslo_messaging_notifications]
+driver = noop
+{self.ksa('nova', 'neutron').replace('valid_interfaces = public', 'endpoint_type = public')}
+{self.authtoken('neutron')}""")
+        self.write("etc/neutron/api-paste.ini", """[composite:neutron]
+use = egg:Paste#urlmap
+/: neutronversions
+/v2.0: neutronapi_v2_0
+
+[composite:neutronapi_v2_0]
+use = call:neutron.auth:pipeline_factory
+keystone = request_id catch_errors authtoken keystonecontext extensions neutronapiapp_v2_0
+
+[pipeline:neutronversions]
+pipeline = request_id catch_errors neutronversionsapp
+
+[app:neutronversionsapp]
+paste.app_factory = neutron.pecan_wsgi.app:versions_factory
+
+[app:neutronapiapp_v2_0]
+paste.app_factory = neutron.api.v2.router:APIRouter.factory
+
+[filter:request_id]
+paste.filter_factory = oslo_middleware:RequestId.factory
+
+[filter:catch_errors]
+paste.filter_factory = oslo_middleware:CatchErrors.factory
+
+[filter:authtoken]
+paste.filter_factory = keystonemiddleware.auth_token:filter_factory
+
+[filter:keystonecontext]
+paste.filter_factory = neutron.auth:NeutronKeystoneContext.factory
+
+[filter:extensions]
+paste.filter_factory = neutron.api.extensions:plugin_aware_extension_middleware_factory
 """)
 
     def transport_url(self):
@@ -665,7 +741,7 @@ log.file = false
                           token=tok)
             return uid
 
-        for svc in ("nova", "cinder", "glance", "placement"):
+        for svc in ("nova", "cinder", "glance", "placement", "neutron"):
             user(svc, self.secrets["service"], "service", ["admin", "service"])
         ra_uid = user("ra", self.secrets["ra"], "ra", ["member", "reader"])
         user("ra-other", self.secrets["ra-other"], "ra-other", ["member", "reader"])
@@ -674,6 +750,7 @@ log.file = false
             ("compute", "nova", self.url("nova-api", "/v2.1")),
             ("placement", "placement", self.url("placement")),
             ("image", "glance", self.url("glance")),
+            ("network", "neutron", self.url("neutron")),
             ("volumev3", "cinderv3", self.url("cinder-api", "/v3/%(project_id)s")),
         ]
         for stype, name, url in catalog:
@@ -723,10 +800,11 @@ log.file = false
             raise StartError("realcloud", f"already running in {self.dir} (stop it first)")
         if os.path.isdir(self.dir):
             for sub in ("etc", "log", "run", "mariadb", "rabbitmq", "keystone", "glance", "nova",
-                        "cinder"):
+                        "cinder", "neutron"):
                 shutil.rmtree(self.path(sub), ignore_errors=True)
         for sub in ("etc", "log", "run", "mariadb", "rabbitmq", "keystone", "glance/images",
-                    "glance/staging", "glance/tasks", "nova/instances", "cinder/coordination"):
+                    "glance/staging", "glance/tasks", "nova/instances", "cinder/coordination",
+                    "neutron"):
             os.makedirs(self.path(sub), exist_ok=True)
         os.chmod(self.dir, 0o700)
         self.secrets = {k: secrets.token_urlsafe(18) for k in
@@ -737,6 +815,7 @@ log.file = false
         with open(self.state_file, "w") as f:
             json.dump({"ip": self.ip, "started": time.time()}, f)
         self.write_configs()
+        self.write_neutron_config()
         t_start = time.monotonic()
 
         pool = concurrent.futures.ThreadPoolExecutor(max_workers=8)
@@ -827,12 +906,27 @@ log.file = false
                       "answering GET /")
             self.timings["cinder-api"] = time.monotonic() - t0
 
+        def neutron_track():
+            need("db")
+            self.timed("neutron-db", lambda: self.run("neutron-db-manage", self.py(
+                "neutron-db-manage", "neutron.db.migration.cli:main", "--config-file",
+                self.path("etc/neutron/neutron.conf"), "upgrade", "heads")))
+            need("rabbit", "identities")
+
+            def up():
+                self.spawn("neutron", self.py(
+                    "neutron-server", "neutron.cmd.eventlet.server:main", "--config-file",
+                    self.path("etc/neutron/neutron.conf"), "--log-file", self.logfile("neutron")))
+                self.wait("neutron", lambda: self.http("GET", self.url("neutron", "/"))[0] == 200,
+                          "answering GET /")
+            self.timed("neutron", up)
+
         futures = [
             step(lambda: self.timed("mariadb", self.start_mariadb), "db"),
             step(lambda: self.timed("rabbitmq", self.start_rabbitmq), "rabbit"),
             step(keystone_track, "identities"),
             step(placement_track, "placement"),
-            step(glance_track), step(nova_track), step(cinder_track),
+            step(glance_track), step(nova_track), step(cinder_track), step(neutron_track),
         ]
         try:
             for f in concurrent.futures.as_completed(futures):
@@ -848,7 +942,7 @@ log.file = false
         total = time.monotonic() - t_start
         order = ["mariadb", "rabbitmq", "keystone-db", "keystone", "identities", "placement-db",
                  "placement", "glance-db", "glance", "nova-db", "nova-api", "nova-compute",
-                 "cinder-db", "cinder-api", "cinder-volume", "resources"]
+                 "cinder-db", "cinder-api", "cinder-volume", "neutron-db", "neutron", "resources"]
         summary = ", ".join(f"{n} {self.timings[n]:.1f}s" for n in order if n in self.timings)
         say(f"up in {total:.0f}s ({summary}); env in {self.path('openstack.env')}")
 
@@ -942,7 +1036,7 @@ log.file = false
             "RA_KEYSTONE_URL": self.url("keystone", "/v3"),
             "RA_COMPUTE_URL": self.url("nova-api", "/v2.1"),
             "RA_VOLUME_URL": self.url("cinder-api", f"/v3/{ra_project}"),
-            "RA_IMAGE_URL": self.url("glance"), "RA_PLACEMENT_URL": self.url("placement"),
+            "RA_IMAGE_URL": self.url("glance"), "RA_NETWORK_URL": self.url("neutron"), "RA_PLACEMENT_URL": self.url("placement"),
             "RA_TOKEN_EXPIRATION": str(self.token_expiration),
             "RA_REALCLOUD_DIR": self.dir,
         }
@@ -954,7 +1048,7 @@ log.file = false
 
     # -- stop and status -------------------------------------------------------------------------
 
-    def stop(self, quiet=False, grace=15):
+    def stop(self, quiet=False, grace=10):
         pids = set(marked_processes(self.dir))
         run = self.path("run")
         if os.path.isdir(run):
@@ -979,13 +1073,14 @@ log.file = false
             if not pids:
                 break
             time.sleep(0.2)
-        killed = 0
+        killed, killed_names = 0, set()
         for _ in range(3):
             left = [p for p in set(marked_processes(self.dir)) | pids if alive(p)]
             if not left:
                 break
             for pid in left:
                 try:
+                    killed_names.add(process_service(pid) or str(pid))
                     os.kill(pid, signal.SIGKILL)
                     killed += 1
                 except OSError:
@@ -1003,7 +1098,8 @@ log.file = false
             say(f"stop: {len(left)} processes would not die: {left}")
             return 1
         if not quiet:
-            say(f"stopped{f' ({killed} killed after {grace}s)' if killed else ''}")
+            say(f"stopped" + (f" ({killed} processes of {', '.join(sorted(killed_names))} killed"
+                                f" after {grace}s)" if killed else ""))
         return 0
 
     def status(self):
@@ -1015,7 +1111,7 @@ log.file = false
                 per[s] = (n + 1, rss + rss_kb(pid))
         expected = ["mariadb", "epmd", "rabbitmq", "keystone", "placement", "glance",
                     "nova-api", "nova-conductor", "nova-scheduler", "nova-compute", "cinder-api",
-                    "cinder-scheduler", "cinder-volume"]
+                    "cinder-scheduler", "cinder-volume", "neutron"]
         ok = True
         total = 0
         for s in expected + sorted(set(per) - set(expected)):
