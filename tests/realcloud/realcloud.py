@@ -14,7 +14,6 @@ start left (found by a marker in their environment, so nothing escapes by forkin
 See README.md beside this file.
 """
 import argparse
-import base64
 import concurrent.futures
 import json
 import os
@@ -42,10 +41,18 @@ PORTS = {
     "mariadb": 3306, "rabbitmq": 5672, "keystone": 5000, "placement": 8778, "glance": 9292,
     "nova-api": 8774, "cinder-api": 8776, "neutron": 9696,
 }
-# Erlang's port mapper and distribution port: Erlang resolves the node name "localhost", so these
-# two listen on 127.0.0.1 whatever --ip says; uncommon ports keep them clear of a system RabbitMQ.
-EPMD_PORT = 24369
-RABBIT_DIST_PORT = 25672
+
+
+def erlang_ports(ip):
+    """Erlang's port mapper and RabbitMQ's distribution port (rabbitmqctl takes the next 10).
+
+    Erlang resolves the node name "localhost", so these two listen on 127.0.0.1 whatever --ip
+    says; they are derived from --ip so that two clouds on two addresses do not collide, and
+    uncommon so that they keep clear of a system RabbitMQ (4369, 25672).
+    """
+    o = [int(x) for x in ip.split(".")]
+    offset = (o[2] * 256 + o[3]) % 1000
+    return 24000 + offset, 26000 + offset * 11
 
 VERSION_PACKAGES = {
     "NOVA": "python3-nova", "CINDER": "python3-cinder", "KEYSTONE": "python3-keystone",
@@ -81,20 +88,42 @@ def say(msg):
 # Processes
 
 
-def marked_processes(directory, service=None):
-    """Pids of processes whose environment carries our marker for DIR (and SERVICE)."""
+def proc_stat(pid):
+    """(state, session id, start time in clock ticks) of PID, or None."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return fields[0], int(fields[3]), int(fields[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def marked_processes(directory, sessions=()):
+    """Pids of the processes that start left for DIR.
+
+    Two ways, so that neither forking, daemonising nor renaming hides one: the marker in the
+    environment every process inherits (a program may overwrite its environment's memory, as
+    setproctitle does; SPT_NOENV asks it not to), and the sessions of the processes start
+    spawned (SESSIONS: (leader pid, leader start time); each service starts in a session of
+    its own and a process that starts one of its own keeps the marker).
+    """
     want = f"{MARKER}={directory}".encode()
-    want_service = f"{SERVICE_VAR}={service}".encode() if service else None
     found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        st = proc_stat(entry)
+        if st is None or st[0] == "Z":
+            continue
+        if any(st[1] == leader and st[2] >= started for leader, started, _ in sessions):
+            found.append(int(entry))
             continue
         try:
             with open(f"/proc/{entry}/environ", "rb") as f:
                 env = f.read().split(b"\0")
         except OSError:
             continue
-        if want in env and (want_service is None or want_service in env):
+        if want in env:
             found.append(int(entry))
     return found
 
@@ -122,11 +151,8 @@ def rss_kb(pid):
 
 
 def alive(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
+    st = proc_stat(pid)
+    return st is not None and st[0] != "Z"
 
 
 class Cloud:
@@ -134,6 +160,7 @@ class Cloud:
                  debug=False):
         self.dir = os.path.realpath(directory)
         self.ip = ip
+        self.epmd_port, self.dist_port = erlang_ports(ip)
         self.token_expiration = token_expiration
         self.timeout = timeout
         self.debug = debug
@@ -159,6 +186,7 @@ class Cloud:
         env[SERVICE_VAR] = service
         env["PYTHONPATH"] = HERE + (":" + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         env["PYTHONDONTWRITEBYTECODE"] = "1"
+        env["SPT_NOENV"] = "1"  # setproctitle (neutron's workers) would overwrite the marker
         env.setdefault("HOME", self.dir)
         if extra:
             env.update(extra)
@@ -173,8 +201,9 @@ class Cloud:
         out.close()
         with self.lock:
             self.procs[service] = proc
+        st = proc_stat(proc.pid)
         with open(self.path("run", f"{service}.pid"), "w") as f:
-            f.write(f"{proc.pid}\n")
+            f.write(f"{proc.pid} {st[2] if st else 0}\n")
         return proc
 
     def run(self, service, argv, extra_env=None, timeout=None, input_text=None):
@@ -555,13 +584,14 @@ service_plugins =
 auth_strategy = keystone
 transport_url = {self.transport_url()}
 graceful_shutdown_timeout = 5
-api_workers = 1
+api_workers = 0
 rpc_workers = 0
 rpc_state_report_workers = 0
 state_path = {d}/neutron
 api_paste_config = {d}/etc/neutron/api-paste.ini
 notify_nova_on_port_status_changes = false
 notify_nova_on_port_data_changes = false
+setproctitle = off
 [database]
 connection = {self.db('neutron')}
 [ml2]
@@ -649,11 +679,11 @@ paste.filter_factory = neutron.api.extensions:plugin_aware_extension_middleware_
             "RABBITMQ_CONFIG_FILE": f"{r}/rabbitmq", "RABBITMQ_MNESIA_BASE": f"{r}/mnesia",
             "RABBITMQ_LOG_BASE": f"{r}/log", "RABBITMQ_NODENAME": "ra@localhost",
             "RABBITMQ_ENABLED_PLUGINS_FILE": f"{r}/enabled_plugins",
-            "RABBITMQ_PID_FILE": f"{r}/rabbitmq.pid", "RABBITMQ_DIST_PORT": str(RABBIT_DIST_PORT),
-            "ERL_EPMD_PORT": str(EPMD_PORT), "ERL_EPMD_ADDRESS": "127.0.0.1",
+            "RABBITMQ_PID_FILE": f"{r}/rabbitmq.pid", "RABBITMQ_DIST_PORT": str(self.dist_port),
+            "ERL_EPMD_PORT": str(self.epmd_port), "ERL_EPMD_ADDRESS": "127.0.0.1",
             "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": "-kernel inet_dist_use_interface {127,0,0,1}",
-            "RABBITMQ_CTL_DIST_PORT_MIN": str(RABBIT_DIST_PORT + 1),
-            "RABBITMQ_CTL_DIST_PORT_MAX": str(RABBIT_DIST_PORT + 10),
+            "RABBITMQ_CTL_DIST_PORT_MIN": str(self.dist_port + 1),
+            "RABBITMQ_CTL_DIST_PORT_MAX": str(self.dist_port + 10),
         }
 
     def start_rabbitmq(self):
@@ -668,8 +698,8 @@ log.file = false
         self.write("rabbitmq/enabled_plugins", "[].\n")
         self.write("rabbitmq/rabbitmq-env.conf", "")
         env = self.rabbit_env()
-        self.spawn("epmd", ["epmd", "-port", str(EPMD_PORT), "-address", "127.0.0.1"], env)
-        self.wait("epmd", lambda: self.port_open(EPMD_PORT, "127.0.0.1"), "listening", timeout=20)
+        self.spawn("epmd", ["epmd", "-port", str(self.epmd_port), "-address", "127.0.0.1"], env)
+        self.wait("epmd", lambda: self.port_open(self.epmd_port, "127.0.0.1"), "listening", timeout=20)
         self.spawn("rabbitmq", ["/usr/lib/rabbitmq/bin/rabbitmq-server"], env)
         self.wait("rabbitmq", lambda: self.port_open(PORTS["rabbitmq"]), "accepting AMQP")
 
@@ -796,7 +826,7 @@ log.file = false
     # -- start -----------------------------------------------------------------------------------
 
     def start(self):
-        if os.path.exists(self.state_file) and marked_processes(self.dir):
+        if os.path.exists(self.state_file) and marked_processes(self.dir, self.sessions()):
             raise StartError("realcloud", f"already running in {self.dir} (stop it first)")
         if os.path.isdir(self.dir):
             for sub in ("etc", "log", "run", "mariadb", "rabbitmq", "keystone", "glance", "nova",
@@ -812,6 +842,18 @@ log.file = false
         self.compute_driver = os.environ.get("RA_COMPUTE_DRIVER", "fake.FakeDriver")
         self.spawn_hook = os.environ.get("RA_SPAWN_HOOK", "")
         self.destroy_hook = os.environ.get("RA_DESTROY_HOOK", "")
+        busy = []
+        for name, port in list(PORTS.items()) + [("epmd", self.epmd_port), ("rabbitmq-dist", self.dist_port)]:
+            host = "127.0.0.1" if name in ("epmd", "rabbitmq-dist") else self.ip
+            try:
+                with socket.socket() as sock:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                    sock.bind((host, port))
+            except OSError as e:
+                busy.append(f"{name} {host}:{port} ({e.strerror})")
+        if busy:
+            raise StartError("realcloud", "ports in use (another cloud running? try "
+                             "--ip 127.0.61.1): " + ", ".join(busy))
         with open(self.state_file, "w") as f:
             json.dump({"ip": self.ip, "started": time.time()}, f)
         self.write_configs()
@@ -1048,19 +1090,24 @@ log.file = false
 
     # -- stop and status -------------------------------------------------------------------------
 
-    def stop(self, quiet=False, grace=10):
-        pids = set(marked_processes(self.dir))
+    def sessions(self):
+        """(pid, start time, service) of every service leader start recorded in DIR/run."""
+        found = []
         run = self.path("run")
         if os.path.isdir(run):
             for name in os.listdir(run):
                 try:
                     with open(os.path.join(run, name)) as f:
-                        pid = int(f.read().strip())
-                    if alive(pid) and f"{MARKER}={self.dir}" in open(
-                            f"/proc/{pid}/environ", "rb").read().decode("utf-8", "replace"):
-                        pids.add(pid)
+                        pid, started = (int(x) for x in f.read().split())
+                    found.append((pid, started, name[:-len(".pid")]))
                 except (OSError, ValueError):
                     pass
+        return found
+
+    def stop(self, quiet=False, grace=10):
+        run = self.path("run")
+        sessions = self.sessions()
+        pids = set(marked_processes(self.dir, sessions))
         for pid in pids:
             try:
                 os.kill(pid, signal.SIGTERM)
@@ -1068,14 +1115,14 @@ log.file = false
                 pass
         deadline = time.monotonic() + grace
         while time.monotonic() < deadline:
-            pids = {p for p in pids if alive(p)} | set(marked_processes(self.dir))
+            pids = {p for p in pids if alive(p)} | set(marked_processes(self.dir, sessions))
             pids = {p for p in pids if alive(p)}
             if not pids:
                 break
             time.sleep(0.2)
         killed, killed_names = 0, set()
         for _ in range(3):
-            left = [p for p in set(marked_processes(self.dir)) | pids if alive(p)]
+            left = [p for p in set(marked_processes(self.dir, sessions)) | pids if alive(p)]
             if not left:
                 break
             for pid in left:
@@ -1091,22 +1138,25 @@ log.file = false
                 proc.wait(timeout=1)
             except subprocess.TimeoutExpired:
                 pass
-        left = [p for p in marked_processes(self.dir) if alive(p)]
+        left = [p for p in marked_processes(self.dir, sessions) if alive(p)]
         if os.path.isdir(run):
             shutil.rmtree(run, ignore_errors=True)
         if left:
             say(f"stop: {len(left)} processes would not die: {left}")
             return 1
         if not quiet:
-            say(f"stopped" + (f" ({killed} processes of {', '.join(sorted(killed_names))} killed"
+            say("stopped" + (f" ({killed} processes of {', '.join(sorted(killed_names))} killed"
                                 f" after {grace}s)" if killed else ""))
         return 0
 
     def status(self):
         per = {}
-        for pid in marked_processes(self.dir):
+        sessions = self.sessions()
+        for pid in marked_processes(self.dir, sessions):
             if alive(pid):
-                s = process_service(pid) or "?"
+                st = proc_stat(pid)
+                s = process_service(pid) or next(
+                    (n for leader, _, n in sessions if st and st[1] == leader), "?")
                 n, rss = per.get(s, (0, 0))
                 per[s] = (n + 1, rss + rss_kb(pid))
         expected = ["mariadb", "epmd", "rabbitmq", "keystone", "placement", "glance",
