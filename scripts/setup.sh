@@ -35,6 +35,8 @@ packages=(
   # MariaDB with Perl ~183 MB, RabbitMQ with Erlang ~52 MB, the Python services and uWSGI ~68 MB
   python3-keystone python3-placement python3-glance python3-neutron python3-pymysql
   mariadb-server rabbitmq-server uwsgi-core uwsgi-plugin-python3
+  # tests/realcloud/smoke.sh reads the answers with jq (~1 MB)
+  jq
   # deployment proofs (tests/deploy): package, roles in a fresh root, Packer, Terraform HCL
   ansible ansible-lint debootstrap packer zstd
   # metrics tests: htpasswd -B for Prometheus' basic_auth_users, openssl for a self-signed TLS server
