@@ -2,6 +2,7 @@
 """A real OpenStack control plane on loopback, from Debian bookworm packages only.
 
     realcloud.py start  --dir DIR [--ip 127.0.60.1] [--token-expiration 600] [--timeout 180]
+                        [--spawn-hook CMD] [--destroy-hook CMD] [--debug]
     realcloud.py stop   --dir DIR
     realcloud.py status --dir DIR
 
@@ -157,13 +158,19 @@ def alive(pid):
 
 class Cloud:
     def __init__(self, directory, ip="127.0.60.1", token_expiration=600, timeout=180,
-                 debug=False):
+                 debug=False, spawn_hook="", destroy_hook="", compute_driver=None):
         self.dir = os.path.realpath(directory)
         self.ip = ip
         self.epmd_port, self.dist_port = erlang_ports(ip)
         self.token_expiration = token_expiration
         self.timeout = timeout
         self.debug = debug
+        self.spawn_hook = os.path.abspath(spawn_hook) if spawn_hook else ""
+        self.destroy_hook = os.path.abspath(destroy_hook) if destroy_hook else ""
+        # The hooks need our driver (ra_virt_driver.py, FakeDriver plus hooks); without them
+        # Nova's own fake driver does.
+        self.compute_driver = compute_driver or (
+            "ra_virt_driver.RADriver" if spawn_hook or destroy_hook else "fake.FakeDriver")
         self.etc = os.path.join(self.dir, "etc")
         self.logs = os.path.join(self.dir, "log")
         self.procs = {}           # service name -> Popen
@@ -186,7 +193,8 @@ class Cloud:
         env[SERVICE_VAR] = service
         env["PYTHONPATH"] = HERE + (":" + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         env["PYTHONDONTWRITEBYTECODE"] = "1"
-        env["SPT_NOENV"] = "1"  # setproctitle (neutron's workers) would overwrite the marker
+        env["SPT_NOENV"] = "1"
+        env["RA_NOVA_VIRT_DIR"] = HERE  # launch.py: nova.virt.ra_virt_driver is ours  # setproctitle (neutron's workers) would overwrite the marker
         env.setdefault("HOME", self.dir)
         if extra:
             env.update(extra)
@@ -839,9 +847,6 @@ log.file = false
         os.chmod(self.dir, 0o700)
         self.secrets = {k: secrets.token_urlsafe(18) for k in
                         ("db", "rabbit", "admin", "service", "ra", "ra-other")}
-        self.compute_driver = os.environ.get("RA_COMPUTE_DRIVER", "fake.FakeDriver")
-        self.spawn_hook = os.environ.get("RA_SPAWN_HOOK", "")
-        self.destroy_hook = os.environ.get("RA_DESTROY_HOOK", "")
         busy = []
         for name, port in list(PORTS.items()) + [("epmd", self.epmd_port), ("rabbitmq-dist", self.dist_port)]:
             host = "127.0.0.1" if name in ("epmd", "rabbitmq-dist") else self.ip
@@ -1192,10 +1197,18 @@ def main():
     p.add_argument("--timeout", type=int, default=180,
                    help="seconds to wait for each step before giving up (default 180)")
     p.add_argument("--debug", action="store_true", help="debug logging in every service")
+    p.add_argument("--spawn-hook", default="", metavar="COMMAND",
+                   help="run COMMAND when nova-compute spawns a server (see ra_virt_driver.py)")
+    p.add_argument("--destroy-hook", default="", metavar="COMMAND",
+                   help="run COMMAND when nova-compute destroys a server")
+    p.add_argument("--compute-driver", default=None,
+                   help="nova-compute's compute_driver (default fake.FakeDriver, or "
+                        "ra_virt_driver.RADriver when a hook is given)")
     a = p.parse_args()
     if not a.ip.startswith("127."):
         p.error("--ip must be a loopback address (127.0.0.0/8)")
-    cloud = Cloud(a.dir, a.ip, a.token_expiration, a.timeout, a.debug)
+    cloud = Cloud(a.dir, a.ip, a.token_expiration, a.timeout, a.debug, a.spawn_hook,
+                  a.destroy_hook, a.compute_driver)
     if a.command == "start":
         os.makedirs(cloud.dir, exist_ok=True)
         try:
