@@ -29,6 +29,14 @@ packages=(
   python3 python3-yaml python3-jsonschema
   # conformance of the cloud simulator and the OpenStack client (~450 MB with dependencies)
   python3-tempest python3-openstacksdk python3-nova python3-cinder python3-openstackclient
+  # tests/realcloud: a real OpenStack control plane on loopback (Keystone, Placement, Glance, Nova,
+  # Cinder, neutron-server on MariaDB and RabbitMQ), library packages only, not the service
+  # packages whose maintainer scripts set up system databases and services; ~303 MB in all:
+  # MariaDB with Perl ~183 MB, RabbitMQ with Erlang ~52 MB, the Python services and uWSGI ~68 MB
+  python3-keystone python3-placement python3-glance python3-neutron python3-pymysql
+  mariadb-server rabbitmq-server uwsgi-core uwsgi-plugin-python3
+  # tests/realcloud/smoke.sh reads the answers with jq (~1 MB)
+  jq
   # deployment proofs (tests/deploy): package, roles in a fresh root, Packer, Terraform HCL
   ansible ansible-lint debootstrap packer zstd
   # metrics tests: htpasswd -B for Prometheus' basic_auth_users, openssl for a self-signed TLS server
