@@ -82,7 +82,10 @@ Result<ReplicaFacts> CreateReplicaAndWait(CloudProvider& provider, const Replica
     if (!replicas) return Fail(replicas.error());
     auto r = Find(*replicas, spec.name);
     if (r && r->server) {
-      if (r->server->status == "ACTIVE" && !r->server->address.empty()) return *r;
+      // ACTIVE with an address; a server made without a network never gets one.
+      if (r->server->status == "ACTIVE" && (!r->server->address.empty() || spec.without_network)) {
+        return *r;
+      }
       if (r->server->status == "ERROR") {
         return Fail(ErrorKind::kInternal, fmt::format("replica {}: server {} went ERROR: {}",
                                                       spec.name, r->server->id, r->server->fault));

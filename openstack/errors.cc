@@ -78,7 +78,13 @@ Error ErrorFromResponse(const HttpResponse& response, std::string_view what) {
   } else if (status == 409) {
     kind = said == ErrorKind::kCapacity ? ErrorKind::kCapacity : ErrorKind::kConflict;
   } else if (status == 413) {
-    kind = response.Header("Retry-After").empty() ? ErrorKind::kQuota : ErrorKind::kTransient;
+    // Cinder's over-quota answer carries "Retry-After: 0" (webob's OverLimit), so the header
+    // alone does not make a 413 a throttle: a wait of 0, or a message that says quota, is a
+    // quota refusal (Cinder's snapshot refusal says only "Maximum number of snapshots allowed
+    // (10) exceeded").
+    const std::string retry_after = response.Header("Retry-After");
+    const bool throttled = !retry_after.empty() && retry_after != "0" && said != ErrorKind::kQuota;
+    kind = throttled ? ErrorKind::kTransient : ErrorKind::kQuota;
   } else if (status == 429) {
     kind = ErrorKind::kTransient;
   } else if (status >= 500) {

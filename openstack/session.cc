@@ -240,7 +240,8 @@ Result<HttpResponse> Session::Send(const ServiceRequest& request) {
       retry_after = ParseRetryAfter(retry_after_header, deps_.clock.Now());
     }
     bool retryable = false;
-    if (status == 429 || ((status == 413 || status == 503) && retry_after)) {
+    if (status == 429 || (status == 503 && retry_after) ||
+        (status == 413 && retry_after && error.kind == ErrorKind::kTransient)) {
       retryable = true;  // throttled before processing: safe even for POST
     } else if (status >= 500 && request.idempotent && IsRetryable(error.kind)) {
       retryable = true;  // not kCapacity: asking again at once finds no more room

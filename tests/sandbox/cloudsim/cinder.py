@@ -8,7 +8,7 @@ import os
 import urllib.parse
 
 from . import vm
-from .common import CINDER_MAX, CINDER_MIN, os_fault, vstr
+from .common import CINDER_MAX, CINDER_MIN, cinder_over_limit, os_fault, vstr
 from .model import iso, new_id, now
 
 
@@ -163,9 +163,9 @@ class CinderApi:
                 raise os_fault(400, f"Invalid input received: Volume size '{size}'GB cannot be smaller than the snapshot size {snap['size'] if snap else 1}GB. They must be >= original snapshot size.")
             used = c.usage()
             if c.quotas["volumes"] >= 0 and used["volumes"] + 1 > c.quotas["volumes"]:
-                raise os_fault(413, f"VolumeLimitExceeded: Maximum number of volumes allowed ({c.quotas['volumes']}) exceeded for quota 'volumes'.")
+                raise cinder_over_limit(f"VolumeLimitExceeded: Maximum number of volumes allowed ({c.quotas['volumes']}) exceeded for quota 'volumes'.")
             if c.quotas["gigabytes"] >= 0 and used["gigabytes"] + size > c.quotas["gigabytes"]:
-                raise os_fault(413, f"VolumeSizeExceedsAvailableQuota: Requested volume or snapshot exceeds allowed gigabytes quota. Requested {size}G, quota is {c.quotas['gigabytes']}G and {used['gigabytes']}G has been consumed.")
+                raise cinder_over_limit(f"VolumeSizeExceedsAvailableQuota: Requested volume or snapshot exceeds allowed gigabytes quota. Requested {size}G, quota is {c.quotas['gigabytes']}G and {used['gigabytes']}G has been consumed.")
             vid = new_id()
             t = now()
             v = {"id": vid, "name": vol.get("name"), "status": "creating", "size": size, "availability_zone": zone,
@@ -268,7 +268,7 @@ class CinderApi:
                 raise os_fault(400, f"Invalid volume: Volume {vol['id']} status must be available or in-use, but current status is: {vol['status']}.")
             used = c.usage()
             if c.quotas["snapshots"] >= 0 and used["snapshots"] + 1 > c.quotas["snapshots"]:
-                raise os_fault(413, f"SnapshotLimitExceeded: Maximum number of snapshots allowed ({c.quotas['snapshots']}) exceeded")
+                raise cinder_over_limit(f"SnapshotLimitExceeded: Maximum number of snapshots allowed ({c.quotas['snapshots']}) exceeded")
             sid = new_id()
             s = {"id": sid, "name": snap.get("name"), "description": snap.get("description"), "status": "creating",
                  "size": vol["size"], "volume_id": vol["id"], "metadata": snap.get("metadata") or {},

@@ -18,6 +18,14 @@ def os_fault(status, message):
                              {"message": message, "code": status}})
 
 
+def cinder_over_limit(message):
+    """Cinder's over-quota answer as the real Cinder 21 gives it (seen in tests/realcloud): 413
+    with "retryAfter": "0" in the body and a "Retry-After: 0" header (webob's OverLimit), which
+    a client must not take for throttling."""
+    return ApiError(413, {"overLimit": {"code": 413, "message": message, "retryAfter": "0"}},
+                    {"Retry-After": "0"})
+
+
 def designate_fault(status, type_, message):
     return ApiError(status, {"code": status, "type": type_, "message": message,
                              "request_id": "req-" + new_id()})
