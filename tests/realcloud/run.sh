@@ -3,7 +3,7 @@
 # (openstack.sh), runs the client's contract tests and the agreement script against them, and
 # stops everything, also on failure. Each step is bounded.
 #
-#   tests/realcloud/run.sh BUILD/bin/realcloud_contract_tests
+#   [RA_REALCLOUD_IP=127.0.61.1] tests/realcloud/run.sh BUILD/bin/realcloud_contract_tests
 set -uo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -14,7 +14,7 @@ stop() { "$here/openstack.sh" stop --dir "$dir" || true; }
 trap stop EXIT
 
 started=$(date +%s)
-if ! timeout 900 "$here/openstack.sh" start --dir "$dir"; then
+if ! timeout 900 "$here/openstack.sh" start --dir "$dir" --ip "${RA_REALCLOUD_IP:-127.0.60.1}"; then
   echo "realcloud: the OpenStack services did not start (logs under $dir)" >&2
   exit 1
 fi
@@ -26,7 +26,7 @@ RA_REALCLOUD_ENV="$dir/openstack.env" timeout 900 "$contract" --gtest_color=no |
 timeout 300 /usr/bin/python3 "$here/agreement.py" --env "$dir/openstack.env" || status=1
 if [ "$status" != 0 ]; then
   echo "realcloud: FAILED; the services' logs:" >&2
-  for log in "$dir"/logs/*.log; do
+  for log in "$dir"/log/*.log; do
     [ -f "$log" ] || continue
     if grep -qE 'ERROR|Traceback' "$log"; then
       echo "--- $log (errors, last 40)" >&2
