@@ -61,14 +61,19 @@ VERSION_PACKAGES = {
     "RABBITMQ": "rabbitmq-server", "NEUTRON": "python3-neutron",
 }
 
+PROXY_VARS = {"http_proxy", "https_proxy", "all_proxy", "no_proxy"}
+# Our own requests go straight to the loopback services, whatever proxy the caller has set.
+OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
 DATABASES = ["keystone", "placement", "glance", "nova_api", "nova", "nova_cell0", "cinder",
              "neutron"]
 
 
 class StartError(Exception):
-    def __init__(self, service, message, log=None):
+    def __init__(self, service, message, log=None, started=True):
         super().__init__(f"{service}: {message}")
         self.service, self.message, self.log = service, message, log
+        self.started = started  # False: refused before starting anything, nothing to stop
 
 
 def log_tail(path, lines=40):
@@ -188,13 +193,15 @@ class Cloud:
         return os.path.join(self.logs, f"{name}.log")
 
     def env(self, service, extra=None):
-        env = dict(os.environ)
+        # Not the caller's OS_* credentials, nor a proxy that loopback traffic would be sent to.
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith("OS_") and k.lower() not in PROXY_VARS}
         env[MARKER] = self.dir
         env[SERVICE_VAR] = service
         env["PYTHONPATH"] = HERE + (":" + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         env["PYTHONDONTWRITEBYTECODE"] = "1"
-        env["SPT_NOENV"] = "1"
-        env["RA_NOVA_VIRT_DIR"] = HERE  # launch.py: nova.virt.ra_virt_driver is ours  # setproctitle (neutron's workers) would overwrite the marker
+        env["SPT_NOENV"] = "1"  # setproctitle (neutron's workers) would overwrite the marker
+        env["RA_NOVA_VIRT_DIR"] = HERE  # launch.py: nova.virt.ra_virt_driver is ours
         env.setdefault("HOME", self.dir)
         if extra:
             env.update(extra)
@@ -273,7 +280,7 @@ class Cloud:
         h.update(headers or {})
         req = urllib.request.Request(url, data=data, method=method, headers=h)
         try:
-            with urllib.request.urlopen(req, timeout=60) as r:
+            with OPENER.open(req, timeout=60) as r:
                 status, rheaders, text = r.status, r.headers, r.read()
         except urllib.error.HTTPError as e:
             status, rheaders, text = e.code, e.headers, e.read()
@@ -835,7 +842,8 @@ log.file = false
 
     def start(self):
         if os.path.exists(self.state_file) and marked_processes(self.dir, self.sessions()):
-            raise StartError("realcloud", f"already running in {self.dir} (stop it first)")
+            raise StartError("realcloud", f"already running in {self.dir} (stop it first)",
+                             started=False)
         if os.path.isdir(self.dir):
             for sub in ("etc", "log", "run", "mariadb", "rabbitmq", "keystone", "glance", "nova",
                         "cinder", "neutron"):
@@ -858,7 +866,7 @@ log.file = false
                 busy.append(f"{name} {host}:{port} ({e.strerror})")
         if busy:
             raise StartError("realcloud", "ports in use (another cloud running? try "
-                             "--ip 127.0.61.1): " + ", ".join(busy))
+                             "--ip 127.0.61.1): " + ", ".join(busy), started=False)
         with open(self.state_file, "w") as f:
             json.dump({"ip": self.ip, "started": time.time()}, f)
         self.write_configs()
@@ -1001,7 +1009,8 @@ log.file = false
         else:
             say(f"start failed: {type(err).__name__}: {err}")
         sys.stdout.flush()
-        self.stop(quiet=True)
+        if not isinstance(err, StartError) or err.started:
+            self.stop(quiet=True)
 
     # -- the test's resources ----------------------------------------------------------------------
 
@@ -1126,7 +1135,8 @@ log.file = false
                 break
             time.sleep(0.2)
         killed, killed_names = 0, set()
-        for _ in range(3):
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:  # KILL until none is left, new ones included
             left = [p for p in set(marked_processes(self.dir, sessions)) | pids if alive(p)]
             if not left:
                 break
@@ -1137,7 +1147,7 @@ log.file = false
                     killed += 1
                 except OSError:
                     pass
-            time.sleep(0.5)
+            time.sleep(0.3)
         for proc in self.procs.values():
             try:
                 proc.wait(timeout=1)
@@ -1193,7 +1203,7 @@ def main():
     p.add_argument("--ip", default=os.environ.get("RA_REALCLOUD_IP", "127.0.60.1"),
                    help="loopback address the services listen on (default 127.0.60.1)")
     p.add_argument("--token-expiration", type=int, default=600,
-                   help="Keystone token lifetime in seconds (default 600)")
+                   help="Keystone token lifetime in seconds (default 600, at least 300)")
     p.add_argument("--timeout", type=int, default=180,
                    help="seconds to wait for each step before giving up (default 180)")
     p.add_argument("--debug", action="store_true", help="debug logging in every service")
@@ -1205,6 +1215,10 @@ def main():
                    help="nova-compute's compute_driver (default fake.FakeDriver, or "
                         "ra_virt_driver.RADriver when a hook is given)")
     a = p.parse_args()
+    if a.token_expiration < 300:
+        # keystoneauth renews a token once it has less than 120 s left: below ~300 s every
+        # service re-authenticates on almost every call and Keystone burns a core (seen at 60 s).
+        p.error("--token-expiration must be at least 300 seconds")
     if not a.ip.startswith("127."):
         p.error("--ip must be a loopback address (127.0.0.0/8)")
     cloud = Cloud(a.dir, a.ip, a.token_expiration, a.timeout, a.debug, a.spawn_hook,

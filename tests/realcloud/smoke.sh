@@ -22,11 +22,13 @@ ok() { passed=$((passed + 1)); echo "ok   $*"; }
 bad() { failed=$((failed + 1)); echo "FAIL $*"; }
 check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
 
-# api METHOD URL [BODY]: sets $body and $code; token in $tok. Nova's URLs get microversion 2.67
-# (block_device_mapping_v2 with networks "none" needs at least 2.37).
+# api METHOD URL [BODY]: sets $body and $code, as the identity chosen with `as`. Nova's URLs get
+# microversion 2.67 (block_device_mapping_v2 with networks "none" needs at least 2.37).
 body='' code=''
 api() {
   local out hdr=()
+  # A token at most 20 s old: the cloud may have been started with a short --token-expiration.
+  if [ $((SECONDS - tok_at)) -gt 20 ]; then tok=$(token "$auth"); tok_at=$SECONDS; fi
   case $2 in "$RA_COMPUTE_URL"*) hdr=(-H 'OpenStack-API-Version: compute 2.67') ;; esac
   out=$(curl -sS -m 60 -w '\n%{http_code}' -X "$1" "$2" -H "X-Auth-Token: $tok" \
     -H 'Content-Type: application/json' -H 'Accept: application/json' "${hdr[@]}" \
@@ -56,11 +58,19 @@ wait_for() {
   return 1
 }
 
+# as ra|admin|other: whose token api uses from now on
+as() {
+  case $1 in
+    ra) auth="{\"auth\":{\"identity\":{\"methods\":[\"application_credential\"],\"application_credential\":{\"id\":\"$RA_APP_CRED_ID\",\"secret\":\"$RA_APP_CRED_SECRET\"}}}}" ;;
+    admin) auth=$(password_auth "$RA_ADMIN_USERNAME" "$RA_ADMIN_PASSWORD" "$RA_ADMIN_PROJECT") ;;
+    other) auth=$(password_auth "$RA_OTHER_USERNAME" "$RA_OTHER_PASSWORD" "$RA_OTHER_PROJECT") ;;
+  esac
+  tok=$(token "$auth"); tok_at=$SECONDS
+}
+
 # --- an application credential authenticates -----------------------------------------------
-tok=$(token "{\"auth\":{\"identity\":{\"methods\":[\"application_credential\"],\"application_credential\":{\"id\":\"$RA_APP_CRED_ID\",\"secret\":\"$RA_APP_CRED_SECRET\"}}}}")
+as ra
 check "application credential gives a token" test -n "$tok"
-admin_tok=$(token "$(password_auth "$RA_ADMIN_USERNAME" "$RA_ADMIN_PASSWORD" "$RA_ADMIN_PROJECT")")
-other_tok=$(token "$(password_auth "$RA_OTHER_USERNAME" "$RA_OTHER_PASSWORD" "$RA_OTHER_PROJECT")")
 nova=$RA_COMPUTE_URL cinder=$RA_VOLUME_URL
 
 # --- boot from image with a data volume attached --------------------------------------------
@@ -95,12 +105,12 @@ check "cinder caps a page at 3 (osapi_max_limit)" test "$(jq '.volumes | length'
 check "cinder gives a next link" test "$(jq -r '.volumes_links[0].rel' <<<"$page")" = next
 
 # --- quotas of 1 -----------------------------------------------------------------------------
-tok=$admin_tok
+as admin
 api PUT "$nova/os-quota-sets/$RA_OTHER_PROJECT_ID" '{"quota_set":{"instances":1}}'
 check "admin sets nova quota (HTTP $code)" test "$code" = 200
 api PUT "${cinder%/*}/$RA_ADMIN_PROJECT_ID/os-quota-sets/$RA_OTHER_PROJECT_ID" '{"quota_set":{"volumes":1}}'
 check "admin sets cinder quota (HTTP $code)" test "$code" = 200
-tok=$other_tok
+as other
 ocinder=${cinder%/*}/$RA_OTHER_PROJECT_ID
 api POST "$ocinder/volumes" '{"volume":{"size":1,"name":"smoke-q1"}}'; q1=$(jq -r .volume.id <<<"$body")
 check "first volume within quota (HTTP $code)" test "$code" = 202
@@ -118,9 +128,10 @@ check "nova refuses past quota with 403" test "$code" = 403
 api DELETE "$nova/servers/$s1"
 wait_for volume 60 "$ocinder/volumes/$q1" .volume.status available || true
 api DELETE "$ocinder/volumes/$q1"
-tok=$admin_tok api DELETE "$nova/os-quota-sets/$RA_OTHER_PROJECT_ID"
+as admin
+api DELETE "$nova/os-quota-sets/$RA_OTHER_PROJECT_ID"
 api DELETE "${cinder%/*}/$RA_ADMIN_PROJECT_ID/os-quota-sets/$RA_OTHER_PROJECT_ID"
-tok=$(token "{\"auth\":{\"identity\":{\"methods\":[\"application_credential\"],\"application_credential\":{\"id\":\"$RA_APP_CRED_ID\",\"secret\":\"$RA_APP_CRED_SECRET\"}}}}")
+as ra
 api DELETE "$nova/servers/$srv"
 check "server delete accepted (HTTP $code)" test "$code" = 204
 gone() { for _ in $(seq 120); do api GET "$1"; [ "$code" = 404 ] && return 0; sleep 0.5; done; return 1; }
