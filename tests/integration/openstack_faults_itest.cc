@@ -61,6 +61,7 @@ class OpenStackFaults : public ::testing::Test {
                        .name = name,
                        .snapshot_id = snapshot,
                        .flavor_id = "2",
+                       .image_id = "c1b7bd39-1c6e-4c6e-8b0c-7a9fb04f1d1e",
                        .network_ids = {kNetwork},
                        .user_data = R"({"primary_host":"127.0.0.1"})"};
   }

@@ -77,6 +77,7 @@ TEST(OpenStackReplica, CreatedThroughCloudProviderStreamsFromThePrimary) {
                    .snapshot_id = snapshot->id,
                    .availability_zone = "nova",
                    .flavor_id = "pg.replica",
+                   .image_id = "c1b7bd39-1c6e-4c6e-8b0c-7a9fb04f1d1e",
                    .network_ids = {kNetwork},
                    .security_groups = {"postgres"},
                    .key_name = "ops",
