@@ -30,6 +30,7 @@ import urllib.request
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from e2e_common import CheckFailed, check, eventually, free_octet, log  # noqa: E402
 from sandbox import PG_PORT, Sandbox  # noqa: E402
+IMAGE = "c1b7bd39-1c6e-4c6e-8b0c-7a9fb04f1d1e"  # the simulator's replica-image
 
 import psycopg2  # noqa: E402  (Debian's python3-psycopg2: libpq)
 
@@ -103,9 +104,13 @@ def body(sb):
     user_data = {"cluster": "orders", "primary_host": sb.primary_host, "primary_port": PG_PORT,
                  "replication_user": "replicator", "application_name": "zl-replica"}
     server = call("POST", "/compute/v2.1/servers", {"server": {
-        "name": "zl-replica", "flavorRef": "pg.replica", "availability_zone": ZONE,
-        "block_device_mapping_v2": [{"boot_index": 0, "uuid": vol["id"], "source_type": "volume",
-                                     "destination_type": "volume", "delete_on_termination": True}],
+        "name": "zl-replica", "flavorRef": "pg.replica", "availability_zone": ZONE, "imageRef": IMAGE,
+        # A replica as the service boots it: the image as the root, the clone beside it.
+        "block_device_mapping_v2": [
+            {"boot_index": 0, "uuid": IMAGE, "source_type": "image", "destination_type": "local",
+             "delete_on_termination": True},
+            {"boot_index": -1, "uuid": vol["id"], "source_type": "volume",
+             "destination_type": "volume", "delete_on_termination": True}],
         "user_data": base64.b64encode(json.dumps(user_data).encode()).decode()}})["server"]
 
     def booted():
