@@ -143,6 +143,13 @@ Result<HttpResponse> Session::Send(const ServiceRequest& request) {
   bool reauthenticated = false;
   std::optional<Error> last_error;
   int attempts_made = 0;
+  // The wait before the next attempt after a failure without an answer to read Retry-After from.
+  auto back_off = [&](int attempt) {
+    if (attempt < retry.max_attempts) {
+      deps_.sleeper.SleepFor(
+          BackoffDelay(retry.initial_backoff, retry.max_backoff, attempt + 1, deps_.random()));
+    }
+  };
   for (int attempt = 1; attempt <= std::max(1, retry.max_attempts); ++attempt) {
     if (attempt > 1 && deps_.clock.Now() - started >= retry.max_elapsed) break;
     attempts_made = attempt;
@@ -151,10 +158,7 @@ Result<HttpResponse> Session::Send(const ServiceRequest& request) {
     if (!token) {
       if (!IsRetryable(token.error().kind)) return Fail(token.error());
       last_error = token.error();
-      if (attempt < retry.max_attempts) {
-        deps_.sleeper.SleepFor(
-            BackoffDelay(retry.initial_backoff, retry.max_backoff, attempt + 1, deps_.random()));
-      }
+      back_off(attempt);
       continue;
     }
     auto base = EndpointFor(**token, request.service_type);
@@ -165,10 +169,7 @@ Result<HttpResponse> Session::Send(const ServiceRequest& request) {
       if (!negotiated) {
         if (!IsRetryable(negotiated.error().kind)) return Fail(negotiated.error());
         last_error = negotiated.error();
-        if (attempt < retry.max_attempts) {
-          deps_.sleeper.SleepFor(
-              BackoffDelay(retry.initial_backoff, retry.max_backoff, attempt + 1, deps_.random()));
-        }
+        back_off(attempt);
         continue;
       }
       microversion = std::move(*negotiated);
@@ -210,10 +211,7 @@ Result<HttpResponse> Session::Send(const ServiceRequest& request) {
       // sent again.
       if (!IsRetryable(error.kind) || !request.idempotent) return Fail(error);
       last_error = error;
-      if (attempt < retry.max_attempts) {
-        deps_.sleeper.SleepFor(
-            BackoffDelay(retry.initial_backoff, retry.max_backoff, attempt + 1, deps_.random()));
-      }
+      back_off(attempt);
       continue;
     }
     const int status = response->status;
