@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <utility>
 
+#include "autoscaler/probe.h"
 #include "core/log.h"
 
 namespace ra::autoscaler {
@@ -38,6 +39,15 @@ std::string ReplicaUserData(const config::Cluster& cluster, const std::string& r
       {"replication_user", "replicator"}, {"application_name", replica},
   };
   if (!cluster.postgres.sslmode.empty()) facts["sslmode"] = cluster.postgres.sslmode;
+  // Every host that may lead, the current primary first: the first boot writes them all into
+  // primary_conninfo with target_session_attrs=read-write, so the replica follows a switchover.
+  nlohmann::json hosts = nlohmann::json::array();
+  hosts.push_back({{"host", primary_host}, {"port", primary_port}});
+  for (const PrimaryState& candidate : PrimaryCandidates(cluster)) {
+    if (candidate.host == primary_host && candidate.port == primary_port) continue;
+    hosts.push_back({{"host", candidate.host}, {"port", candidate.port}});
+  }
+  facts["primary_hosts"] = std::move(hosts);
   return facts.dump();
 }
 

@@ -69,7 +69,8 @@ struct BusySet {
 
 /// user_data for a replica's first boot (ansible/roles/pg_replica/files/replica-first-boot.sh):
 /// a JSON object of non-secret facts only — cluster, replica, primary_host, primary_port,
-/// replication_user, application_name, sslmode. Never a password.
+/// replication_user, application_name, sslmode, and primary_hosts ([{host, port}], the current
+/// primary first, then every other PrimaryCandidates entry). Never a password.
 std::string ReplicaUserData(const config::Cluster& cluster, const std::string& replica,
                             const std::string& primary_host, int primary_port);
 

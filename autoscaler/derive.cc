@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <limits>
 
 #include "autoscaler/planner_internal.h"
 #include "autoscaler/reconcile.h"
@@ -39,18 +40,42 @@ void DeriveLeaving(ReplicaState& item, const ClusterView& view) {
     if (!mem.drain_started) mem.drain_started = view.now;
     const Duration drained_for = Elapsed(*mem.drain_started, view.now);
     item.drain_timed_out = drained_for >= t.drain;
+    // HAProxy's count is its current worker's only: after a reload, sessions an older worker
+    // still carries show only on the replica itself. Its PostgreSQL, when it answers, must say
+    // zero too; one that answers without saying holds the drain until the timeout.
+    const auto& probe = item.obs->probe;
+    int64_t sessions = lb.sessions;
+    std::string unknown;
+    if (probe && probe->reachable) {
+      if (probe->client_sessions) {
+        sessions = std::max(sessions, *probe->client_sessions);
+      } else {
+        unknown = probe->error.empty() ? std::string("not read") : probe->error;
+      }
+    }
+    item.sessions = sessions;
     if (lb.admin == lb::AdminState::kReady) {
       item.phase = Phase::kDraining;
-      item.detail = fmt::format("leaving; {} sessions, to be drained", lb.sessions);
-    } else if (lb.sessions > 0 && !item.drain_timed_out) {
+      item.detail = fmt::format("leaving; {} sessions, to be drained", sessions);
+    } else if ((sessions > 0 || !unknown.empty()) && !item.drain_timed_out) {
       item.phase = Phase::kDraining;
-      item.detail = fmt::format("{} session{} left, {} of drain budget", lb.sessions,
-                                lb.sessions == 1 ? "" : "s", HumanDuration(t.drain - drained_for));
+      item.detail =
+          !unknown.empty()
+              ? fmt::format("sessions on the replica unknown ({}), {} of drain budget", unknown,
+                            HumanDuration(t.drain - drained_for))
+              : fmt::format(
+                    "{} session{} left, {} of drain budget (HAProxy {}, on the "
+                    "replica {})",
+                    sessions, sessions == 1 ? "" : "s", HumanDuration(t.drain - drained_for),
+                    lb.sessions,
+                    probe && probe->client_sessions ? std::to_string(*probe->client_sessions)
+                                                    : std::string("not probed"));
     } else {
       item.phase = Phase::kDrained;
-      item.detail = lb.sessions > 0 ? fmt::format("drain timeout {} passed with {} sessions open",
-                                                  HumanDuration(t.drain), lb.sessions)
-                                    : "drained: no session left";
+      item.detail = sessions > 0 || !unknown.empty()
+                        ? fmt::format("drain timeout {} passed with {} sessions open",
+                                      HumanDuration(t.drain), sessions)
+                        : "drained: no session left";
     }
     return;
   }
@@ -85,7 +110,58 @@ bool TooLong(TimePoint now, TimePoint since, Duration budget) {
 
 std::string Age(TimePoint now, TimePoint since) { return HumanDuration(Elapsed(since, now)); }
 
-Gate Assess(const std::optional<ProbeResult>& probe, const config::PostgresProbe& pg) {
+std::string Lsn(int64_t lsn) {
+  return fmt::format("{:X}/{:X}", static_cast<uint64_t>(lsn) >> 32, lsn & 0xffffffff);
+}
+
+/// Why a replica is no copy of the primary at all, or "" when nothing says so.
+std::string DivergedWhy(const ProbeResult& probe, const Observed& observed) {
+  if (!observed.primary) return "";
+  const PrimaryFacts& primary = *observed.primary;
+  if (!probe.system_identifier.empty() && !primary.system_identifier.empty() &&
+      probe.system_identifier != primary.system_identifier) {
+    return fmt::format("system identifier {} is not the primary's {}: a copy of another cluster",
+                       probe.system_identifier, primary.system_identifier);
+  }
+  if (!probe.in_recovery && !probe.system_identifier.empty()) {
+    return "not in recovery: promoted, it no longer follows the primary";
+  }
+  if (probe.replay_lsn && observed.primary_flush_after &&
+      *probe.replay_lsn > *observed.primary_flush_after) {
+    return fmt::format(
+        "replayed to {}, beyond the primary's flush position {} on timeline {}: "
+        "it holds WAL the primary does not have",
+        Lsn(*probe.replay_lsn), Lsn(*observed.primary_flush_after), primary.timeline);
+  }
+  return "";
+}
+
+/// "" when the WAL receiver streams the primary's timeline and heard from it lately; otherwise
+/// what it does instead.
+std::string NotFollowingWhy(const ProbeResult& probe, const Observed& observed,
+                            const config::PostgresProbe& pg) {
+  if (probe.receiver_status.empty()) return "no WAL receiver running";
+  if (probe.receiver_status != "streaming") {
+    return fmt::format("WAL receiver {}", probe.receiver_status);
+  }
+  const double max_silence = Seconds(pg.max_receiver_silence);
+  if (!probe.receiver_silence_seconds) return "WAL receiver never heard from its upstream";
+  if (*probe.receiver_silence_seconds > max_silence) {
+    return fmt::format("WAL receiver silent for {} (max_receiver_silence {})",
+                       HumanSeconds(*probe.receiver_silence_seconds),
+                       HumanDuration(pg.max_receiver_silence));
+  }
+  if (probe.receiver_timeline && *probe.receiver_timeline != observed.primary->timeline) {
+    return fmt::format("WAL receiver on timeline {}, the primary writes {}",
+                       *probe.receiver_timeline, observed.primary->timeline);
+  }
+  return "";
+}
+
+/// The gate: what a probe says about admitting (or keeping) a replica. Updates the replica's
+/// not_following_since, the one fact a single probe cannot tell: for how long.
+Gate Assess(const std::optional<ProbeResult>& probe, const Observed& observed,
+            const config::PostgresProbe& pg, ReplicaMemory& mem, TimePoint now) {
   Gate gate;
   if (!probe) {
     gate.why = "not probed";
@@ -96,6 +172,35 @@ Gate Assess(const std::optional<ProbeResult>& probe, const config::PostgresProbe
     return gate;
   }
   gate.reachable = true;
+  if (std::string why = DivergedWhy(*probe, observed); !why.empty()) {
+    gate.diverged = true;
+    gate.why = std::move(why);
+    return gate;
+  }
+  // Whether it follows can only be told against a primary: while none is known (a failover
+  // under way) nothing is timed, and the replica serves what it has.
+  std::string not_following;
+  if (observed.primary) {
+    not_following = NotFollowingWhy(*probe, observed, pg);
+    if (not_following.empty()) {
+      mem.not_following_since.reset();
+    } else if (!mem.not_following_since) {
+      mem.not_following_since = now;
+    }
+  } else {
+    mem.not_following_since.reset();
+  }
+  if (!not_following.empty()) {
+    const Duration for_how_long = Elapsed(*mem.not_following_since, now);
+    if (for_how_long > pg.max_lag_time) {
+      gate.lag_problem = true;
+      gate.why = fmt::format("{} for {} (> max_lag_time {})", not_following,
+                             HumanDuration(for_how_long), HumanDuration(pg.max_lag_time));
+    } else {
+      gate.why = fmt::format("{} for {}", not_following, HumanDuration(for_how_long));
+    }
+    return gate;
+  }
   if (!probe->lag_bytes || !probe->lag_seconds) {
     // Missing data never ejects, and never admits either.
     gate.why = "lag unknown" + (probe->error.empty() ? std::string() : ": " + probe->error);
@@ -347,6 +452,37 @@ void DeriveOutsideLb(ReplicaState& item, Ctx& ctx) {
   item.detail = gate.why;
 }
 
+/// A replica that lags (in maint), or catches up without following the primary, has
+/// timeouts.lagging from its lag's last new low: one that keeps catching up is waited for,
+/// one whose lag stopped falling (its WAL receiver stopped, the WAL it needs is gone, it
+/// follows an old primary) fails and is replaced.
+void ApplyLagBudget(ReplicaState& item, Ctx& ctx) {
+  ReplicaMemory& mem = *item.mem;
+  const Duration budget = ctx.cluster.timeouts.lagging;
+  const auto& probe = item.obs->probe;
+  const int64_t lag =
+      probe && probe->lag_bytes ? *probe->lag_bytes : std::numeric_limits<int64_t>::max();
+  if (!mem.lag_low || item.previous != item.phase) {
+    mem.lag_low = lag;
+    mem.lag_low_at = ctx.now;
+  } else if (lag < *mem.lag_low) {
+    mem.lag_low = lag;
+    mem.lag_low_at = ctx.now;
+  }
+  // Catching up is timed by catch_up as long as it follows the primary; this budget is for one
+  // that does not.
+  if (item.phase == Phase::kCatchingUp && !mem.not_following_since) return;
+  const Duration stalled = Elapsed(mem.lag_low_at, ctx.now);
+  if (stalled <= budget) {
+    item.detail += fmt::format(" ({} of the lagging budget left)", HumanDuration(budget - stalled));
+    return;
+  }
+  Fail(item, ctx, FailureReason::kLagging,
+       fmt::format("{} and its lag has not fallen for {} (timeouts.lagging is {}): {}",
+                   item.phase == Phase::kLagging ? "ejected for lag" : "catching up",
+                   HumanDuration(stalled), HumanDuration(budget), item.gate.why));
+}
+
 /// The phase of a replica on its way up (or serving), from what the cloud, HAProxy and
 /// PostgreSQL showed. May fail it, or (on first sight) find it leaving.
 void DeriveUp(ReplicaState& item, Ctx& ctx) {
@@ -381,8 +517,18 @@ void DeriveUp(ReplicaState& item, Ctx& ctx) {
     return;
   }
 
-  if (item.in_lb) return DeriveInLb(item, ctx);
-  DeriveOutsideLb(item, ctx);
+  if (item.gate.diverged) {
+    Fail(item, ctx, FailureReason::kDiverged, "diverged: " + item.gate.why);
+    return;
+  }
+  if (item.in_lb) {
+    DeriveInLb(item, ctx);
+  } else {
+    DeriveOutsideLb(item, ctx);
+  }
+  if (item.phase == Phase::kLagging || item.phase == Phase::kCatchingUp) {
+    ApplyLagBudget(item, ctx);
+  }
 }
 
 void Derive(ReplicaState& item, Ctx& ctx) {
@@ -398,6 +544,9 @@ void Derive(ReplicaState& item, Ctx& ctx) {
   ReplicaMemory& mem = *item.mem;
   item.in_lb = ctx.view.lb_known && obs.lb.has_value();
   item.sessions = item.in_lb ? obs.lb->sessions : 0;
+  if (obs.probe && obs.probe->client_sessions) {
+    item.sessions = std::max(item.sessions, *obs.probe->client_sessions);
+  }
   if (obs.server && !obs.server->availability_zone.empty()) {
     item.zone = obs.server->availability_zone;
   } else if (obs.volume && !obs.volume->availability_zone.empty()) {
@@ -416,7 +565,7 @@ void Derive(ReplicaState& item, Ctx& ctx) {
   } else {
     item.created = mem.first_seen;
   }
-  item.gate = Assess(obs.probe, ctx.cluster.postgres);
+  item.gate = Assess(obs.probe, *ctx.view.observed, ctx.cluster.postgres, mem, ctx.now);
   if (item.gate.reachable) mem.unanswered_since.reset();
 
   if (item.foreign) {
@@ -446,6 +595,7 @@ void Derive(ReplicaState& item, Ctx& ctx) {
     return;
   }
   DeriveUp(item, ctx);
+  if (item.phase != Phase::kLagging && item.phase != Phase::kCatchingUp) mem.lag_low.reset();
 }
 
 }  // namespace
@@ -509,6 +659,11 @@ ClusterView DerivePhases(const Observed& observed, ClusterMemory& memory,
   }
   for (const auto& [name, item] : items) {
     view.active += !item.foreign && IsActive(item.phase) ? 1 : 0;
+    // A replacement made after the streak's last failure that serves ends the streak.
+    if (memory.streak && !item.foreign && item.phase == Phase::kServing && item.mem != nullptr &&
+        item.mem->first_seen > memory.streak->since) {
+      memory.streak.reset();
+    }
   }
   return view;
 }

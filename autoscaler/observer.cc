@@ -114,10 +114,11 @@ void ReadPrimary(const ClusterDeps& deps, Reading& reading) {
   if (auto primary = deps.primary->Locate(); primary) {
     observed.primary_host = primary->host;
     observed.primary_port = primary->port;
-    if (auto lsn = deps.probe->PrimaryLsn(primary->host, primary->port); lsn) {
-      reading.out.primary_lsn = *lsn;
+    if (auto facts = deps.probe->PrimaryPosition(primary->host, primary->port); facts) {
+      reading.out.primary_lsn = facts->lsn;
+      observed.primary = std::move(*facts);
     } else {
-      reading.Error("postgres", lsn.error());
+      reading.Error("postgres", facts.error());
     }
     // Placement's measure, not a source the cycle depends on: a failure is logged, never fails
     // the cycle (a probe user without pg_monitor would otherwise fail every one).
@@ -176,6 +177,24 @@ void ProbeReplicas(const ClusterDeps& deps, Replicas& replicas, Reading& reading
         }));
   }
   for (auto& [name, future] : probes) replicas[name].probe = future.get();
+
+  // A replica that replayed past the primary's flush position may only have overtaken the first
+  // reading (the primary went on writing). Read it again: one still beyond holds WAL the primary
+  // does not have, as a replica of the old primary after a failover does.
+  Observed& observed = reading.out.observed;
+  if (!observed.primary) return;
+  const bool past = std::any_of(replicas.begin(), replicas.end(), [&](const auto& entry) {
+    const auto& probe = entry.second.probe;
+    return probe && probe->replay_lsn && *probe->replay_lsn > observed.primary->flush_lsn;
+  });
+  if (!past) return;
+  if (auto again = deps.probe->PrimaryPosition(observed.primary_host, observed.primary_port);
+      again && again->timeline == observed.primary->timeline &&
+      again->system_identifier == observed.primary->system_identifier) {
+    observed.primary_flush_after = again->flush_lsn;
+  } else if (!again) {
+    reading.Error("postgres", again.error());
+  }
 }
 
 }  // namespace

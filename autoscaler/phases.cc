@@ -120,6 +120,10 @@ std::string_view ToString(FailureReason reason) {
       return "timeout";
     case FailureReason::kCatchUp:
       return "catch_up";
+    case FailureReason::kLagging:
+      return "lagging";
+    case FailureReason::kDiverged:
+      return "diverged";
     case FailureReason::kOther:
       return "other";
   }
@@ -147,7 +151,24 @@ void RecordFailure(ClusterMemory& memory, const std::string& replica, const std:
   mem.failure = message;
   mem.failure_reason = reason;
   if (mem.zone.empty()) mem.zone = zone;
-  RecordZoneFailure(memory, zone, flavor, Error{BackoffKind(reason), message}, now);
+  const bool postgres_reason = reason == FailureReason::kCatchUp ||
+                               reason == FailureReason::kLagging ||
+                               reason == FailureReason::kDiverged;
+  if (!postgres_reason) {
+    RecordZoneFailure(memory, zone, flavor, Error{BackoffKind(reason), message}, now);
+    return;
+  }
+  // PostgreSQL's reasons are no zone's fault (a failover leaves every replica of the old primary
+  // diverged, in every zone). They count in the streak: only a replacement made after the last
+  // counted failure extends it, so replicas failing together count once.
+  auto& streak = memory.streak;
+  if (!streak || streak->reason != reason) {
+    streak = FailureStreak{.reason = reason, .count = 1, .since = now, .message = message};
+  } else if (mem.first_seen > streak->since) {
+    streak->count += 1;
+    streak->since = now;
+    streak->message = message;
+  }
 }
 
 }  // namespace ra::autoscaler

@@ -109,14 +109,17 @@ void PlanLeaving(const ReplicaState& item, Ctx& ctx) {
                          .replica = item.name,
                          .reason = fmt::format("leaving: drain ({} sessions open)", lb.sessions)});
   } else if (item.phase == Phase::kDrained) {
-    const bool force = lb.sessions > 0;
+    // item.sessions also counts those on the replica itself (an older HAProxy worker's, after
+    // a reload): cut short by the timeout, they are counted as such.
+    const bool force = item.sessions > 0 || lb.sessions > 0 || item.drain_timed_out;
+    const int64_t cut = std::max(item.sessions, lb.sessions);
     Add(ctx.plan,
         Action{.kind = ActionKind::kRemoveFromLb,
                .replica = item.name,
                .force = force,
-               .sessions = force ? lb.sessions : 0,
+               .sessions = cut,
                .reason = force ? fmt::format("drain timeout {} passed, {} sessions cut",
-                                             HumanDuration(ctx.cluster.timeouts.drain), lb.sessions)
+                                             HumanDuration(ctx.cluster.timeouts.drain), cut)
                                : std::string("drained: no session left")});
   }
 }
@@ -327,11 +330,14 @@ bool CreateNew(Ctx& ctx) {
     Block(ctx.plan, ActionKind::kCreateVolume, "", why);
     return false;
   }
-  const SnapshotChoice choice = ChooseSnapshot(ctx.view);
+  const SnapshotChoice choice = ChooseSnapshot(ctx.view, ctx.memory);
   if (choice.usable == nullptr) {
     Block(ctx.plan, ActionKind::kCreateVolume, "",
           fmt::format("{} ({} replica{} wanted)", choice.why_none, missing, Plural(missing)));
-    return !ctx.view.observed->snapshots_error.has_value();
+    // After replacements failed twice in a row, no snapshot is taken for them: that is how the
+    // churn stops.
+    const bool blocked = ctx.memory.streak && ctx.memory.streak->count >= 2;
+    return !ctx.view.observed->snapshots_error.has_value() && !blocked;
   }
   const openstack::SnapshotFacts& snapshot = *choice.usable;
   std::vector<ZoneFacts> zones = ZoneFactsOf(ctx);
@@ -477,6 +483,13 @@ Plan PlanActions(ClusterView& view, const PlanInput& input, ClusterMemory& memor
     PlanReplica(item, ctx);
   }
   const bool need_snapshot = CreateNew(ctx);
+  const bool streak_blocks =
+      std::any_of(plan.blocked.begin(), plan.blocked.end(), [](const Blocked& b) {
+        return b.kind == ActionKind::kCreateVolume && StartsWith(b.reason, "creation blocked:");
+      });
+  if (streak_blocks && memory.streak) {
+    plan.creation_blocked = std::string(ToString(memory.streak->reason));
+  }
   PlanSnapshots(view, input, memory, need_snapshot, plan);
   plan.reason = Summary(plan, Commit(view, plan));
   return plan;

@@ -41,8 +41,10 @@ struct SnapshotChoice {
   const openstack::SnapshotFacts* usable = nullptr;
   std::string why_none{};  ///< when usable is null
 };
-/// The newest available snapshot not older than snapshots.max_age, or why there is none.
-SnapshotChoice ChooseSnapshot(const ClusterView& view);
+/// The newest available snapshot not older than snapshots.max_age (and, after a replica failed
+/// for a PostgreSQL reason, taken after that failure: ClusterMemory::streak), or why there is
+/// none.
+SnapshotChoice ChooseSnapshot(const ClusterView& view, const ClusterMemory& memory);
 std::string SnapshotLabel(const openstack::SnapshotFacts& snapshot);
 /// Takes a snapshot when one is due (or `need_for_replicas`), prunes old and error ones.
 void PlanSnapshots(const ClusterView& view, const PlanInput& input, ClusterMemory& memory,

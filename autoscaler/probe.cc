@@ -256,19 +256,26 @@ Result<int64_t> ParseLsn(std::string_view text) {
 LibpqReplicaProbe::LibpqReplicaProbe(config::PostgresProbe probe, Secret password)
     : probe_(std::move(probe)), password_(std::move(password)) {}
 
-Result<int64_t> LibpqReplicaProbe::PrimaryLsn(const std::string& host, int port) {
+Result<PrimaryFacts> LibpqReplicaProbe::PrimaryPosition(const std::string& host, int port) {
   if (auto ok = CheckAddress(host, port); !ok) return Fail(ok.error());
   const ConnParams params(probe_, &password_, host, port);
   auto conn = Connect(params);
   if (!conn) return Fail(conn.error());
-  // pg_current_wal_lsn() raises an error during recovery; CASE never evaluates it there.
+  // The WAL functions raise an error during recovery; CASE never evaluates them there. The
+  // timeline is the first 8 hexadecimal digits of the current WAL file's name: the one the
+  // server writes now, where pg_control_checkpoint() would lag behind until the first
+  // checkpoint after a promotion.
   auto row = QueryRow(conn->get(),
-                      "SELECT pg_is_in_recovery(), CASE WHEN pg_is_in_recovery() THEN NULL "
-                      "ELSE pg_current_wal_lsn() END",
-                      2);
+                      "SELECT pg_is_in_recovery(), "
+                      "CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_lsn() END, "
+                      "CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_flush_lsn() "
+                      "END, CASE WHEN pg_is_in_recovery() THEN NULL ELSE "
+                      "substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8) END, "
+                      "(SELECT system_identifier::text FROM pg_control_system())",
+                      5);
   if (!row) {
     return Fail(row.error().kind,
-                fmt::format("pg_current_wal_lsn() on {}:{}: {}", host, port, row.error().message));
+                fmt::format("position of the primary {}:{}: {}", host, port, row.error().message));
   }
   auto in_recovery = ParseBool((*row)[0], "pg_is_in_recovery()");
   if (!in_recovery) return Fail(in_recovery.error());
@@ -276,8 +283,25 @@ Result<int64_t> LibpqReplicaProbe::PrimaryLsn(const std::string& host, int port)
     return Fail(ErrorKind::kConflict,
                 fmt::format("{}:{} is in recovery: a standby, not the primary", host, port));
   }
-  if (!(*row)[1]) return Fail(ErrorKind::kParse, "pg_current_wal_lsn() returned NULL");
-  return ParseLsn(*(*row)[1]);
+  for (int i = 1; i < 5; ++i) {
+    if (!(*row)[i]) return Fail(ErrorKind::kParse, "the primary's position has a NULL column");
+  }
+  PrimaryFacts facts;
+  auto lsn = ParseLsn(*(*row)[1]);
+  if (!lsn) return Fail(lsn.error());
+  auto flush = ParseLsn(*(*row)[2]);
+  if (!flush) return Fail(flush.error());
+  facts.lsn = *lsn;
+  facts.flush_lsn = *flush;
+  const std::string& tli = *(*row)[3];
+  uint64_t timeline = 0;
+  const auto [end, ec] = std::from_chars(tli.data(), tli.data() + tli.size(), timeline, 16);
+  if (ec != std::errc() || end != tli.data() + tli.size() || tli.size() != 8 || timeline == 0) {
+    return Fail(ErrorKind::kParse, fmt::format("'{}' is not a timeline", tli));
+  }
+  facts.timeline = static_cast<int64_t>(timeline);
+  facts.system_identifier = *(*row)[4];
+  return facts;
 }
 
 ProbeResult LibpqReplicaProbe::ProbeReplica(const std::string& host, int port,
@@ -304,12 +328,24 @@ ProbeResult LibpqReplicaProbe::ProbeReplica(const std::string& host, int port,
     r.error = conn.error().message;
     return r;
   }
+  // One row whether or not a WAL receiver runs (the LEFT JOIN). Its pid is visible to every
+  // role, its other columns only to pg_read_all_stats (pg_monitor): pid without status means
+  // the probe user may not see them. Sessions: client backends other than this service's own
+  // connections (the probes run in parallel and would count each other).
   auto row = QueryRow(conn->get(),
                       "SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn(), "
                       "extract(epoch from now() - pg_last_xact_replay_timestamp()), "
                       "pg_last_wal_receive_lsn() IS NOT NULL AND "
-                      "pg_last_wal_receive_lsn() <= pg_last_wal_replay_lsn()",
-                      4);
+                      "pg_last_wal_receive_lsn() <= pg_last_wal_replay_lsn(), "
+                      "(SELECT system_identifier::text FROM pg_control_system()), "
+                      "w.pid IS NOT NULL, w.status, w.received_tli, "
+                      "extract(epoch from now() - w.last_msg_receipt_time), "
+                      "w.sender_host || ':' || w.sender_port, "
+                      "(SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client "
+                      "backend' AND pid <> pg_backend_pid() AND application_name IS DISTINCT "
+                      "FROM 'replica-autoscaler') "
+                      "FROM (SELECT 1) AS one LEFT JOIN pg_stat_wal_receiver w ON true",
+                      11);
   if (!row) {
     r.error = fmt::format("replay status of {}:{}: {}", host, port, row.error().message);
     return r;
@@ -320,9 +356,38 @@ ProbeResult LibpqReplicaProbe::ProbeReplica(const std::string& host, int port,
     return r;
   }
   r.in_recovery = *in_recovery;
+  if ((*row)[4]) r.system_identifier = *(*row)[4];
+  if (auto sessions = (*row)[10]; sessions) {
+    int64_t n = 0;
+    const auto [end, ec] =
+        std::from_chars(sessions->data(), sessions->data() + sessions->size(), n);
+    if (ec == std::errc() && end == sessions->data() + sessions->size()) r.client_sessions = n;
+  }
   if (!r.in_recovery) {
     r.error = fmt::format("{}:{} is not in recovery: a primary, not a replica", host, port);
     return r;
+  }
+  if ((*row)[5] == "t") {
+    if (!(*row)[6]) {
+      r.error = fmt::format(
+          "user '{}' may not read pg_stat_wal_receiver on {}:{}: grant it "
+          "pg_monitor (or pg_read_all_stats)",
+          probe_.user, host, port);
+      return r;
+    }
+    r.receiver_status = *(*row)[6];
+    if ((*row)[7]) {
+      int64_t tli = 0;
+      const std::string& t = *(*row)[7];
+      const auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), tli);
+      if (ec == std::errc() && end == t.data() + t.size()) r.receiver_timeline = tli;
+    }
+    if ((*row)[8]) {
+      if (auto seconds = ParseSeconds(*(*row)[8]); seconds) {
+        r.receiver_silence_seconds = std::max(0.0, *seconds);
+      }
+    }
+    if ((*row)[9]) r.upstream = *(*row)[9];
   }
   if (!(*row)[1]) {
     r.error = "pg_last_wal_replay_lsn() is NULL: no WAL replayed yet";
@@ -333,6 +398,7 @@ ProbeResult LibpqReplicaProbe::ProbeReplica(const std::string& host, int port,
     r.error = replay.error().message;
     return r;
   }
+  r.replay_lsn = *replay;
   if (primary_lsn < 0) {
     r.error = "lag unknown: the primary's LSN is not known";
     return r;
@@ -342,7 +408,8 @@ ProbeResult LibpqReplicaProbe::ProbeReplica(const std::string& host, int port,
   if (*r.lag_bytes == 0 || replayed_all_received) {
     // Nothing waits to be replayed: the time since the last replayed commit only says how long
     // the primary has been idle (its background records, e.g. running-xacts every 15 s, move
-    // the LSN without a commit), so it is not lag. What was not received yet shows in bytes.
+    // the LSN without a commit), so it is not lag. What was not received yet shows in bytes,
+    // and a receiver that stopped shows in its own facts.
     r.lag_seconds = 0.0;
   } else if (!(*row)[2]) {
     r.error = "lag in seconds unknown: no transaction replayed since the server started";
@@ -528,6 +595,22 @@ class PatroniPrimaryLocator final : public PrimaryLocator {
 };
 
 }  // namespace
+
+std::vector<PrimaryState> PrimaryCandidates(const config::Cluster& cluster) {
+  std::vector<PrimaryState> out;
+  if (const auto* patroni = std::get_if<config::PatroniPrimary>(&cluster.primary)) {
+    for (const std::string& member : patroni->members) {
+      const std::string host = UrlHost(member);
+      const bool seen = std::any_of(out.begin(), out.end(),
+                                    [&](const PrimaryState& p) { return p.host == host; });
+      if (!host.empty() && !seen) out.push_back(PrimaryState{host, cluster.postgres.port, member});
+    }
+    return out;
+  }
+  const auto& primary = std::get<config::StaticPrimary>(cluster.primary);
+  if (!primary.host.empty()) out.push_back(PrimaryState{primary.host, primary.port, "static"});
+  return out;
+}
 
 std::unique_ptr<PrimaryLocator> MakePrimaryLocator(const config::Cluster& cluster,
                                                    HttpTransport& transport) {

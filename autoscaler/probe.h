@@ -31,25 +31,32 @@ class ReplicaProbe {
  public:
   virtual ~ReplicaProbe() = default;
 
-  /// The primary's pg_current_wal_lsn(). kTransient when it does not answer (kAuth when it wants
-  /// a password it was not given, kTimeout when the query outlived its bound), kConflict when the
-  /// server is in recovery (not a primary), kParse on an LSN that cannot be read, kConfig for an
-  /// empty host, a host list ("a,b") or a port outside 1..65535. Read-only.
-  virtual Result<int64_t> PrimaryLsn(const std::string& host, int port) = 0;
+  /// The primary's position and identity in one query: pg_current_wal_lsn(),
+  /// pg_current_wal_flush_lsn(), the timeline it writes and its system identifier. kTransient
+  /// when it does not answer (kAuth when it wants a password it was not given, kTimeout when the
+  /// query outlived its bound), kConflict when the server is in recovery (not a primary), kParse
+  /// on a value that cannot be read, kConfig for an empty host, a host list ("a,b") or a port
+  /// outside 1..65535. Read-only.
+  virtual Result<PrimaryFacts> PrimaryPosition(const std::string& host, int port) = 0;
 
-  /// PQping on host:port, then, when it answers PQPING_OK, one query of pg_is_in_recovery(),
-  /// pg_last_wal_replay_lsn() and now() - pg_last_xact_replay_timestamp(). Never fails:
+  /// PQping on host:port, then, when it answers PQPING_OK, one query of the replica's recovery
+  /// state, replay position and time, system identifier, WAL receiver (pg_stat_wal_receiver:
+  /// the probe user needs pg_monitor or pg_read_all_stats to see more than its pid) and client
+  /// sessions. Never fails:
   ///  - reachable is true exactly when PQping said PQPING_OK; otherwise `error` says why and
   ///    nothing else is set (a server that is starting up is not reachable);
   ///  - reachable but the connection or the query failed: `error` says why, lags unknown;
   ///  - not in recovery (a primary, or a promoted replica): in_recovery=false, lags unknown,
   ///    `error` says so;
-  ///  - `primary_lsn` < 0 means the caller does not know it: lags unknown, `error` says so;
+  ///  - `primary_lsn` < 0 means the caller does not know it: lags unknown, `error` says so
+  ///    (the other facts are still read);
   ///  - otherwise lag_bytes = max(0, primary_lsn - replay LSN); lag_seconds = 0 when lag_bytes
   ///    is 0 or the replica has replayed everything it received (an idle primary's background
   ///    records move its LSN without a commit, so the time since the last commit is not lag),
   ///    else max(0, seconds since the last replayed transaction's commit), or unknown
-  ///    (with `error`) when no transaction has been replayed since the server started.
+  ///    (with `error`) when no transaction has been replayed since the server started. Whether
+  ///    it still receives is the WAL receiver's facts, judged by DerivePhases: "everything
+  ///    received is replayed" says nothing about a receiver that stopped.
   /// The caller reads `primary_lsn` before probing, so a replica that replayed past it in the
   /// meantime shows 0 rather than a negative lag. Errors never contain the password. Read-only.
   virtual ProbeResult ProbeReplica(const std::string& host, int port, int64_t primary_lsn) = 0;
@@ -81,7 +88,7 @@ class LibpqReplicaProbe final : public ReplicaProbe {
   /// `probe` gives user, dbname, sslmode, connect_timeout (rounded up to whole seconds, at least
   /// 1, as libpq takes it); `password` may be empty (trust, .pgpass or certificates then).
   LibpqReplicaProbe(config::PostgresProbe probe, Secret password);
-  Result<int64_t> PrimaryLsn(const std::string& host, int port) override;
+  Result<PrimaryFacts> PrimaryPosition(const std::string& host, int port) override;
   ProbeResult ProbeReplica(const std::string& host, int port, int64_t primary_lsn) override;
   Result<std::map<std::string, double>> ReplicationLatencies(const std::string& primary_host,
                                                              int primary_port) override;
@@ -117,6 +124,12 @@ class PrimaryLocator {
   /// error) in the message.
   virtual Result<PrimaryState> Locate() = 0;
 };
+
+/// Every address that may be the primary, for a replica's multi-host primary_conninfo: the
+/// static primary, or each Patroni member's host (from its REST URL) at postgres.port, in
+/// configured order, duplicates dropped. A replica that lists them all with
+/// target_session_attrs=read-write streams from whichever leads (docs/service.md).
+std::vector<PrimaryState> PrimaryCandidates(const config::Cluster& cluster);
 
 /// The configured primary (config::StaticPrimary or config::PatroniPrimary). `transport` must
 /// outlive the locator; for Patroni it should be built with PatroniPrimary::http (TLS settings,

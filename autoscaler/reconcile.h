@@ -49,7 +49,8 @@ bool IsActive(Phase phase);
 // ---------------------------------------------------------------------------------------------
 // what was observed
 
-/// One PostgreSQL probe of a replica (see ReplicaProbe).
+/// One PostgreSQL probe of a replica (see ReplicaProbe): facts only; DerivePhases judges them
+/// against the primary's (PrimaryFacts) and the thresholds.
 struct ProbeResult {
   bool reachable = false;  ///< PQping said PQPING_OK
   bool in_recovery = false;
@@ -57,6 +58,26 @@ struct ProbeResult {
   std::optional<double> lag_seconds{};  ///< now() - pg_last_xact_replay_timestamp(), or 0 when
                                         ///< everything received is replayed (see ReplicaProbe)
   std::string error{};                  ///< why it is not reachable or the lag is unknown
+  std::optional<int64_t> replay_lsn{};  ///< pg_last_wal_replay_lsn()
+  std::string system_identifier{};      ///< pg_control_system(); "" when not read
+  /// pg_stat_wal_receiver: its status ("streaming", "waiting", ...; "" when no WAL receiver
+  /// runs), the timeline it receives, seconds since its last message from the upstream, and
+  /// the upstream as host:port.
+  std::string receiver_status{};
+  std::optional<int64_t> receiver_timeline{};
+  std::optional<double> receiver_silence_seconds{};
+  std::string upstream{};
+  /// Client sessions on the replica itself (pg_stat_activity's client backends, the probe's own
+  /// and the service's other connections excluded); unknown when not read.
+  std::optional<int64_t> client_sessions{};
+};
+
+/// The primary as the cycle read it, before the replicas were probed.
+struct PrimaryFacts {
+  int64_t lsn = 0;                  ///< pg_current_wal_lsn()
+  int64_t flush_lsn = 0;            ///< pg_current_wal_flush_lsn(): what a standby can have
+  int64_t timeline = 0;             ///< the timeline it writes (from pg_walfile_name)
+  std::string system_identifier{};  ///< pg_control_system()
 };
 
 /// One replica as every source showed it this cycle. Each part may be missing.
@@ -83,6 +104,10 @@ struct Observed {
   std::vector<std::string> zones{};  ///< configured zones, or the cloud's when none configured
   std::string primary_host{};        ///< current primary (static or Patroni); "" when unknown
   int primary_port = 5432;
+  std::optional<PrimaryFacts> primary{};  ///< read before the probes; absent when not read
+  /// The primary's flush LSN read again after the probes, when a replica replayed past the
+  /// first reading: a replica beyond this holds WAL the primary does not have (diverged).
+  std::optional<int64_t> primary_flush_after{};
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -96,6 +121,8 @@ enum class FailureReason {
   kServerError,  ///< the server went to ERROR for another reason
   kTimeout,      ///< longer in a phase than its budget
   kCatchUp,      ///< did not catch up on WAL within catch_up
+  kLagging,      ///< lagging or not following the primary, its lag not falling, for `lagging`
+  kDiverged,     ///< holds WAL the primary does not have, or is another cluster's copy
   kOther,
 };
 
@@ -126,6 +153,24 @@ struct ReplicaMemory {
   /// postgres_start budget of a maint replica counts from here, not from when it started
   /// lagging, which has no budget.
   std::optional<TimePoint> unanswered_since{};
+  /// Since when its WAL receiver has not been streaming from the primary's timeline (cleared
+  /// when it is, and while the primary is unknown): beyond postgres.max_lag_time it is lag.
+  std::optional<TimePoint> not_following_since{};
+  /// While catching up or lagging: the lowest lag in bytes seen, and when it was reached. The
+  /// `lagging` budget counts from the last new low.
+  std::optional<int64_t> lag_low{};
+  TimePoint lag_low_at{};
+};
+
+/// Replicas that failed one after another for the same PostgreSQL reason (catch_up, lagging,
+/// diverged): each replacement then needs a golden snapshot taken after the last failure, and
+/// from the second failure on none is asked for automatically (creation is blocked until one
+/// appears: on schedule, or POST /v1/clusters/{name}/snapshot).
+struct FailureStreak {
+  FailureReason reason = FailureReason::kOther;
+  int count = 0;      ///< 1: the first failure; 2 and more: its replacements failed too
+  TimePoint since{};  ///< the last counted failure
+  std::string message{};
 };
 
 /// Failures of one availability zone and flavor: new replicas skip it until `until`.
@@ -141,6 +186,7 @@ struct ClusterMemory {
   policies::History policy_history{};
   std::optional<TimePoint> snapshot_requested_at{};  ///< the last SnapshotVolume we issued
   bool snapshot_on_demand = false;                   ///< the API asked for one now
+  std::optional<FailureStreak> streak{};             ///< see FailureStreak
 };
 
 /// The backoff after `failures` consecutive failures of a zone: 30 s, doubled each time, at most
@@ -234,6 +280,9 @@ struct Plan {
   std::vector<ReplicaView> replicas{};   ///< every replica, by name, as left by this plan
   std::vector<FailureEvent> failures{};  ///< replicas that failed in this cycle
   int desired = 0;
+  /// The FailureStreak's reason ("catch_up", "lagging", "diverged") while it blocks creation
+  /// (two failures in a row or more); "" otherwise.
+  std::string creation_blocked{};
   /// Replicas counted as current (IsActive, neither foreign) when the plan was made: before this
   /// plan's victims left and its new replicas were requested.
   int active = 0;
@@ -248,6 +297,9 @@ struct Plan {
 /// The admission gate applied to one probe.
 struct Gate {
   bool reachable = false;
+  /// Holds WAL the primary does not have (replayed beyond its flush position), is not in
+  /// recovery any more, or is a copy of another cluster: fails at once, to be rebuilt.
+  bool diverged = false;
   bool caught_up = false;    ///< both lags known and within the thresholds
   bool lag_problem = false;  ///< a known lag above a threshold
   std::string why{};         ///< "lag 40 MiB > 16 MiB", "PQping: no response", ...

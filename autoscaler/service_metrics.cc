@@ -64,6 +64,13 @@ struct ServiceMetrics::Impl {
               "Replicas the policies (and any manual override) want now, after min/max and "
               "behaviour")
           .Register(registry);
+  prometheus::Family<prometheus::Gauge>& creation_blocked =
+      prometheus::BuildGauge()
+          .Name("replica_autoscaler_creation_blocked")
+          .Help(
+              "1 while new replicas are blocked because replacements failed twice in a row for "
+              "this PostgreSQL reason (catch_up, lagging, diverged)")
+          .Register(registry);
   prometheus::Family<prometheus::Gauge>& replicas =
       prometheus::BuildGauge()
           .Name("replica_autoscaler_replicas")
@@ -173,6 +180,10 @@ void ServiceMetrics::RecordCycle(const std::string& cluster, const policies::Dec
                                  int previous_desired, const Plan& plan) {
   Impl& m = *impl_;
   m.desired.Add({{"cluster", cluster}}).Set(decision.desired);
+  for (const char* reason : {"catch_up", "lagging", "diverged"}) {
+    m.creation_blocked.Add({{"cluster", cluster}, {"reason", reason}})
+        .Set(plan.creation_blocked == reason ? 1 : 0);
+  }
 
   std::map<std::string_view, int> by_phase;
   for (std::string_view phase : kMetricPhases) by_phase[phase] = 0;

@@ -24,7 +24,7 @@ std::vector<const openstack::SnapshotFacts*> SortedSnapshots(const Observed& obs
 
 }  // namespace
 
-SnapshotChoice ChooseSnapshot(const ClusterView& view) {
+SnapshotChoice ChooseSnapshot(const ClusterView& view, const ClusterMemory& memory) {
   SnapshotChoice choice;
   if (view.observed->snapshots_error) {
     choice.why_none =
@@ -51,6 +51,22 @@ SnapshotChoice ChooseSnapshot(const ClusterView& view) {
     choice.why_none = fmt::format(
         "no usable golden snapshot: newest available is {} old, snapshots.max_age is {}",
         HumanDuration(age), HumanDuration(max_age));
+    return choice;
+  }
+  if (const auto& streak = memory.streak; streak && *newest->created <= streak->since) {
+    // The replica before failed for a PostgreSQL reason: the WAL its snapshot needs may be gone
+    // from the primary, or the snapshot may hold an old primary's lost tail. Only a snapshot
+    // taken after that failure is fresh enough.
+    choice.why_none =
+        streak->count >= 2
+            ? fmt::format(
+                  "creation blocked: {} replicas in a row failed ({}: {}); waiting for a "
+                  "golden snapshot taken after {} (on schedule, or POST "
+                  "/v1/clusters/{}/snapshot)",
+                  streak->count, ToString(streak->reason), streak->message,
+                  FormatTime(streak->since), view.cluster->name)
+            : fmt::format("waiting for a golden snapshot taken after a replica failed ({}: {})",
+                          ToString(streak->reason), streak->message);
     return choice;
   }
   choice.usable = newest;
@@ -133,7 +149,7 @@ void PruneSnapshots(const ClusterView& view, const ClusterMemory& memory,
   for (const auto& [name, mem] : memory.replicas) {
     if (!mem.snapshot_id.empty() && listed_volumes.count(name) == 0) in_use.insert(mem.snapshot_id);
   }
-  const SnapshotChoice usable = ChooseSnapshot(view);
+  const SnapshotChoice usable = ChooseSnapshot(view, memory);
   const int keep = std::max(cfg.keep, 1);
   int kept = 0;
   for (auto it = sorted.rbegin(); it != sorted.rend(); ++it) {

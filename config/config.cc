@@ -886,7 +886,7 @@ void Parser::ParseReplica(const Located& at, Cluster& c, const Cloud* cloud) {
 void Parser::ParsePostgres(const Located& at, Cluster& c) {
   MapReader m(ctx_, at,
               {"port", "user", "password", "dbname", "sslmode", "connect_timeout", "max_lag_bytes",
-               "max_lag_time"},
+               "max_lag_time", "max_receiver_silence"},
               {"password"});
   if (!m.ok()) return;
   PostgresProbe& p = c.postgres;
@@ -904,6 +904,7 @@ void Parser::ParsePostgres(const Located& at, Cluster& c) {
   m.Dur("connect_timeout", &p.connect_timeout, 1s);
   m.Size("max_lag_bytes", &p.max_lag_bytes, 1);
   m.Dur("max_lag_time", &p.max_lag_time, 1s);
+  m.Dur("max_receiver_silence", &p.max_receiver_silence, 1s);
 }
 
 void Parser::ParseClusterLoadBalancer(const Located& at, Cluster& c) {
@@ -1326,13 +1327,14 @@ void Parser::ParsePlacement(const Located& at, Cluster& c) {
 void Parser::ParseTimeouts(const Located& at, Cluster& c) {
   MapReader m(ctx_, at,
               {"snapshot_create", "volume_create", "server_build", "postgres_start", "catch_up",
-               "drain", "delete"});
+               "lagging", "drain", "delete"});
   PhaseTimeouts& t = c.timeouts;
   m.Dur("snapshot_create", &t.snapshot_create, 1s);
   m.Dur("volume_create", &t.volume_create, 1s);
   m.Dur("server_build", &t.server_build, 1s);
   m.Dur("postgres_start", &t.postgres_start, 1s);
   m.Dur("catch_up", &t.catch_up, 1s);
+  m.Dur("lagging", &t.lagging, 1s);
   m.Dur("drain", &t.drain, 1s);
   m.Dur("delete", &t.delete_, 1s);
 }

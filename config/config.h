@@ -194,6 +194,10 @@ struct PostgresProbe {
   /// A replica is admitted (and stays admitted) while its replay lag is at most both of these.
   int64_t max_lag_bytes = int64_t{16} << 20;
   Duration max_lag_time = 30s;
+  /// A replica's WAL receiver must have heard from the primary within this long (its
+  /// pg_stat_wal_receiver.last_msg_receipt_time): it pings an idle primary after half of
+  /// wal_receiver_timeout (30 s by default), so a longer silence means the stream is dead.
+  Duration max_receiver_silence = 1min;
 };
 
 struct HealthCheck {
@@ -249,6 +253,9 @@ struct PhaseTimeouts {
   Duration server_build = 10min;
   Duration postgres_start = 5min;
   Duration catch_up = 30min;
+  /// A replica ejected for lag (or not following the primary) fails once it has gone this long
+  /// without its lag reaching a new low: it is then replaced.
+  Duration lagging = 5min;
   Duration drain = 5min;
   Duration delete_ = 10min;
 };

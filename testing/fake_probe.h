@@ -17,6 +17,7 @@
 /// counted and recorded. Thread-safe; they never block and never touch the network.
 namespace ra::testing {
 
+using autoscaler::PrimaryFacts;
 using autoscaler::PrimaryLocator;
 using autoscaler::PrimaryState;
 using autoscaler::ProbeResult;
@@ -31,22 +32,39 @@ class FakeReplicaProbe final : public ReplicaProbe {
       std::function<ProbeResult(const std::string& host, int port, int64_t primary_lsn)>;
 
   struct Call {
-    std::string method;  ///< "PrimaryLsn", "ProbeReplica" or "ReplicationLatencies"
+    std::string method;  ///< "PrimaryPosition", "ProbeReplica" or "ReplicationLatencies"
     std::string host;
     int port = 0;
     int64_t primary_lsn = -1;  ///< ProbeReplica's argument; -1 for the others
   };
 
-  /// A replica caught up: reachable, in recovery, both lags 0.
+  /// The system identifier and timeline every fake primary and replica has unless a test says
+  /// otherwise.
+  static constexpr const char* kSystemId = "7300000000000000001";
+  static constexpr int64_t kTimeline = 1;
+
+  /// A replica caught up: reachable, in recovery, both lags 0, streaming the primary's timeline,
+  /// no client session.
   static ProbeResult CaughtUp() { return Lagging(0, 0.0); }
-  /// A replica behind by `bytes` and `seconds`.
+  /// A replica behind by `bytes` and `seconds`, still streaming.
   static ProbeResult Lagging(int64_t bytes, double seconds) {
     ProbeResult r;
     r.reachable = true;
     r.in_recovery = true;
     r.lag_bytes = bytes;
     r.lag_seconds = seconds;
+    r.system_identifier = kSystemId;
+    r.receiver_status = "streaming";
+    r.receiver_timeline = kTimeline;
+    r.receiver_silence_seconds = 0.5;
+    r.upstream = "10.0.0.1:5432";
+    r.client_sessions = 0;
     return r;
+  }
+  /// The primary at `lsn` (flushed up to it), timeline kTimeline, system kSystemId.
+  static PrimaryFacts Primary(int64_t lsn) {
+    return PrimaryFacts{
+        .lsn = lsn, .flush_lsn = lsn, .timeline = kTimeline, .system_identifier = kSystemId};
   }
   /// PQping did not get an answer.
   static ProbeResult Unreachable(std::string error = "PQping: no response") {
@@ -55,10 +73,15 @@ class FakeReplicaProbe final : public ReplicaProbe {
     return r;
   }
 
-  /// What PrimaryLsn(host, port) returns from now on.
+  /// What PrimaryPosition(host, port) returns from now on: Primary(lsn), or the error.
   void SetPrimaryLsn(const std::string& host, int port, Result<int64_t> answer) {
+    if (!answer) return SetPrimary(host, port, Fail(answer.error()));
+    SetPrimary(host, port, Primary(*answer));
+  }
+  /// What PrimaryPosition(host, port) returns from now on.
+  void SetPrimary(const std::string& host, int port, Result<PrimaryFacts> answer) {
     std::lock_guard lock(mu_);
-    primary_lsn_.insert_or_assign(Key(host, port), std::move(answer));
+    primary_.insert_or_assign(Key(host, port), std::move(answer));
   }
   /// What ProbeReplica(host, port, ...) returns from now on, whatever the primary LSN.
   void SetProbe(const std::string& host, int port, ProbeResult answer) {
@@ -82,20 +105,20 @@ class FakeReplicaProbe final : public ReplicaProbe {
   /// Forgets every answer set for host:port (calls stay counted).
   void Forget(const std::string& host, int port) {
     std::lock_guard lock(mu_);
-    primary_lsn_.erase(Key(host, port));
+    primary_.erase(Key(host, port));
     latencies_.erase(Key(host, port));
     probes_.erase(Key(host, port));
     responders_.erase(Key(host, port));
   }
 
   /// Unset: kTransient naming the address.
-  Result<int64_t> PrimaryLsn(const std::string& host, int port) override {
+  Result<PrimaryFacts> PrimaryPosition(const std::string& host, int port) override {
     std::lock_guard lock(mu_);
-    calls_.push_back({"PrimaryLsn", host, port, -1});
-    auto it = primary_lsn_.find(Key(host, port));
-    if (it == primary_lsn_.end()) {
+    calls_.push_back({"PrimaryPosition", host, port, -1});
+    auto it = primary_.find(Key(host, port));
+    if (it == primary_.end()) {
       return Fail(ErrorKind::kTransient,
-                  fmt::format("FakeReplicaProbe: no primary LSN set for {}", Key(host, port)));
+                  fmt::format("FakeReplicaProbe: no primary position set for {}", Key(host, port)));
     }
     return it->second;
   }
@@ -133,7 +156,7 @@ class FakeReplicaProbe final : public ReplicaProbe {
   }
 
   int primary_lsn_calls(const std::string& host, int port) const {
-    return Count("PrimaryLsn", &host, port);
+    return Count("PrimaryPosition", &host, port);
   }
   int probe_calls(const std::string& host, int port) const {
     return Count("ProbeReplica", &host, port);
@@ -141,7 +164,7 @@ class FakeReplicaProbe final : public ReplicaProbe {
   int latency_calls(const std::string& host, int port) const {
     return Count("ReplicationLatencies", &host, port);
   }
-  int primary_lsn_calls() const { return Count("PrimaryLsn", nullptr, 0); }
+  int primary_lsn_calls() const { return Count("PrimaryPosition", nullptr, 0); }
   int probe_calls() const { return Count("ProbeReplica", nullptr, 0); }
 
   /// The primary LSN passed to the last ProbeReplica of host:port; empty when never probed.
@@ -175,7 +198,7 @@ class FakeReplicaProbe final : public ReplicaProbe {
   }
 
   mutable std::mutex mu_;
-  std::map<std::string, Result<int64_t>> primary_lsn_;
+  std::map<std::string, Result<PrimaryFacts>> primary_;
   std::map<std::string, ProbeResult> probes_;
   std::map<std::string, Result<std::map<std::string, double>>> latencies_;
   std::map<std::string, Responder> responders_;

@@ -6,12 +6,14 @@
 
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <libpq-fe.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <map>
+#include <memory>
 #include <string>
 #include <thread>
 
@@ -44,11 +46,21 @@ config::PostgresProbe ProbeConfig(Duration connect_timeout) {
   return p;
 }
 
+// The primary's LSN alone, from PrimaryPosition.
+Result<int64_t> LsnOf(LibpqReplicaProbe& probe, const std::string& host, int port) {
+  auto facts = probe.PrimaryPosition(host, port);
+  if (!facts) return Fail(facts.error());
+  return facts->lsn;
+}
+
 std::string Describe(const ProbeResult& r) {
   return "reachable=" + std::to_string(r.reachable) +
          " in_recovery=" + std::to_string(r.in_recovery) +
          " lag_bytes=" + (r.lag_bytes ? std::to_string(*r.lag_bytes) : "?") +
          " lag_seconds=" + (r.lag_seconds ? std::to_string(*r.lag_seconds) : "?") +
+         " receiver=" + r.receiver_status +
+         " tli=" + (r.receiver_timeline ? std::to_string(*r.receiver_timeline) : "?") +
+         " sessions=" + (r.client_sessions ? std::to_string(*r.client_sessions) : "?") +
          " error=" + r.error;
 }
 
@@ -63,7 +75,7 @@ TEST(ProbeItest, PrimaryLsnAndStandbyLagThroughPausedReplay) {
   LibpqReplicaProbe probe(ProbeConfig(3s), Secret("probe-itest-password"));
 
   // The primary's LSN, as PostgreSQL itself prints it a moment later.
-  auto lsn = probe.PrimaryLsn(primary, 5432);
+  auto lsn = LsnOf(probe, primary, 5432);
   ASSERT_TRUE(lsn) << lsn.error().ToString();
   EXPECT_GT(*lsn, 0);
   auto printed = QueryOne(Conninfo(primary), "SELECT pg_current_wal_lsn()");
@@ -85,7 +97,7 @@ TEST(ProbeItest, PrimaryLsnAndStandbyLagThroughPausedReplay) {
       10s));
 
   // A standby is not a primary.
-  auto refused = probe.PrimaryLsn(standby, 5432);
+  auto refused = LsnOf(probe, standby, 5432);
   ASSERT_FALSE(refused);
   EXPECT_EQ(refused.error().kind, ErrorKind::kConflict) << refused.error().message;
   EXPECT_NE(refused.error().message.find("in recovery"), std::string::npos);
@@ -103,7 +115,7 @@ TEST(ProbeItest, PrimaryLsnAndStandbyLagThroughPausedReplay) {
       60s));
   ProbeResult r;
   const auto caught_up = [&] {
-    auto now_lsn = probe.PrimaryLsn(primary, 5432);
+    auto now_lsn = LsnOf(probe, primary, 5432);
     if (!now_lsn) return false;
     r = probe.ProbeReplica(standby, 5432, *now_lsn);
     return r.lag_bytes == 0;
@@ -126,7 +138,7 @@ TEST(ProbeItest, PrimaryLsnAndStandbyLagThroughPausedReplay) {
   ASSERT_TRUE(QueryOne(Conninfo(primary),
                        "INSERT INTO probe_fill SELECT g, repeat(md5(g::text), 32) "
                        "FROM generate_series(1, 25000) g"));
-  auto written = probe.PrimaryLsn(primary, 5432);
+  auto written = LsnOf(probe, primary, 5432);
   ASSERT_TRUE(written) << written.error().ToString();
   // Lag in seconds counts only WAL received and waiting to be replayed (a replica that has
   // replayed all it received reads 0 s; the bytes still show what it has not received): wait
@@ -171,6 +183,73 @@ TEST(ProbeItest, PrimaryLsnAndStandbyLagThroughPausedReplay) {
   EXPECT_TRUE(unknown.in_recovery);
   EXPECT_FALSE(unknown.lag_bytes.has_value());
   EXPECT_FALSE(unknown.error.empty());
+}
+
+// The facts the gate judges, from a real standby: its system identifier is the primary's, its
+// WAL receiver streams the primary's timeline; a client session on it counts (the probe's own
+// connection does not); and with primary_conninfo emptied and reloaded the receiver is gone,
+// which "replayed everything it received" alone would never show.
+TEST(ProbeItest, ReceiverIdentityAndSessionsOfARealStandby) {
+  auto user = ra::testing::UnprivilegedUser();
+  ASSERT_TRUE(user) << user.error().message;
+  TempDir dir("ra-probe-itest-receiver");
+  auto pg = PostgresPair::Start(dir.path(), Octet());
+  ASSERT_TRUE(pg) << pg.error().message;
+  const std::string primary = (*pg)->primary_host();
+  const std::string standby = (*pg)->donor_host();
+  LibpqReplicaProbe probe(ProbeConfig(3s), Secret());
+
+  auto facts = probe.PrimaryPosition(primary, 5432);
+  ASSERT_TRUE(facts) << facts.error().ToString();
+  EXPECT_EQ(facts->timeline, 1);
+  EXPECT_LE(facts->flush_lsn, facts->lsn);
+  EXPECT_GT(facts->flush_lsn, 0);
+  ASSERT_FALSE(facts->system_identifier.empty());
+
+  ProbeResult r;
+  ASSERT_TRUE(Eventually(
+      [&] {
+        r = probe.ProbeReplica(standby, 5432, facts->lsn);
+        return r.receiver_status == "streaming";
+      },
+      30s))
+      << Describe(r);
+  EXPECT_EQ(r.system_identifier, facts->system_identifier);
+  EXPECT_EQ(r.receiver_timeline, facts->timeline) << Describe(r);
+  ASSERT_TRUE(r.receiver_silence_seconds) << Describe(r);
+  EXPECT_LT(*r.receiver_silence_seconds, 120.0);
+  EXPECT_NE(r.upstream.find(primary), std::string::npos) << r.upstream;
+  ASSERT_TRUE(r.replay_lsn);
+  EXPECT_EQ(r.client_sessions, 0) << Describe(r);
+
+  // A client session on the standby counts; closing it brings the count back.
+  {
+    std::unique_ptr<PGconn, decltype(&PQfinish)> session(PQconnectdb(Conninfo(standby).c_str()),
+                                                         &PQfinish);
+    ASSERT_EQ(PQstatus(session.get()), CONNECTION_OK) << PQerrorMessage(session.get());
+    r = probe.ProbeReplica(standby, 5432, facts->lsn);
+    EXPECT_EQ(r.client_sessions, 1) << Describe(r);
+  }
+  ASSERT_TRUE(Eventually(
+      [&] {
+        r = probe.ProbeReplica(standby, 5432, facts->lsn);
+        return r.client_sessions == 0;
+      },
+      10s))
+      << Describe(r);
+
+  // The WAL receiver stopped by hand: no receiver, though everything received is replayed.
+  ASSERT_TRUE(QueryOne(Conninfo(standby), "ALTER SYSTEM SET primary_conninfo = ''"));
+  ASSERT_TRUE(QueryOne(Conninfo(standby), "SELECT pg_reload_conf()"));
+  ASSERT_TRUE(Eventually(
+      [&] {
+        r = probe.ProbeReplica(standby, 5432, facts->lsn);
+        return r.receiver_status.empty();
+      },
+      30s))
+      << Describe(r);
+  EXPECT_TRUE(r.reachable);
+  EXPECT_FALSE(r.receiver_timeline.has_value());
 }
 
 std::string Describe(const Result<std::map<std::string, double>>& r) {
@@ -238,7 +317,7 @@ TEST(ProbeItest, NothingListeningIsUnreachableAtOnce) {
   ASSERT_FALSE(latencies);
   EXPECT_EQ(latencies.error().kind, ErrorKind::kTransient) << latencies.error().message;
 
-  auto lsn = probe.PrimaryLsn(host, 5432);
+  auto lsn = LsnOf(probe, host, 5432);
   ASSERT_FALSE(lsn);
   EXPECT_EQ(lsn.error().kind, ErrorKind::kTransient);
   EXPECT_NE(lsn.error().message.find("refused"), std::string::npos) << lsn.error().message;
@@ -272,7 +351,7 @@ TEST(ProbeItest, ASilentServerIsUnreachableWithinTheConnectTimeout) {
   EXPECT_LT(elapsed, 4s) << "the connect timeout (2s) bounds the wait";
 
   start = std::chrono::steady_clock::now();
-  auto lsn = probe.PrimaryLsn(host, port);
+  auto lsn = LsnOf(probe, host, port);
   elapsed = std::chrono::steady_clock::now() - start;
   ASSERT_FALSE(lsn);
   EXPECT_EQ(lsn.error().kind, ErrorKind::kTransient) << lsn.error().message;

@@ -92,7 +92,7 @@ TEST(ProbeLibpq, RefusesAddressesThatAreNotOneServer) {
                                                 {"10.0.0.1 port=1", 5432},
                                                 {"10.0.0.1", 0},
                                                 {"10.0.0.1", 65536}}) {
-    auto lsn = probe.PrimaryLsn(host, port);
+    auto lsn = probe.PrimaryPosition(host, port);
     ASSERT_FALSE(lsn) << host << ":" << port;
     EXPECT_EQ(lsn.error().kind, ErrorKind::kConfig) << lsn.error().message;
 
@@ -284,8 +284,8 @@ TEST(ProbeFakes, ReplicaProbeAnswersPerAddressAndCounts) {
     return testing::FakeReplicaProbe::Lagging(lsn - 900, 0.1);
   });
 
-  EXPECT_EQ(*probe.PrimaryLsn("10.0.0.1", 5432), 1000);
-  EXPECT_FALSE(probe.PrimaryLsn("10.0.0.1", 5433));
+  EXPECT_EQ(probe.PrimaryPosition("10.0.0.1", 5432)->lsn, 1000);
+  EXPECT_FALSE(probe.PrimaryPosition("10.0.0.1", 5433));
   EXPECT_EQ(probe.ProbeReplica("10.0.0.5", 5432, 1000).lag_bytes, 200);
   EXPECT_EQ(probe.ProbeReplica("10.0.0.6", 5432, 1000).lag_bytes, 100);
   const ProbeResult unset = probe.ProbeReplica("10.0.0.7", 5432, 1000);
@@ -336,7 +336,7 @@ TEST(ProbeFakes, ReplicaProbeIsThreadSafe) {
       for (int i = 0; i < 200; ++i) {
         probe.ProbeReplica("h", 1, i);
         probe.SetPrimaryLsn("p", 1, int64_t{i});
-        (void)probe.PrimaryLsn("p", 1);
+        (void)probe.PrimaryPosition("p", 1);
       }
     });
   }

@@ -70,13 +70,39 @@ class R {
     replica_.lb = lb;
     return *this;
   }
+  /// Reachable, streaming timeline 1 of system "sys-1", no client session, behind by these.
   R& Probe(int64_t lag_bytes, double lag_seconds) {
     ProbeResult probe;
     probe.reachable = true;
     probe.in_recovery = true;
     probe.lag_bytes = lag_bytes;
     probe.lag_seconds = lag_seconds;
+    probe.system_identifier = "sys-1";
+    probe.receiver_status = "streaming";
+    probe.receiver_timeline = 1;
+    probe.receiver_silence_seconds = 1.0;
+    probe.replay_lsn = 1000;
+    probe.client_sessions = 0;
     replica_.probe = probe;
+    return *this;
+  }
+  /// The WAL receiver as pg_stat_wal_receiver shows it ("" when none runs).
+  R& Receiver(std::string status, std::optional<int64_t> timeline = 1) {
+    replica_.probe->receiver_status = std::move(status);
+    replica_.probe->receiver_timeline = timeline;
+    return *this;
+  }
+  R& Replay(int64_t lsn) {
+    replica_.probe->replay_lsn = lsn;
+    return *this;
+  }
+  R& SystemId(std::string id) {
+    replica_.probe->system_identifier = std::move(id);
+    return *this;
+  }
+  /// Client sessions on the replica itself (std::nullopt: not read).
+  R& PgSessions(std::optional<int64_t> sessions) {
+    replica_.probe->client_sessions = sessions;
     return *this;
   }
   R& LagUnknown() {
@@ -477,8 +503,10 @@ TEST_F(ReconcileTest, MaintReplicaWhosePostgresNeverAnswersFailsAfterPostgresSta
 }
 
 TEST_F(ReconcileTest, MaintBudgetCountsFromWhenPostgresStoppedAnsweringNotFromTheLagging) {
-  // Ejected for lag and lagging for longer than postgres_start (a long write burst: lagging has
-  // no budget), then one probe fails: the replica still has postgres_start from that moment.
+  // Ejected for lag and lagging for longer than postgres_start (a long write burst, with a
+  // lagging budget longer still), then one probe fails: the replica still has postgres_start
+  // from that moment.
+  cluster_.timeouts.lagging = 2h;
   Observe({R("r").Server("ACTIVE", kT0 - 1h).Lb(AdminState::kMaint, 0).Probe(50 << 20, 30)});
   input_.desired = 1;
   Run();
@@ -941,7 +969,8 @@ TEST_F(ReconcileTest, DrainThenRemoveWhenIdleOrForcedAfterTheTimeout) {
            R("b").Serving(5)});
   plan = RunAt(kT0 + 50s);
   EXPECT_TRUE(plan.actions.empty()) << plan.reason;
-  EXPECT_EQ(View(plan, "a")->detail, "3 sessions left, 4m10s of drain budget");
+  EXPECT_EQ(View(plan, "a")->detail,
+            "3 sessions left, 4m10s of drain budget (HAProxy 3, on the replica 0)");
   EXPECT_EQ(View(plan, "a")->phase, Phase::kDraining);
   EXPECT_EQ(View(plan, "a")->sessions, 3);
 
@@ -1188,6 +1217,262 @@ TEST_F(ReconcileTest, MissingClusterDoesNotCrash) {
   const Plan plan = Run();
   EXPECT_TRUE(plan.actions.empty());
   EXPECT_FALSE(plan.reason.empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// the gate: streaming, identity, timeline, not ahead; the budgets of bad states (issue #12)
+
+class GateTest : public ReconcileTest {
+ protected:
+  void SetUp() override {
+    ReconcileTest::SetUp();
+    input_.observed.primary_host = "10.0.0.100";
+    input_.observed.primary =
+        PrimaryFacts{.lsn = 5000, .flush_lsn = 5000, .timeline = 1, .system_identifier = "sys-1"};
+  }
+  bool HasAction(const Plan& plan, ActionKind kind, const std::string& replica) {
+    return Find(plan, kind, replica) != nullptr;
+  }
+};
+
+TEST_F(GateTest, AStoppedReceiverOnAQuietPrimaryIsEjectedThenReplaced) {
+  // Everything received is replayed and the primary is idle: lag 0, as the old gate read it.
+  // The WAL receiver is gone, though: after max_lag_time it is lag, then the lagging budget.
+  input_.desired = 1;
+  Observe({R("r").Serving(0).Receiver("")});
+  Plan plan = Run();
+  EXPECT_EQ(View(plan, "r")->phase, Phase::kServing);
+  EXPECT_NE(View(plan, "r")->detail.find("no WAL receiver running for 0s"), std::string::npos)
+      << View(plan, "r")->detail;
+  plan = RunAt(kT0 + 31s);
+  EXPECT_EQ(View(plan, "r")->phase, Phase::kLagging) << View(plan, "r")->detail;
+  EXPECT_TRUE(HasAction(plan, ActionKind::kMaint, "r")) << plan.reason;
+  Observe({R("r").Server("ACTIVE", kT0 - 1h).Lb(AdminState::kMaint, 0).Probe(0, 0).Receiver("")});
+  plan = RunAt(kT0 + 31s + 4min);
+  EXPECT_EQ(View(plan, "r")->phase, Phase::kLagging);
+  EXPECT_TRUE(plan.failures.empty());
+  plan = RunAt(kT0 + 31s + 5min + 1s);
+  EXPECT_EQ(View(plan, "r")->phase, Phase::kFailed) << View(plan, "r")->detail;
+  ASSERT_EQ(plan.failures.size(), 1u);
+  EXPECT_EQ(ToString(plan.failures[0].reason), "lagging");
+  EXPECT_NE(plan.failures[0].message.find("no WAL receiver running"), std::string::npos)
+      << plan.failures[0].message;
+  // Replaced: the failed one leaves, and the count is made up from a snapshot taken after the
+  // failure (the one there is older, so a new one is asked for first).
+  EXPECT_TRUE(HasAction(plan, ActionKind::kRemoveFromLb, "r"));
+  EXPECT_TRUE(Find(plan, ActionKind::kTakeSnapshot) != nullptr) << plan.reason;
+  EXPECT_TRUE(Blocks(plan, ActionKind::kCreateVolume, "waiting for a golden snapshot taken after"))
+      << plan.reason;
+}
+
+TEST_F(GateTest, NotStreamingIsNeverAdmitted) {
+  input_.desired = 1;
+  for (const char* status : {"", "waiting", "starting", "restarting"}) {
+    memory_ = ClusterMemory{};
+    Observe({R("r").Server("ACTIVE", kT0 - 1min).Probe(0, 0).Receiver(status)});
+    const Plan plan = Run();
+    EXPECT_EQ(View(plan, "r")->phase, Phase::kCatchingUp) << status;
+    EXPECT_FALSE(HasAction(plan, ActionKind::kAdmit, "r")) << status;
+  }
+  // A receiver that streams an old timeline is not following the primary either.
+  memory_ = ClusterMemory{};
+  Observe({R("r").Server("ACTIVE", kT0 - 1min).Probe(0, 0).Receiver("streaming", 0)});
+  Plan plan = Run();
+  EXPECT_FALSE(HasAction(plan, ActionKind::kAdmit, "r"));
+  EXPECT_NE(View(plan, "r")->detail.find("timeline 0, the primary writes 1"), std::string::npos)
+      << View(plan, "r")->detail;
+  // Streaming but silent for longer than max_receiver_silence: a dead stream.
+  memory_ = ClusterMemory{};
+  R silent = R("r").Server("ACTIVE", kT0 - 1min).Probe(0, 0);
+  ObservedReplica obs = silent;
+  obs.probe->receiver_silence_seconds = 61;
+  Observe({obs});
+  plan = Run();
+  EXPECT_FALSE(HasAction(plan, ActionKind::kAdmit, "r"));
+  EXPECT_NE(View(plan, "r")->detail.find("silent"), std::string::npos) << View(plan, "r")->detail;
+  // And the same replica streaming: admitted.
+  memory_ = ClusterMemory{};
+  Observe({R("r").Server("ACTIVE", kT0 - 1min).Probe(0, 0)});
+  plan = Run();
+  EXPECT_TRUE(HasAction(plan, ActionKind::kAdmit, "r")) << plan.reason;
+}
+
+TEST_F(GateTest, CatchingUpWithoutFollowingFailsAfterTheLaggingBudget) {
+  // The WAL it needs is gone from the primary: its receiver never streams, its lag never falls.
+  input_.desired = 1;
+  Observe({R("r").Server("ACTIVE", kT0 - 1min).Probe(int64_t{1} << 30, 0).Receiver("waiting")});
+  Run();
+  Plan plan = RunAt(kT0 + 5min);
+  EXPECT_EQ(View(plan, "r")->phase, Phase::kCatchingUp);
+  plan = RunAt(kT0 + 5min + 1s);
+  EXPECT_EQ(View(plan, "r")->phase, Phase::kFailed) << View(plan, "r")->detail;
+  ASSERT_EQ(plan.failures.size(), 1u);
+  EXPECT_EQ(ToString(plan.failures[0].reason), "lagging");
+}
+
+TEST_F(GateTest, ALaggingReplicaIsWaitedForWhileItsLagFalls) {
+  input_.desired = 1;
+  int64_t lag = int64_t{1} << 30;
+  TimePoint now = kT0;
+  for (int i = 0; i < 8; ++i, now += 4min, lag /= 2) {
+    Observe({R("r").Server("ACTIVE", kT0 - 1h).Lb(AdminState::kMaint, 0).Probe(lag, 40)});
+    const Plan plan = RunAt(now);
+    ASSERT_EQ(View(plan, "r")->phase, Phase::kLagging) << i << View(plan, "r")->detail;
+  }
+  // The lag stops falling (the same figure, then more): the budget runs from the last low.
+  const TimePoint last_low = now - 4min;
+  Observe({R("r").Server("ACTIVE", kT0 - 1h).Lb(AdminState::kMaint, 0).Probe(lag * 4, 40)});
+  Plan plan = RunAt(last_low + 5min);
+  EXPECT_EQ(View(plan, "r")->phase, Phase::kLagging);
+  plan = RunAt(last_low + 5min + 1s);
+  EXPECT_EQ(View(plan, "r")->phase, Phase::kFailed) << View(plan, "r")->detail;
+  EXPECT_EQ(ToString(plan.failures.at(0).reason), "lagging");
+}
+
+TEST_F(GateTest, AReplicaAheadOfThePrimaryIsDivergedAndFailsAtOnce) {
+  // After a failover: it replayed the old primary's tail, beyond what the new primary flushed.
+  input_.desired = 1;
+  input_.observed.primary_flush_after = 5200;
+  Observe({R("r").Serving(2).Replay(6000), R("s").Serving(0).Replay(5100)});
+  const Plan plan = Run();
+  EXPECT_EQ(View(plan, "r")->phase, Phase::kFailed);
+  ASSERT_EQ(plan.failures.size(), 1u);
+  EXPECT_EQ(ToString(plan.failures[0].reason), "diverged");
+  EXPECT_NE(plan.failures[0].message.find("beyond the primary's flush position 0/1450"),
+            std::string::npos)
+      << plan.failures[0].message;
+  // Out of rotation at once: maint before it leaves HAProxy.
+  EXPECT_EQ(Kinds(plan, "r"), (std::vector<std::string>{"maint", "remove_from_lb"}));
+  EXPECT_EQ(View(plan, "s")->phase, Phase::kServing);
+}
+
+TEST_F(GateTest, AnotherClustersCopyOrAPromotedReplicaIsDiverged) {
+  input_.desired = 2;
+  R promoted = R("p").Serving(0);
+  ObservedReplica obs = promoted;
+  obs.probe->in_recovery = false;
+  obs.probe->error = "not in recovery";
+  Observe({R("x").Serving(0).SystemId("sys-2"), obs});
+  const Plan plan = Run();
+  EXPECT_EQ(View(plan, "x")->phase, Phase::kFailed);
+  EXPECT_EQ(View(plan, "p")->phase, Phase::kFailed);
+  EXPECT_NE(View(plan, "x")->detail.find("another cluster"), std::string::npos);
+  EXPECT_NE(View(plan, "p")->detail.find("promoted"), std::string::npos);
+}
+
+TEST_F(GateTest, WithoutAKnownPrimaryNothingIsEjectedOrTimed) {
+  // A failover under way: no primary to compare with, so replicas serve what they have.
+  input_.desired = 1;
+  input_.observed.primary.reset();
+  input_.observed.primary_host.clear();
+  Observe({R("r").Serving(1).Receiver("")});
+  for (auto later : {0min, 1min, 10min}) {
+    const Plan plan = RunAt(kT0 + later);
+    EXPECT_EQ(View(plan, "r")->phase, Phase::kServing) << View(plan, "r")->detail;
+    EXPECT_TRUE(plan.actions.empty() || !HasAction(plan, ActionKind::kMaint, "r"));
+  }
+  // The primary is back and the receiver is not: timed from now, not from before.
+  input_.observed.primary =
+      PrimaryFacts{.lsn = 5000, .flush_lsn = 5000, .timeline = 2, .system_identifier = "sys-1"};
+  Plan plan = RunAt(kT0 + 10min + 20s);
+  EXPECT_EQ(View(plan, "r")->phase, Phase::kServing) << View(plan, "r")->detail;
+  plan = RunAt(kT0 + 10min + 51s);
+  EXPECT_EQ(View(plan, "r")->phase, Phase::kLagging) << View(plan, "r")->detail;
+}
+
+TEST_F(GateTest, DrainedMeansNoSessionOnTheReplicaItself) {
+  // HAProxy's count is its current worker's: after a reload it reads 0 while an older worker
+  // still carries a session to the replica.
+  input_.desired = 1;
+  Observe({R("a").Serving(0), R("b").Serving(4)});
+  Plan plan = Run();
+  ASSERT_TRUE(HasAction(plan, ActionKind::kDrain, "a")) << plan.reason;
+  Observe({R("a").Server("ACTIVE", kT0 - 1h).Lb(AdminState::kDraining, 0).Probe(0, 0).PgSessions(1),
+           R("b").Serving(4)});
+  plan = RunAt(kT0 + 10s);
+  EXPECT_EQ(View(plan, "a")->phase, Phase::kDraining) << View(plan, "a")->detail;
+  EXPECT_FALSE(HasAction(plan, ActionKind::kRemoveFromLb, "a"));
+  EXPECT_NE(View(plan, "a")->detail.find("(HAProxy 0, on the replica 1)"), std::string::npos)
+      << View(plan, "a")->detail;
+  // Sessions it cannot count hold the drain too.
+  Observe({R("a")
+               .Server("ACTIVE", kT0 - 1h)
+               .Lb(AdminState::kDraining, 0)
+               .Probe(0, 0)
+               .PgSessions(std::nullopt),
+           R("b").Serving(4)});
+  plan = RunAt(kT0 + 20s);
+  EXPECT_EQ(View(plan, "a")->phase, Phase::kDraining) << View(plan, "a")->detail;
+  // After the drain timeout it is removed anyway, and the session on the replica is counted.
+  Observe({R("a").Server("ACTIVE", kT0 - 1h).Lb(AdminState::kDraining, 0).Probe(0, 0).PgSessions(1),
+           R("b").Serving(4)});
+  plan = RunAt(kT0 + 5min + 1s);
+  const Action* remove = Find(plan, ActionKind::kRemoveFromLb, "a");
+  ASSERT_NE(remove, nullptr) << plan.reason;
+  EXPECT_TRUE(remove->force);
+  EXPECT_EQ(remove->sessions, 1);
+  // A replica whose sessions are gone everywhere leaves at once.
+  memory_ = ClusterMemory{};
+  Observe({R("a").Server("ACTIVE", kT0 - 1h).Lb(AdminState::kDraining, 0).Probe(0, 0).PgSessions(0),
+           R("b").Serving(4)});
+  plan = Run();
+  remove = Find(plan, ActionKind::kRemoveFromLb, "a");
+  ASSERT_NE(remove, nullptr) << plan.reason;
+  EXPECT_FALSE(remove->force);
+}
+
+TEST_F(GateTest, ReplacementsFailingTwiceForTheSameReasonBlockCreation) {
+  input_.desired = 1;
+  input_.observed.primary_flush_after = 5200;
+  // 1: diverged. Its replacement waits for a snapshot taken after the failure, and one is
+  // asked for.
+  Observe({R("r").Serving(0).Replay(6000)});
+  Plan plan = Run();
+  ASSERT_EQ(plan.failures.size(), 1u);
+  EXPECT_TRUE(Find(plan, ActionKind::kTakeSnapshot) != nullptr) << plan.reason;
+  EXPECT_TRUE(plan.creation_blocked.empty());
+  // The snapshot is there: the replacement is created from it.
+  input_.observed.snapshots.push_back(Snapshot("snap-2", "available", kT0 + 1min));
+  Observe({});
+  memory_.replicas.erase("r");
+  plan = RunAt(kT0 + 2min);
+  ASSERT_NE(Find(plan, ActionKind::kCreateVolume), nullptr) << plan.reason;
+  EXPECT_EQ(Find(plan, ActionKind::kCreateVolume)->snapshot_id, "snap-2");
+  const std::string second = Find(plan, ActionKind::kCreateVolume)->replica;
+  // 2: the replacement diverges too. Creation is blocked, with the reason and no snapshot
+  // asked for: no churn.
+  Observe({R(second).Serving(0, kT0 + 3min).Replay(6000)});
+  plan = RunAt(kT0 + 5min);
+  ASSERT_EQ(plan.failures.size(), 1u);
+  EXPECT_EQ(plan.creation_blocked, "diverged");
+  EXPECT_TRUE(
+      Blocks(plan, ActionKind::kCreateVolume, "creation blocked: 2 replicas in a row failed"))
+      << plan.reason;
+  EXPECT_EQ(Find(plan, ActionKind::kTakeSnapshot), nullptr) << plan.reason;
+  plan = RunAt(kT0 + 30min);
+  EXPECT_EQ(Find(plan, ActionKind::kCreateVolume), nullptr);
+  EXPECT_EQ(Find(plan, ActionKind::kTakeSnapshot), nullptr) << plan.reason;
+  // A snapshot taken later (the schedule, or the operator) allows one more try.
+  input_.observed.snapshots.push_back(Snapshot("snap-3", "available", kT0 + 31min));
+  Observe({});
+  memory_.replicas.erase(second);
+  plan = RunAt(kT0 + 32min);
+  ASSERT_NE(Find(plan, ActionKind::kCreateVolume), nullptr) << plan.reason;
+  EXPECT_EQ(Find(plan, ActionKind::kCreateVolume)->snapshot_id, "snap-3");
+  EXPECT_TRUE(plan.creation_blocked.empty());
+}
+
+TEST_F(GateTest, ReplicasFailingTogetherCountOnce) {
+  // A failover leaves several replicas diverged at once: one failure of the streak, not three.
+  input_.desired = 3;
+  input_.observed.primary_flush_after = 5200;
+  Observe({R("a").Serving(0).Replay(6000), R("b").Serving(0).Replay(6000),
+           R("c").Serving(0).Replay(6000)});
+  const Plan plan = Run();
+  EXPECT_EQ(plan.failures.size(), 3u);
+  ASSERT_TRUE(memory_.streak);
+  EXPECT_EQ(memory_.streak->count, 1);
+  EXPECT_TRUE(plan.creation_blocked.empty());
 }
 
 }  // namespace
