@@ -606,6 +606,7 @@ Reply ApiServer::Impl::Route(http::http_request& request, const std::string& met
     kPause,
     kResume,
     kSnapshot,
+    kReplace,
     kEvents,
   };
   std::optional<Route> route;
@@ -621,6 +622,9 @@ Reply ApiServer::Impl::Route(http::http_request& request, const std::string& met
     if (seg[3] == "pause") route = Route::kPause, allow = "POST";
     if (seg[3] == "resume") route = Route::kResume, allow = "POST";
     if (seg[3] == "snapshot") route = Route::kSnapshot, allow = "POST";
+  } else if (seg.size() == 6 && seg[1] == "clusters" && seg[3] == "replicas" &&
+             seg[5] == "replace") {
+    route = Route::kReplace, allow = "POST";
   }
   if (!route) return ErrorReply(404, "no route for " + path);
   if (!Allows(allow, method)) return not_allowed(allow);
@@ -669,6 +673,16 @@ Reply ApiServer::Impl::Route(http::http_request& request, const std::string& met
       if (!requested) return FromError(requested.error());
       log::Info("api: snapshot requested", {{"cluster", cluster}, {"by", who.name}});
       return JsonReply(202, {{"cluster", cluster}, {"snapshot", "requested"}});
+    }
+    case Route::kReplace: {
+      auto object = ParseObject(body, {}, true);
+      if (!object) return object.error().reply;
+      const std::string& replica = seg[4];
+      auto requested = control.ReplaceReplica(cluster, replica);
+      if (!requested) return FromError(requested.error());
+      log::Info("api: replica replacement requested",
+                {{"cluster", cluster}, {"replica", replica}, {"by", who.name}});
+      return JsonReply(202, {{"cluster", cluster}, {"replica", replica}, {"replace", "requested"}});
     }
   }
   return ErrorReply(404, "no route for " + path);

@@ -380,6 +380,44 @@ Result<void> Controller::RequestSnapshot(const std::string& cluster) {
   return {};
 }
 
+Result<void> Controller::ReplaceReplica(const std::string& cluster, const std::string& replica) {
+  {
+    std::lock_guard lock(mu_);
+    ClusterState* state = Find(cluster);
+    if (!state) return Fail(ErrorKind::kNotFound, fmt::format("no cluster named '{}'", cluster));
+    auto it = state->memory.replicas.find(replica);
+    bool foreign = replica == state->deps.cluster->donor.server;
+    if (state->last_plan) {
+      for (const ReplicaView& view : state->last_plan->replicas) {
+        if (view.name == replica && view.foreign) foreign = true;
+      }
+    }
+    if (it == state->memory.replicas.end() || foreign) {
+      return Fail(ErrorKind::kNotFound,
+                  fmt::format("cluster {} has no replica named '{}' that this service manages",
+                              cluster, replica));
+    }
+    ReplicaMemory& mem = it->second;
+    if (!mem.failure.empty()) {
+      return Fail(ErrorKind::kConflict,
+                  fmt::format("replica {} has failed and is being replaced already", replica));
+    }
+    if (mem.leaving) {
+      return Fail(ErrorKind::kConflict, fmt::format("replica {} is leaving already", replica));
+    }
+    mem.leaving = true;
+    mem.replace = true;
+    mem.serving_since.reset();
+  }
+  journal_.Append({.at = clock_.Now(),
+                   .cluster = cluster,
+                   .replica = replica,
+                   .type = "replace_requested",
+                   .message = "asked through the API: drained, deleted and replaced"});
+  TriggerCycle();
+  return {};
+}
+
 std::vector<Event> Controller::Events(const std::string& cluster, size_t limit,
                                       std::optional<TimePoint> since) const {
   return journal_.Recent(cluster, limit, since);

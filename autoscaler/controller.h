@@ -107,6 +107,7 @@ class Controller final : public ServiceControl {
   Result<void> Pause(const std::string& cluster, const std::string& reason) override;
   Result<void> Resume(const std::string& cluster) override;
   Result<void> RequestSnapshot(const std::string& cluster) override;
+  Result<void> ReplaceReplica(const std::string& cluster, const std::string& replica) override;
   void TriggerCycle() override;
   std::vector<Event> Events(const std::string& cluster, size_t limit,
                             std::optional<TimePoint> since) const override;

@@ -136,7 +136,10 @@ struct ReplicaMemory {
   Phase phase = Phase::kVolumeCreating;  ///< last derived phase
   TimePoint phase_since{};               ///< when it entered `phase` (or was first seen in it)
   TimePoint first_seen{};
-  bool leaving = false;  ///< chosen to go: never re-admitted, only taken down
+  bool leaving = false;  ///< chosen to go: only taken down (re-admitted if needed after all)
+  /// The operator asked for it to be replaced (Control::ReplaceReplica): leaving, and never
+  /// re-admitted, whatever the count needs.
+  bool replace = false;
   std::optional<TimePoint> drain_started{};
   /// Non-empty once failed: why, in one sentence. Set only by RecordFailure.
   std::string failure{};

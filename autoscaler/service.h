@@ -66,6 +66,11 @@ class ServiceControl {
   virtual Result<void> Resume(const std::string& cluster) = 0;
   /// Asks for a golden snapshot in the next cycle. kConflict when one is being made already.
   virtual Result<void> RequestSnapshot(const std::string& cluster) = 0;
+  /// Takes `replica` out of service and builds a replacement: it is drained (to zero sessions
+  /// on HAProxy and on the replica itself, or the drain timeout), removed and deleted, and
+  /// never re-admitted. kNotFound for an unknown cluster or a replica the service does not
+  /// manage; kConflict when it is already leaving or failed.
+  virtual Result<void> ReplaceReplica(const std::string& cluster, const std::string& replica) = 0;
   /// Starts the next cycle now instead of after the interval.
   virtual void TriggerCycle() = 0;
   virtual std::vector<Event> Events(const std::string& cluster, size_t limit,

@@ -140,6 +140,9 @@ class FakeControl final : public ServiceControl {
     snapshot_pending_ = true;
     return {};
   }
+  Result<void> ReplaceReplica(const std::string& cluster, const std::string& replica) override {
+    return Record("Replace", cluster, replica);
+  }
   void TriggerCycle() override {}
 
   std::vector<Event> Events(const std::string& cluster, size_t limit,
@@ -339,12 +342,13 @@ TEST_F(ApiItest, ReadOnlyTokenReadsButCannotChange) {
   EXPECT_EQ(status["replicas"][0]["age_seconds"], 3600);  // measured at the fake clock's now
   EXPECT_EQ(status["last_decision"]["policies"][0]["verdict"], "hold");
 
-  for (const auto& [method, path] :
-       std::vector<std::pair<std::string, std::string>>{{"PUT", "/v1/clusters/main/override"},
-                                                        {"DELETE", "/v1/clusters/main/override"},
-                                                        {"POST", "/v1/clusters/main/pause"},
-                                                        {"POST", "/v1/clusters/main/resume"},
-                                                        {"POST", "/v1/clusters/main/snapshot"}}) {
+  for (const auto& [method, path] : std::vector<std::pair<std::string, std::string>>{
+           {"PUT", "/v1/clusters/main/override"},
+           {"DELETE", "/v1/clusters/main/override"},
+           {"POST", "/v1/clusters/main/pause"},
+           {"POST", "/v1/clusters/main/resume"},
+           {"POST", "/v1/clusters/main/snapshot"},
+           {"POST", "/v1/clusters/main/replicas/r1/replace"}}) {
     HttpResponse r = Send(method, path, kReaderToken, method == "PUT" ? R"({"replicas":3})" : "");
     EXPECT_NE(ErrorMessage(r, 403, "forbidden").find("read-only"), std::string::npos)
         << method << " " << path;
@@ -382,10 +386,19 @@ TEST_F(ApiItest, AdminTokenSetsAndClearsAnOverridePausesResumesAndSnapshots) {
   HttpResponse again = Send("POST", "/v1/clusters/main/snapshot", kAdminToken);
   EXPECT_NE(ErrorMessage(again, 409, "conflict").find("already"), std::string::npos);
 
+  HttpResponse replace =
+      Send("POST", "/v1/clusters/main/replicas/main-replica-1/replace", kAdminToken);
+  EXPECT_EQ(replace.status, 202) << replace.body;
+  EXPECT_EQ(Body(replace)["replica"], "main-replica-1");
+  EXPECT_EQ(Send("GET", "/v1/clusters/main/replicas/main-replica-1/replace", kAdminToken).status,
+            405);
+  EXPECT_EQ(Send("POST", "/v1/clusters/nope/replicas/x/replace", kAdminToken).status, 404);
+
   EXPECT_EQ(control_.Calls(),
             (std::vector<std::string>{"SetOverride main 3 black friday", "SetOverride main 2 ",
                                       "Clear main", "Pause main maintenance", "Pause main",
-                                      "Resume main", "Snapshot main", "Snapshot main"}));
+                                      "Resume main", "Snapshot main", "Snapshot main",
+                                      "Replace main main-replica-1", "Replace nope x"}));
 }
 
 TEST_F(ApiItest, BadBodiesAre400NamingTheField) {

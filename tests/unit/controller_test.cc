@@ -1076,6 +1076,37 @@ TEST_F(ControllerTest, SnapshotOnDemandIsTakenOnceAndConflictsWhileBeingMade) {
   EXPECT_TRUE(controller_->RequestSnapshot("pg"));
 }
 
+TEST_F(ControllerTest, AReplicaReplacedThroughTheApiLeavesAndIsNeverReadmitted) {
+  MakeController();
+  ScaleTo(2);
+  std::string victim;
+  for (const ReplicaView& r : Status().replicas) {
+    if (r.phase == Phase::kServing) victim = r.name;
+  }
+  ASSERT_FALSE(victim.empty());
+  EXPECT_EQ(controller_->ReplaceReplica("pg", "nope").error().kind, ErrorKind::kNotFound);
+  EXPECT_EQ(controller_->ReplaceReplica("other", victim).error().kind, ErrorKind::kNotFound);
+  ASSERT_TRUE(controller_->ReplaceReplica("pg", victim));
+  EXPECT_EQ(controller_->ReplaceReplica("pg", victim).error().kind, ErrorKind::kConflict);
+  EXPECT_EQ(EventsOf("replace_requested").size(), 1u);
+  // It is drained and deleted while a new one is built: two serve again, the victim is gone,
+  // and it was never admitted again on the way.
+  for (int i = 0; i < 40; ++i) {
+    Cycle();
+    bool victim_listed = false;
+    for (const ReplicaView& r : Status().replicas) {
+      if (r.name == victim) {
+        victim_listed = true;
+        EXPECT_TRUE(r.leaving) << ToString(r.phase) << " " << r.detail;
+      }
+    }
+    if (!victim_listed && CountPhase(Phase::kServing) == 2) break;
+  }
+  EXPECT_EQ(CountPhase(Phase::kServing), 2) << Status().plan_reason;
+  for (const ReplicaView& r : Status().replicas) EXPECT_NE(r.name, victim);
+  EXPECT_NE(log_.IndexOf("lb:Drain(" + victim + ")"), -1);
+}
+
 TEST_F(ControllerTest, ObserveErrorsAreReportedAndNothingIsDeleted) {
   MakeController();
   ScaleTo(2);
