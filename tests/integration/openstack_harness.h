@@ -26,6 +26,7 @@ class PostgresPair {
   const std::string& primary_host() const { return primary_host_; }
   const std::string& donor_host() const { return donor_host_; }
   const std::string& donor_dir() const { return donor_dir_; }
+  const std::string& primary_dir() const { return primary_dir_; }
   /// libpq connection string of the primary (superuser, trust).
   std::string PrimaryConninfo() const;
 

@@ -3,12 +3,18 @@
 the cloud simulator boots in az2 streams WAL from the primary through the zone's relay, and a
 round trip through that relay takes 40 ms more than a direct one.
 
+First, without a sandbox: the simulator's routing of user_data gives primary_host and each entry
+of primary_hosts (every host that may become the primary) its own relay in a zone with a
+latency, and leaves zones without one, and entries the first-boot script would refuse, alone.
+
 Steps: a sandbox without the service (PostgreSQL, the simulator with zones az1/az2 and az2 at
 LATENCY_MS, HAProxy, VictoriaMetrics); through the OpenStack API, a snapshot of the donor's
 volume, a volume from it in az2 and a server booting it with the primary in user_data (what the
-service does); then the replica's walreceiver must be connected to the relay the simulator
-reports, and the median of 10 `SELECT 1` round trips over libpq (psycopg2) through the relay minus
-the median direct to the primary must be within +-40% of LATENCY_MS.
+service does), primary_hosts listing the donor (a standby) before the primary; then the replica's
+walreceiver must be connected to the primary's relay the simulator reports (not the donor's:
+the first-boot script asks for a read-write host), and the median of 10 `SELECT 1` round trips
+over libpq (psycopg2) through the relay minus the median direct to the primary must be within
++-40% of LATENCY_MS.
 
   /usr/bin/python3 tests/integration/sandbox_zone_latency.py [--keep]
 Registered with ctest (label integration); needs no service binary. Bounded by SIGALRM.
@@ -30,6 +36,7 @@ import urllib.request
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from e2e_common import CheckFailed, check, eventually, free_octet, log  # noqa: E402
 from sandbox import PG_PORT, Sandbox  # noqa: E402
+from cloudsim.network import Network  # noqa: E402
 IMAGE = "c1b7bd39-1c6e-4c6e-8b0c-7a9fb04f1d1e"  # the simulator's replica-image
 
 import psycopg2  # noqa: E402  (Debian's python3-psycopg2: libpq)
@@ -91,6 +98,34 @@ def round_trips(host, port, n=10):
         conn.close()
 
 
+def routing():
+    """route_user_data with primary_hosts, in process (no sandbox)."""
+    net = Network(["az1", "az2"], {ZONE: LATENCY_MS})
+    try:
+        doc = {"primary_host": "127.0.0.1", "primary_port": 5432, "replication_user": "replicator",
+               "primary_hosts": [{"host": "127.0.0.1", "port": 5432}, {"host": "127.0.0.2", "port": 5433},
+                                 {"host": "a,b", "port": 5432}, {"host": "127.0.0.3", "port": 0}]}
+        raw = json.dumps(doc).encode()
+        check(net.route_user_data("az1", raw) is raw, "az1 has no latency: its user_data is unchanged")
+        routed = json.loads(net.route_user_data(ZONE, raw))
+        log(f"routed for {ZONE}: {routed}")
+        relays = {r["primary"]: r["relay"] for r in net.relay_view()}
+        check(sorted(relays) == ["127.0.0.1:5432", "127.0.0.2:5433"],
+              f"one relay per host:port that may be the primary: {sorted(relays)}")
+        first, second, bad_host, bad_port = routed["primary_hosts"]
+        check("%s:%d" % (routed["primary_host"], routed["primary_port"]) == relays["127.0.0.1:5432"]
+              and "%s:%d" % (first["host"], first["port"]) == relays["127.0.0.1:5432"],
+              "primary_host and its entry in primary_hosts share the primary's relay")
+        check("%s:%d" % (second["host"], second["port"]) == relays["127.0.0.2:5433"],
+              "the second member goes through its own relay")
+        check(bad_host == doc["primary_hosts"][2] and bad_port == doc["primary_hosts"][3],
+              "entries the first-boot script refuses pass unchanged (it says why)")
+        check(routed["replication_user"] == "replicator", "the other facts are kept")
+    finally:
+        net.close()
+    log("sandbox_zone_latency: route_user_data routes every member of primary_hosts")
+
+
 def body(sb):
     call = openstack(sb)
     snap = call("POST", "/volume/v3/{project}/snapshots", {"snapshot": {
@@ -101,7 +136,10 @@ def body(sb):
         "snapshot_id": snap["id"], "name": "zl-replica-data", "availability_zone": ZONE}})["volume"]
     eventually("volume available", lambda: call(
         "GET", f"/volume/v3/{{project}}/volumes/{vol['id']}")["volume"]["status"] == "available", 60)
+    # Every host that may be the primary, a standby first: the replica must skip it.
     user_data = {"cluster": "orders", "primary_host": sb.primary_host, "primary_port": PG_PORT,
+                 "primary_hosts": [{"host": sb.donor_host, "port": PG_PORT},
+                                   {"host": sb.primary_host, "port": PG_PORT}],
                  "replication_user": "replicator", "application_name": "zl-replica"}
     server = call("POST", "/compute/v2.1/servers", {"server": {
         "name": "zl-replica", "flavorRef": "pg.replica", "availability_zone": ZONE, "imageRef": IMAGE,
@@ -118,14 +156,17 @@ def body(sb):
         return s and s[0].get("boot_ok") and s[0]
     s = eventually("server booted (first boot ok)", booted, 90)
     replica = s["address"]
-    relays = [r for r in sb.cloud_state()["relays"] if r["zone"] == ZONE]
-    check(len(relays) == 1 and relays[0]["primary"] == f"{sb.primary_host}:{PG_PORT}",
-          f"the simulator runs one relay for {ZONE} to the primary: {relays}")
-    relay_host, relay_port = relays[0]["relay"].rsplit(":", 1)
+    relays = {r["primary"]: r["relay"] for r in sb.cloud_state()["relays"] if r["zone"] == ZONE}
+    check(sorted(relays) == sorted([f"{sb.primary_host}:{PG_PORT}", f"{sb.donor_host}:{PG_PORT}"]),
+          f"the simulator runs one relay for {ZONE} to each host that may be the primary: {relays}")
+    primary_relay = relays[f"{sb.primary_host}:{PG_PORT}"]
+    relay_host, relay_port = primary_relay.rsplit(":", 1)
     sender = eventually("the replica streams", lambda: sb.sql(
         replica, "SELECT sender_host || ':' || sender_port FROM pg_stat_wal_receiver "
                  "WHERE status = 'streaming'"), 60)
-    check(sender == relays[0]["relay"], f"the replica's walreceiver reaches the primary through the relay ({sender})")
+    check(sender == primary_relay,
+          f"the replica's walreceiver reaches the primary (not the standby listed first) through "
+          f"the primary's relay ({sender}; relays {relays})")
     lsn = sb.sql(sb.primary_host, "SELECT pg_current_wal_lsn()")
     eventually("the replica replays WAL written after it started", lambda: sb.sql(
         replica, f"SELECT pg_last_wal_replay_lsn() >= '{lsn}'") == "t", 30)
@@ -157,6 +198,7 @@ def main():
     ok = False
     t0 = time.monotonic()
     try:
+        routing()
         with sb:
             body(sb)
         ok = True

@@ -6,8 +6,10 @@ path, and `tc netem` on `lo` cannot tell zones apart (a standby's walreceiver co
 for each availability zone with a latency (`zone_latency_ms`, e.g. {"az2": 40}), it runs a TCP
 relay on loopback in front of the primary that delays each direction by half the latency, and a
 server booted in that zone is given the relay as its primary (its config drive's user_data says
-primary_host/primary_port = the relay). A round trip through the relay takes the zone's latency
-more than a direct one. Zones without a latency reach the primary directly.
+primary_host/primary_port = the relay). Every member of primary_hosts (the hosts that may become
+the primary) gets its own relay the same way, so a replica in the zone follows a switchover at
+the zone's latency too. A round trip through the relay takes the zone's latency more than a
+direct one. Zones without a latency reach the primary directly.
 
 The latency of a zone can change while its relay runs (POST /control/profile
 {"zone_latency_ms": {...}}); new bytes get the new delay. A relay outlives the servers that use
@@ -15,6 +17,7 @@ it and stops with the simulator.
 """
 import collections
 import json
+import re
 import socket
 import threading
 import time
@@ -119,6 +122,19 @@ class _Direction:
                 _close(self.dst)
 
 
+def _port(value):
+    """A port as the first-boot script takes it (a number or digits, 1..65535), or None."""
+    if isinstance(value, bool) or not isinstance(value, (int, str)) \
+            or not re.fullmatch(r"[0-9]{1,5}", str(value)):
+        return None
+    return int(value) if 1 <= int(value) <= 65535 else None
+
+
+def _host(value):
+    """Whether the first-boot script takes `value` as a host (its rule: no comma, space, quote)."""
+    return isinstance(value, str) and re.fullmatch(r"[A-Za-z0-9.:_-]+", value) is not None
+
+
 def _close(s):
     try:
         s.close()
@@ -168,25 +184,35 @@ class Network:
             return relay.address
 
     def route_user_data(self, zone, user_data):
-        """user_data as the VM in `zone` sees it on its config drive: primary_host/primary_port
-        pointing at the zone's relay when it has one. Anything that is not the service's JSON
-        object with a primary_host passes unchanged."""
+        """user_data as the VM in `zone` sees it on its config drive: primary_host/primary_port,
+        and every {"host", "port"} of primary_hosts (the members that may be the primary), each
+        pointing at the zone's relay to that host:port when the zone has a latency. Anything
+        that is not the service's JSON object with a primary passes unchanged, and so does an
+        entry of primary_hosts the first-boot script would refuse (it says why)."""
         if user_data is None or not self.latencies().get(zone):
             return user_data
         try:
             doc = json.loads(user_data)
         except (ValueError, UnicodeDecodeError):
             return user_data
-        if not isinstance(doc, dict) or not isinstance(doc.get("primary_host"), str):
+        if not isinstance(doc, dict):
             return user_data
-        port = doc.get("primary_port", 5432)
-        try:
-            port = int(port)
-        except (TypeError, ValueError):
-            return user_data
-        host, relay_port = self.primary_for(zone, doc["primary_host"], port)
-        doc["primary_host"], doc["primary_port"] = host, relay_port
-        return json.dumps(doc).encode()
+        routed = False
+        if _host(doc.get("primary_host")):
+            port = _port(doc.get("primary_port", 5432))
+            if port is not None:
+                doc["primary_host"], doc["primary_port"] = self.primary_for(zone, doc["primary_host"], port)
+                routed = True
+        members = doc.get("primary_hosts")
+        if isinstance(members, list):
+            for member in members:
+                if not isinstance(member, dict) or not _host(member.get("host")):
+                    continue
+                port = _port(member.get("port", 5432))
+                if port is not None:
+                    member["host"], member["port"] = self.primary_for(zone, member["host"], port)
+                    routed = True
+        return json.dumps(doc).encode() if routed else user_data
 
     def relay_view(self):
         with self.lock:

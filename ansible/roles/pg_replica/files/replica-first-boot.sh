@@ -2,15 +2,19 @@
 # First boot of a PostgreSQL read replica built by replica-autoscaler.
 #
 # The server's data volume is a clone of a snapshot of another replica (the donor), so it holds
-# the donor's postmaster.pid, application_name and primary_conninfo. Before PostgreSQL starts,
-# this script makes it this replica's own:
+# the donor's postmaster.pid, application_name and primary_conninfo, and, when the donor is a
+# Patroni member, the postgresql.conf Patroni wrote for it. Before PostgreSQL starts, this
+# script makes it this replica's own:
 #   1. reads the instance's facts as a VM does: the config drive (label config-2) with
 #      openstack/latest/meta_data.json (uuid, name), user_data (JSON written by the service:
-#      primary_host, primary_port, replication_user, ...) and network_data.json (its address)
-#   2. waits for the data directory (PG_VERSION) and drops the copied postmaster.pid
-#   3. writes to postgresql.auto.conf: a unique application_name inside primary_conninfo
-#      pointing at the primary it is told, no inherited replication slot, and optionally the
-#      listen address, port and socket directory
+#      primary_hosts, primary_host, primary_port, replication_user, ...) and network_data.json
+#      (its address)
+#   2. waits for the data directory (PG_VERSION), repoints hba_file/ident_file that name the
+#      donor's data directory, and drops the copied postmaster.pid
+#   3. writes to postgresql.auto.conf: primary_conninfo listing every host that may be the
+#      primary (target_session_attrs=read-write, a unique application_name), its slot or none,
+#      recovery_target_timeline 'latest', no recovery target, delay or archive commands of the
+#      donor's, and optionally the listen address, port and socket directory
 #   4. makes sure standby.signal exists, and starts PostgreSQL (pg_ctl) unless systemd does it
 #
 # Installed by the Ansible role pg_replica as /usr/local/sbin/replica-first-boot and run by
@@ -24,6 +28,8 @@
 #                     address [--listen]
 #   RA_PORT           [--port]; default: keep
 #   RA_SOCKET_DIR     [--socket-dir]; default: keep
+#   RA_RESTORE_COMMAND  this replica's restore_command [--restore-command]; default "" (none:
+#                     the donor's names its archive tool and credentials; see step 3)
 #   RA_START          "none" (systemd starts PostgreSQL after this unit) or "pg_ctl" [--start]
 #   RA_LOG            PostgreSQL's log with --start pg_ctl [--log]
 #   RA_WAIT_SECONDS   how long to wait for the data directory [--wait]; default 300
@@ -38,6 +44,7 @@ PG_BIN=${RA_PG_BIN:-/usr/lib/postgresql/15/bin}
 LISTEN=${RA_LISTEN:-}
 PORT=${RA_PORT:-}
 SOCKET_DIR=${RA_SOCKET_DIR:-}
+RESTORE_COMMAND=${RA_RESTORE_COMMAND:-}
 START=${RA_START:-none}
 LOG=${RA_LOG:-}
 WAIT_SECONDS=${RA_WAIT_SECONDS:-300}
@@ -54,10 +61,11 @@ while [ $# -gt 0 ]; do
     --listen) LISTEN=$2; shift 2 ;;
     --port) PORT=$2; shift 2 ;;
     --socket-dir) SOCKET_DIR=$2; shift 2 ;;
+    --restore-command) RESTORE_COMMAND=$2; shift 2 ;;
     --start) START=$2; shift 2 ;;
     --log) LOG=$2; shift 2 ;;
     --wait) WAIT_SECONDS=$2; shift 2 ;;
-    -h|--help) sed -n '2,36p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,/^[^#]/{/^#/p}' "$0"; exit 0 ;;
     *) die "unknown argument '$1' (try --help)" ;;
   esac
 done
@@ -101,12 +109,58 @@ for n in net.get("networks", []):
     if n.get("type") in ("ipv4", "ipv4_dhcp") and n.get("ip_address"):
         address = n["ip_address"]
         break
+# Where the primary is. primary_hosts lists every host that may become the primary (the Patroni
+# members, current primary first); primary_host/primary_port is the current primary alone (the
+# older form, kept by the service for compatibility). Each becomes part of a libpq conninfo
+# (host=h1,h2 port=p1,p2), so a host is letters, digits and . : _ - only (no comma, space or
+# quote) and a port a number in 1..65535.
+MAX_PRIMARY_HOSTS = 16
+def is_host(h):
+    return isinstance(h, (str, int)) and not isinstance(h, bool) and \
+        re.fullmatch(r"[A-Za-z0-9.:_-]+", str(h)) is not None
+def port_number(p):
+    if isinstance(p, bool) or not isinstance(p, (int, str)) or not re.fullmatch(r"[0-9]{1,5}", str(p)):
+        return None
+    return int(p) if 1 <= int(p) <= 65535 else None
+members = []
+listed = user.get("primary_hosts")
+if listed is not None:
+    shape = 'an array of {"host": "...", "port": N}'
+    if not isinstance(listed, list):
+        fail(f"user_data.primary_hosts must be {shape}")
+    if len(listed) > MAX_PRIMARY_HOSTS:
+        fail(f"user_data.primary_hosts has {len(listed)} entries; at most {MAX_PRIMARY_HOSTS}")
+    for i, entry in enumerate(listed):
+        if not isinstance(entry, dict):
+            fail(f"user_data.primary_hosts[{i}] must be an object {{\"host\": ..., \"port\": ...}}")
+        if not is_host(entry.get("host")):
+            fail(f"user_data.primary_hosts[{i}].host is missing or not a host name/address "
+                 "(letters, digits and . : _ - only)")
+        member_port = port_number(entry.get("port", 5432))
+        if member_port is None:
+            fail(f"user_data.primary_hosts[{i}].port must be a number in 1..65535")
+        if (str(entry["host"]), member_port) not in members:
+            members.append((str(entry["host"]), member_port))
 host = user.get("primary_host")
-if not host or not re.fullmatch(r"[A-Za-z0-9.:_-]+", str(host)):
-    fail("user_data.primary_host is missing or not a host name/address")
 port = user.get("primary_port", 5432)
-if not str(port).isdigit():
-    fail("user_data.primary_port must be a number")
+if host is None and members:
+    host, port = members[0]  # the list alone is enough; its first entry is the current primary
+if not is_host(host):
+    fail("user_data.primary_host is missing or not a host name/address")
+port = port_number(port)
+if port is None:
+    fail("user_data.primary_port must be a number in 1..65535")
+host = str(host)
+if not members:
+    members = [(host, port)]
+elif (host, port) not in members:
+    print(f"replica-first-boot: warning: primary {host}:{port} is not in primary_hosts; "
+          "following primary_hosts", file=sys.stderr)
+slot = user.get("primary_slot_name") or ""
+# PostgreSQL's rule for slot names: lower-case letters, digits and underscores, at most 63.
+if not isinstance(slot, str) or (slot and not re.fullmatch(r"[a-z0-9_]{1,63}", slot)):
+    fail("user_data.primary_slot_name must be lower-case letters, digits and underscores "
+         "(at most 63)")
 name = user.get("application_name") or meta.get("name") or meta.get("uuid")
 if not name:
     fail("neither user_data.application_name nor meta_data name/uuid is set")
@@ -119,13 +173,14 @@ sslmode = user.get("sslmode", "")
 if sslmode and sslmode not in ("disable", "allow", "prefer", "require", "verify-ca", "verify-full"):
     fail("user_data.sslmode is not a libpq sslmode")
 for k, v in (("UUID", meta.get("uuid", "")), ("APP", app), ("PRIMARY_HOST", host),
-             ("PRIMARY_PORT", port), ("REPL_USER", repl_user), ("SSLMODE", sslmode),
-             ("ADDRESS", address), ("SLOT", user.get("primary_slot_name", ""))):
+             ("PRIMARY_PORT", port), ("HOSTS", ",".join(h for h, _ in members)),
+             ("PORTS", ",".join(str(p) for _, p in members)), ("REPL_USER", repl_user),
+             ("SSLMODE", sslmode), ("ADDRESS", address), ("SLOT", slot)):
     print(f"F_{k}={shlex.quote(str(v))}")
 PY
 ) || die "cannot read the instance's facts"
 eval "$facts"
-say "server $F_UUID as '$F_APP', primary $F_PRIMARY_HOST:$F_PRIMARY_PORT"
+say "server $F_UUID as '$F_APP', primary $F_PRIMARY_HOST:$F_PRIMARY_PORT (hosts $F_HOSTS, ports $F_PORTS)"
 
 # 2. The data volume.
 waited=0
@@ -134,6 +189,68 @@ until [ -f "$DATA_DIR/PG_VERSION" ]; do
   sleep 1
   waited=$((waited + 1))
 done
+# Where the donor kept its data: line 2 of its postmaster.pid (present when the snapshot was
+# taken of a running server, as the service's are), or "" when unknown.
+donor_dir=
+[ ! -r "$DATA_DIR/postmaster.pid" ] || donor_dir=$(sed -n 2p "$DATA_DIR/postmaster.pid")
+
+# hba_file and ident_file. Patroni (3.0: config.py write_postgresql_conf) writes both into the
+# postgresql.conf it keeps in its config_dir, which defaults to the data directory, as absolute
+# paths there: on the clone they name the *donor's* data directory, which on this machine is
+# another server's files or nothing (PostgreSQL then refuses to start: no pg_hba.conf). They are
+# fixed where they are written, in the data directory's postgresql.conf (and the
+# postgresql.base.conf it includes), not in postgresql.auto.conf: that file is only read when
+# PostgreSQL runs with its configuration in the data directory (pg_ctl -D, as the simulator
+# does, or a Patroni-style layout), whereas an image with Debian's layout reads
+# /etc/postgresql/<version>/<cluster>/postgresql.conf, whose hba_file/ident_file (the role's)
+# an auto.conf value would override. A path is repointed at the clone's copy when it lies in
+# the donor's data directory, or when its directory does not exist here and the clone has a
+# file of that name; anything else (e.g. a file under /etc) is left alone.
+python3 - "$DATA_DIR" "$donor_dir" <<'PY' || die "cannot repoint hba_file/ident_file in $DATA_DIR"
+import os, re, sys
+data = os.path.normpath(os.path.abspath(sys.argv[1]))
+donor = os.path.normpath(sys.argv[2]) if sys.argv[2].startswith("/") else ""
+setting = re.compile(r"^(\s*)(hba_file|ident_file)(\s*=\s*|\s+)'((?:[^']|'')*)'(.*)$", re.I)
+def repointed(path):
+    if not path.startswith("/"):
+        return None  # relative: already inside this data directory
+    path = os.path.normpath(path)
+    if donor and donor != data and path.startswith(donor + "/"):
+        return os.path.join(data, os.path.relpath(path, donor))
+    mine = os.path.join(data, os.path.basename(path))
+    if not os.path.isdir(os.path.dirname(path)) and os.path.isfile(mine):
+        return mine
+    return None
+for conf in ("postgresql.conf", "postgresql.base.conf"):
+    conf = os.path.join(data, conf)
+    try:
+        with open(conf) as f:
+            lines = f.readlines()
+    except OSError:
+        continue
+    changed = False
+    for i, line in enumerate(lines):
+        m = setting.match(line.rstrip("\n"))
+        if not m:
+            continue
+        was = m.group(4).replace("''", "'")
+        now = repointed(was)
+        if now is None or now == was:
+            continue
+        print(f"replica-first-boot: {os.path.basename(conf)}: {m.group(2)} {was} -> {now}")
+        lines[i] = (f"{m.group(1)}{m.group(2)} = '{now.replace(chr(39), chr(39) * 2)}'"
+                    f"  # replica-first-boot: was '{m.group(4)}' (the donor's)\n")
+        changed = True
+    if changed:
+        st = os.stat(conf)
+        with open(conf + ".new", "w") as f:
+            f.writelines(lines)
+        os.chmod(conf + ".new", st.st_mode & 0o7777)
+        if os.geteuid() == 0:
+            os.chown(conf + ".new", st.st_uid, st.st_gid)
+        os.replace(conf + ".new", conf)
+PY
+
 if [ -e "$DATA_DIR/postmaster.pid" ]; then
   # Copied from the donor with the snapshot: its PID means nothing here, and PostgreSQL would
   # refuse to start if that number belongs to a live process on this machine.
@@ -141,20 +258,73 @@ if [ -e "$DATA_DIR/postmaster.pid" ]; then
   rm -f "$DATA_DIR/postmaster.pid" "$DATA_DIR/postmaster.opts"
 fi
 
-# 3. postgresql.auto.conf (ALTER SYSTEM's file; it overrides postgresql.conf and conf.d).
+# 3. postgresql.auto.conf (ALTER SYSTEM's file). PostgreSQL reads it after postgresql.conf and
+# its includes (conf.d), so what is written here wins over the image's settings and over a
+# Patroni donor's postgresql.conf alike. What a replica must not inherit from its donor:
+#   primary_conninfo: the donor's names the donor's application_name (and, from Patroni, its
+#     passfile and one leader). Ours lists every host that may be the primary, in libpq's
+#     multi-host form (host=h1,h2 port=p1,p2), with target_session_attrs=read-write: on each
+#     (re)connection the walreceiver tries them in order and keeps the first that is read-write,
+#     so after a switchover or failover it finds the new leader, and it never streams from a
+#     host that is itself a standby. A single primary_host gets the same attribute.
+#   primary_slot_name: a Patroni donor's postgresql.conf names the donor's own slot. Removing
+#     the line from here would let that value apply, so without a slot of its own this replica
+#     writes '' (no slot) explicitly.
+#   recovery_target_timeline = 'latest': follow the timeline a promotion starts. It is
+#     PostgreSQL's default since 12, but a donor's configuration may say 'current' or a number,
+#     and a replica on the old timeline could never follow a new leader.
+#   recovery_target, _lsn, _name, _time, _xid = '': a target would make this replica stop
+#     replaying (pause, promote or shut down) when it is reached; Patroni writes the same ''s.
+#   recovery_min_apply_delay = 0: a delayed donor (Patroni's recovery_conf) must not make every
+#     clone lag by design.
+#   restore_command, archive_cleanup_command: a donor's (Patroni's recovery_conf or
+#     standby_cluster) call its archive tool with its credentials; on a replica without them a
+#     restore_command that cannot run ("command not found") stops recovery with FATAL, and an
+#     archive_cleanup_command would prune an archive others still read. A replica streams, so
+#     restore_command is RA_RESTORE_COMMAND (default none) and archive_cleanup_command none.
+# Left as the donor had them, on purpose:
+#   cluster_name (Patroni: the scope): only in process titles; the walreceiver's application_name,
+#     which would otherwise default to it, is set in primary_conninfo.
+#   synchronous_standby_names, synchronous_commit: read by a primary, ignored in recovery.
+#   recovery_end_command, recovery_target_action/_inclusive: only act at the end of recovery or
+#     at a target, and a replica has neither.
+#   promote_trigger_file: unset by Patroni; and PostgreSQL 16 no longer knows it (a value here
+#     would stop a 16 server from starting).
+#   listen_addresses, port, unix_socket_directories: the image's, unless --listen, --port or
+#     --socket-dir say otherwise (below).
+# Limits: the list is the members the service knew at this boot; a member added to Patroni
+# later is not in it until the replica is rebuilt. A replica that replayed WAL the new leader
+# never had (an asynchronous failover) cannot follow it; the service rebuilds it. A member that
+# is down without refusing connections costs each reconnection the TCP connect timeout before
+# the next host is tried.
 auto="$DATA_DIR/postgresql.auto.conf"
 touch "$auto"
-drop="primary_conninfo|primary_slot_name"
+drop="primary_conninfo|primary_slot_name|recovery_target_timeline|recovery_target"
+drop="$drop|recovery_target_lsn|recovery_target_name|recovery_target_time|recovery_target_xid"
+drop="$drop|recovery_min_apply_delay|restore_command|archive_cleanup_command"
 [ -z "$LISTEN" ] || drop="$drop|listen_addresses"
 [ -z "$PORT" ] || drop="$drop|port"
 [ -z "$SOCKET_DIR" ] || drop="$drop|unix_socket_directories"
-grep -Ev "^[[:space:]]*($drop)[[:space:]]*=" "$auto" > "$auto.new" || true
-conninfo="host=$F_PRIMARY_HOST port=$F_PRIMARY_PORT user=$F_REPL_USER application_name=$F_APP"
+# Names are case-insensitive, and "name value" without "=" is allowed too.
+grep -Eiv "^[[:space:]]*($drop)([[:space:]]*=|[[:space:]])" "$auto" > "$auto.new" || true
+conninfo="host=$F_HOSTS port=$F_PORTS user=$F_REPL_USER application_name=$F_APP"
 [ -z "$F_SSLMODE" ] || conninfo="$conninfo sslmode=$F_SSLMODE"
+conninfo="$conninfo target_session_attrs=read-write"
+# A configuration-file string: ' and \ doubled.
+restore=${RESTORE_COMMAND//\\/\\\\}
+restore=${restore//\'/\'\'}
 {
   echo "# replica-first-boot: this replica's own settings (server $F_UUID)"
   echo "primary_conninfo = '$conninfo'"
-  [ -z "$F_SLOT" ] || echo "primary_slot_name = '$F_SLOT'"
+  echo "primary_slot_name = '$F_SLOT'"
+  echo "recovery_target_timeline = 'latest'"
+  for target in recovery_target recovery_target_lsn recovery_target_name recovery_target_time \
+                recovery_target_xid; do
+    echo "$target = ''"
+  done
+  echo "recovery_min_apply_delay = 0"
+  echo "restore_command = '$restore'"
+  echo "archive_cleanup_command = ''"
   if [ "$LISTEN" = network ]; then
     [ -n "$F_ADDRESS" ] || die "network_data.json has no IPv4 address to listen on"
     echo "listen_addresses = '$F_ADDRESS'"
