@@ -3,13 +3,25 @@
 
   sandbox.py up     --root DIR [--profile fast|realistic] [--octet N] [--binary PATH] [--no-service]
                     [--no-heartbeat] [--set KEY=VALUE ...] [--zones az1,az2]
-                    [--zone-latency ZONE=MS[,ZONE=MS]]
+                    [--zone-latency ZONE=MS[,ZONE=MS]] [--patroni | --plain]
   sandbox.py down   --root DIR
   sandbox.py status --root DIR [--json]
 
 `up` starts, each on its own loopback address or free port, and returns once all of them answer:
-  - PostgreSQL 15: a primary with pgbench data (127.0.N.1:5432, `pgbench -i -s 5`) and a donor
-    standby streaming from it (127.0.N.2:5432), both through tests/sandbox/pgctl.py
+  - PostgreSQL 15, in one of two modes:
+    - Patroni (`up`'s default, --patroni; Sandbox(..., patroni=True)): a Patroni 3.0 cluster
+      `orders` on one etcd 3.4 (v3 API): pg1 leading (127.0.N.1:5432, pgbench data), pg2 the
+      failover candidate (127.0.N.250:5432) and the donor orders-donor (127.0.N.2:5432, tags
+      nofailover and noloadbalance), each member's REST API on its address port 8008; the
+      service finds the primary through them (primary: patroni: members). The heartbeat, lag_bytes
+      and sql_primary follow whoever leads; switchover(), kill_member(), restart_member(),
+      pause_receiver() and the rest are for failover tests. Settings and why:
+      tests/sandbox/patroni_cluster.py. It takes about 8 s more to come up than the plain mode.
+    - plain (--plain; the Sandbox class's default, which the end-to-end tests use): a primary
+      with pgbench data (127.0.N.1:5432, `pgbench -i -s 5`) and a donor standby streaming from
+      it (127.0.N.2:5432), both through tests/sandbox/pgctl.py; the service's primary is static.
+    In both, 127.0.N.1, .2 and .250 are reserved: the cloud never boots a replica there, even
+    while a killed member has freed its address.
   - the cloud simulator (tests/sandbox/cloudsim), zones az1 and az2 (--zones), which knows the
     donor as the server `orders-donor` with its data volume; the replicas it boots are real
     standbys on 127.0.N.x:5432 (x = 3, 4, ...). --zone-latency az2=40 gives a zone a round-trip
@@ -22,8 +34,9 @@
   - VictoriaMetrics scraping HAProxy's exporter and the service's /metrics every 2 s
   - replica-autoscaler serve, with tests/sandbox/demo/config.yaml.in rendered into
     DIR/service/config.yaml (API tokens in DIR/service/secrets/)
-Everything it started is recorded in DIR/state.json; `down` stops it all (process groups, then
-the simulated VMs and PostgreSQL), each wait bounded. The Sandbox class does the same for Python
+Everything it started is recorded in DIR/state.json; `down` stops it all (process groups: the
+Patroni members all at once, then etcd; then any PostgreSQL left below DIR, the simulated VMs'
+too), each wait bounded. The Sandbox class does the same for Python
 code (a context manager) and has the helpers the tests use: the service's API, the simulator's
 control API, HAProxy's stats, pgbench through HAProxy, replay lag.
 Debian's python3 only.
@@ -596,17 +609,18 @@ class Sandbox:
     def status_text(self):
         lines = [f"root {self.root} (profile {self.state.get('profile')}, octet {self.state.get('octet')})"]
         for name, pgid in sorted(self.state.get("groups", {}).items()):
-            lines.append(f"  {name:10} pid {pgid:<8} {'running' if pid_alive(pgid) else 'STOPPED'}")
+            lines.append(f"  {name:20} pid {pgid:<8} {'running' if pid_alive(pgid) else 'STOPPED'}")
         for d in self.state.get("pg_dirs", []):
-            lines.append(f"  postgres   {os.path.basename(d):8} "
+            lines.append(f"  {'postgres':20} {os.path.basename(d):12} "
                          f"{'running' if os.path.exists(os.path.join(d, 'postmaster.pid')) else 'STOPPED'}")
         if self.patroni:
             try:
                 for m in self.patroni_members():
-                    lines.append(f"  patroni    {m['name']:12} {str(m['host']):15} {str(m['role']):8} {str(m['state']):9} "
-                                 f"timeline {m['timeline']}" + (f", lag {m['lag']}" if m["role"] != "leader" else ""))
+                    lines.append(f"  {'patroni':20} {m['name']:12} {str(m['host']):15} {str(m['role']):8} "
+                                 f"{str(m['state']):9} timeline {m['timeline']}"
+                                 + (f", lag {m['lag']}" if m["role"] != "leader" else ""))
             except SandboxError as e:
-                lines.append(f"  patroni    {e}")
+                lines.append(f"  {'patroni':20} {e}")
         for key in ("api_url", "cloud_url", "dataplane_url", "metrics_url", "etcd_url", "frontend_port", "stats_port",
                     "config", "admin_token_file", "read_only_token_file"):
             if key in self.state:
@@ -690,10 +704,11 @@ def main():
     up.add_argument("--zone-latency", default="", metavar="ZONE=MS[,ZONE=MS]",
                     help="round-trip latency from a zone's replicas to the primary, e.g. az2=40")
     mode = up.add_mutually_exclusive_group()
-    mode.add_argument("--patroni", dest="patroni", action="store_true", default=False,
-                      help="the primary and the donor as a Patroni cluster on etcd (patroni_cluster.py)")
+    mode.add_argument("--patroni", dest="patroni", action="store_true", default=True,
+                      help="the primary and the donor as a Patroni cluster on etcd (patroni_cluster.py); "
+                           "the default")
     mode.add_argument("--plain", dest="patroni", action="store_false",
-                      help="a plain primary and donor standby (pgctl.py)")
+                      help="a plain primary and donor standby (pgctl.py) instead")
     for name in ("down", "status"):
         s = sub.add_parser(name)
         s.add_argument("--root", required=True)
