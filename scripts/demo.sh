@@ -3,8 +3,8 @@
 # a simulated OpenStack cloud, everything on loopback.
 #
 # It installs and builds (scripts/setup.sh), starts the sandbox (tests/sandbox/sandbox.py up: a
-# PostgreSQL primary with pgbench data and a donor standby, the cloud simulator whose servers are
-# real standbys, HAProxy behind the Data Plane API double, VictoriaMetrics scraping HAProxy's
+# Patroni cluster on etcd - a PostgreSQL primary with pgbench data, a failover candidate and the
+# donor standby -, the cloud simulator whose servers are real standbys, HAProxy behind the Data Plane API double, VictoriaMetrics scraping HAProxy's
 # exporter and the service, and `replica-autoscaler serve` with target tracking on sessions per
 # replica), then drives the scenario (tests/sandbox/demo/scenario.py): the first replica is built
 # from a golden snapshot; a surge of pgbench -C -S through HAProxy scales 1 -> 3; a lull scales
