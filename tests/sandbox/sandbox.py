@@ -36,9 +36,9 @@
     DIR/service/config.yaml (API tokens in DIR/service/secrets/)
 Everything it started is recorded in DIR/state.json; `down` stops it all (process groups: the
 Patroni members all at once, then etcd; then any PostgreSQL left below DIR, the simulated VMs'
-too), each wait bounded. The Sandbox class does the same for Python
-code (a context manager) and has the helpers the tests use: the service's API, the simulator's
-control API, HAProxy's stats, pgbench through HAProxy, replay lag.
+too), each wait bounded. The Sandbox class does the same for Python code (a context manager) and
+has the helpers the tests use: the service's API, the simulator's control API, HAProxy's stats,
+pgbench through HAProxy, replay lag against the primary of now.
 Debian's python3 only.
 """
 import argparse
@@ -68,8 +68,6 @@ CLUSTER = "orders"
 BACKEND = "pg_replicas"
 DONOR_NAME = "orders-donor"
 PG_PORT = 5432
-
-
 
 
 def parse_pgbench(output, returncode):
