@@ -344,8 +344,11 @@ class PatroniCluster:
         raise SandboxError(f"no Patroni leader running ({self.describe()})")
 
     def wait_leader(self, timeout, name=None, not_name=None):
-        """Waits until a leader runs whose PostgreSQL accepts writes (its REST API's /primary
-        answers 200) and, when given, that is `name` or is not `not_name`; returns it."""
+        """Waits until a leader runs whose PostgreSQL takes writes and, when given, that is
+        `name` or is not `not_name`; returns it. "Takes writes" is asked of PostgreSQL itself
+        (pg_is_in_recovery() false): Patroni calls a member leader, and its /primary answers 200,
+        from the moment it holds the key and has asked for the promotion, before the promotion
+        is done (which can be never: see pause_receiver)."""
         found = {}
 
         def ready():
@@ -353,6 +356,8 @@ class PatroniCluster:
             if (name and leader["name"] != name) or (not_name and leader["name"] == not_name):
                 return False
             if not self._is_primary(self.member(leader["name"])):
+                return False
+            if self.sb.sql(leader["host"], "SELECT pg_is_in_recovery()", timeout=5) != "f":
                 return False
             found.update(leader)
             return True
@@ -442,7 +447,11 @@ class PatroniCluster:
 
     def pause_receiver(self, name):
         """SIGSTOP of the member's walreceiver: it receives no more WAL (it still replays what it
-        has), so it falls behind while the leader writes. Returns its pid."""
+        has), so it falls behind while the leader writes. Returns its pid.
+        Resume it before this member is to be promoted: PostgreSQL's promotion waits for the
+        walreceiver to exit, and a stopped one never does. Patroni still takes the leader key and
+        calls the member leader (and its /primary answers 200), but it stays read-only until
+        resume_receiver; wait_leader waits for that."""
         m = self.member(name)
         text = self.sb.sql(m.host, "SELECT pid FROM pg_stat_wal_receiver")
         if not text:
