@@ -3,13 +3,14 @@
 # a simulated OpenStack cloud, everything on loopback.
 #
 # It installs and builds (scripts/setup.sh), starts the sandbox (tests/sandbox/sandbox.py up: a
-# PostgreSQL primary with pgbench data and a donor standby, the cloud simulator whose servers are
-# real standbys, HAProxy behind the Data Plane API double, VictoriaMetrics scraping HAProxy's
-# exporter and the service, and `replica-autoscaler serve` with target tracking on sessions per
-# replica), then drives the scenario (tests/sandbox/demo/scenario.py): the first replica is built
-# from a golden snapshot; a surge of pgbench -C -S through HAProxy scales 1 -> 3; a lull scales
-# back to 1 while light load keeps connecting; a live view every 2 s; a summary with the time of
-# each phase and the queries run and failed. Bounded (15 minutes by default).
+# Patroni cluster on etcd - a PostgreSQL primary with pgbench data, a failover candidate and the
+# donor standby -, the cloud simulator whose servers are real standbys, HAProxy behind the Data
+# Plane API double, VictoriaMetrics scraping HAProxy's exporter and the service, and
+# `replica-autoscaler serve` with target tracking on sessions per replica), then drives the
+# scenario (tests/sandbox/demo/scenario.py): the first replica is built from a golden snapshot; a
+# surge of pgbench -C -S through HAProxy scales 1 -> 3; a lull scales back to 1 while light load
+# keeps connecting; a live view every 2 s; a summary with the time of each phase and the queries
+# run and failed. Bounded (15 minutes by default).
 #
 #   scripts/demo.sh           run it and stop everything at the end
 #   scripts/demo.sh --keep    leave it all running for exploration (stop: sandbox.py down)
@@ -24,7 +25,7 @@ keep=0
 for arg in "$@"; do
   case "$arg" in
     --keep) keep=1 ;;
-    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
     *) echo "demo.sh: unknown argument '$arg' (try --help)" >&2; exit 2 ;;
   esac
 done

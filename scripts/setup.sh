@@ -26,6 +26,12 @@ packages=(
   libgtest-dev libgmock-dev zlib1g-dev libcctz-dev tzdata
   # real components used by integration tests and the sandbox
   victoria-metrics prometheus postgresql-15 postgresql-client-15 haproxy etcd-server etcd-client
+  # the sandbox's primary and donor as a real Patroni cluster on that etcd (sandbox.py up
+  # --patroni). Its system service never runs: policy-rc.d (below) keeps the install from starting
+  # it, and both its systemd unit and its init script need /etc/patroni/*.yml, which nothing here
+  # writes (the sandbox's members run from their own config files as the tests' user);
+  # python3-etcd is the first of its DCS alternatives, named so that apt picks no other
+  patroni python3-etcd
   python3 python3-yaml python3-jsonschema
   # conformance of the cloud simulator and the OpenStack client (~450 MB with dependencies)
   python3-tempest python3-openstacksdk python3-nova python3-cinder python3-openstackclient
@@ -52,8 +58,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then sudo=sudo; else sudo=; fi
   export DEBIAN_FRONTEND=noninteractive
   $sudo apt-get update -qq
-  # Debian's postgresql and prometheus packages start system services on install; the tests
-  # start their own instances on loopback, so keep the packaged services from starting.
+  # Debian's postgresql, prometheus, etcd-server and patroni packages start system services on
+  # install; the tests start their own instances on loopback, so keep the packaged services from
+  # starting (patroni's install would even fail without this: its init script exits 1 for want
+  # of a configuration file).
   if [ ! -e /usr/sbin/policy-rc.d ]; then
     printf '#!/bin/sh\nexit 101\n' | $sudo tee /usr/sbin/policy-rc.d >/dev/null
     $sudo chmod +x /usr/sbin/policy-rc.d

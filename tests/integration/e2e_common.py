@@ -57,10 +57,11 @@ def eventually(what, predicate, timeout, interval=0.5):
 
 
 def free_octet(start):
-    """A 127.0.N.x range whose .1 and .2 are free on port 5432 (for PostgreSQL)."""
+    """A 127.0.N.x range whose .1, .2 and .250 are free on ports 5432 (PostgreSQL) and 8008 (the
+    REST API of a Patroni member, in the Patroni mode)."""
     for i in range(50):
         octet = 200 + (start + i) % 50
-        if address_free(f"127.0.{octet}.1", 5432) and address_free(f"127.0.{octet}.2", 5432):
+        if all(address_free(f"127.0.{octet}.{last}", port) for last in (1, 2, 250) for port in (5432, 8008)):
             return octet
     raise RuntimeError("no free loopback octet in 127.0.200-249")
 

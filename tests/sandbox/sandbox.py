@@ -3,13 +3,25 @@
 
   sandbox.py up     --root DIR [--profile fast|realistic] [--octet N] [--binary PATH] [--no-service]
                     [--no-heartbeat] [--set KEY=VALUE ...] [--zones az1,az2]
-                    [--zone-latency ZONE=MS[,ZONE=MS]]
+                    [--zone-latency ZONE=MS[,ZONE=MS]] [--patroni | --plain]
   sandbox.py down   --root DIR
   sandbox.py status --root DIR [--json]
 
 `up` starts, each on its own loopback address or free port, and returns once all of them answer:
-  - PostgreSQL 15: a primary with pgbench data (127.0.N.1:5432, `pgbench -i -s 5`) and a donor
-    standby streaming from it (127.0.N.2:5432), both through tests/sandbox/pgctl.py
+  - PostgreSQL 15, in one of two modes:
+    - Patroni (`up`'s default, --patroni; Sandbox(..., patroni=True)): a Patroni 3.0 cluster
+      `orders` on one etcd 3.4 (v3 API): pg1 leading (127.0.N.1:5432, pgbench data), pg2 the
+      failover candidate (127.0.N.250:5432) and the donor orders-donor (127.0.N.2:5432, tags
+      nofailover and noloadbalance), each member's REST API on its address port 8008; the
+      service finds the primary through them (primary: patroni: members). The heartbeat, lag_bytes
+      and sql_primary follow whoever leads; switchover(), kill_member(), restart_member(),
+      pause_receiver() and the rest are for failover tests. Settings and why:
+      tests/sandbox/patroni_cluster.py. It takes about 8 s more to come up than the plain mode.
+    - plain (--plain; the Sandbox class's default, which the end-to-end tests use): a primary
+      with pgbench data (127.0.N.1:5432, `pgbench -i -s 5`) and a donor standby streaming from
+      it (127.0.N.2:5432), both through tests/sandbox/pgctl.py; the service's primary is static.
+    In both, 127.0.N.1, .2 and .250 are reserved: the cloud never boots a replica there, even
+    while a killed member has freed its address.
   - the cloud simulator (tests/sandbox/cloudsim), zones az1 and az2 (--zones), which knows the
     donor as the server `orders-donor` with its data volume; the replicas it boots are real
     standbys on 127.0.N.x:5432 (x = 3, 4, ...). --zone-latency az2=40 gives a zone a round-trip
@@ -22,15 +34,17 @@
   - VictoriaMetrics scraping HAProxy's exporter and the service's /metrics every 2 s
   - replica-autoscaler serve, with tests/sandbox/demo/config.yaml.in rendered into
     DIR/service/config.yaml (API tokens in DIR/service/secrets/)
-Everything it started is recorded in DIR/state.json; `down` stops it all (process groups, then
-the simulated VMs and PostgreSQL), each wait bounded. The Sandbox class does the same for Python
-code (a context manager) and has the helpers the tests use: the service's API, the simulator's
-control API, HAProxy's stats, pgbench through HAProxy, replay lag.
+Everything it started is recorded in DIR/state.json; `down` stops it all (process groups: the
+Patroni members all at once, then etcd; then any PostgreSQL left below DIR, the simulated VMs'
+too), each wait bounded. The Sandbox class does the same for Python code (a context manager) and
+has the helpers the tests use: the service's API, the simulator's control API, HAProxy's stats,
+pgbench through HAProxy, replay lag against the primary of now.
 Debian's python3 only.
 """
 import argparse
 import json
 import os
+import pwd
 import re
 import secrets
 import shutil
@@ -39,80 +53,21 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 import uuid
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, HERE)
 import pgctl  # noqa: E402
+import patroni_cluster  # noqa: E402
+# Re-exported: the tests use sandbox.http, sandbox.address_free, sandbox.SandboxError, ...
+from sandbox_util import (SandboxError, address_free, free_port, group_alive, http, pid_alive,  # noqa: E402,F401
+                          stop_group, stop_groups, tail, tcp_open, wait_until)
 
 CLUSTER = "orders"
 BACKEND = "pg_replicas"
 DONOR_NAME = "orders-donor"
 PG_PORT = 5432
-
-
-class SandboxError(RuntimeError):
-    pass
-
-
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_until(what, predicate, timeout, interval=0.2, proc=None, log=None):
-    """Polls `predicate` until it is true; raises SandboxError after `timeout` seconds or when
-    `proc` has exited (with the tail of `log`)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if predicate():
-                return
-        except Exception:  # noqa: BLE001 - not up yet
-            pass
-        if proc is not None and proc.poll() is not None:
-            raise SandboxError(f"{what}: the process exited ({proc.returncode})\n{tail(log)}")
-        if time.monotonic() > deadline:
-            raise SandboxError(f"{what}: not ready after {timeout:.0f} s\n{tail(log)}")
-        time.sleep(interval)
-
-
-def tail(path, lines=30):
-    if not path or not os.path.exists(path):
-        return ""
-    with open(path, errors="replace") as f:
-        return "".join(f.readlines()[-lines:])
-
-
-def tcp_open(host, port):
-    with socket.create_connection((host, port), timeout=1):
-        return True
-
-
-def http(method, url, body=None, token=None, timeout=10):
-    """(status, parsed JSON or text). Never raises on an HTTP error status."""
-    data = None
-    headers = {}
-    if body is not None:
-        data = json.dumps(body).encode()
-        headers["Content-Type"] = "application/json"
-    if token:
-        headers["Authorization"] = "Bearer " + token
-    req = urllib.request.Request(url, data=data, method=method, headers=headers)
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:
-            status, raw = r.status, r.read()
-    except urllib.error.HTTPError as e:
-        status, raw = e.code, e.read()
-    text = raw.decode(errors="replace")
-    try:
-        return status, json.loads(text) if text else None
-    except ValueError:
-        return status, text
 
 
 def parse_pgbench(output, returncode):
@@ -136,7 +91,7 @@ class Sandbox:
 
     def __init__(self, root, profile="fast", octet=None, binary=None, start_service=True,
                  settings=None, scale=5, log=None, heartbeat=True, zones=("az1", "az2"),
-                 zone_latency=None):
+                 zone_latency=None, patroni=False):
         self.root = os.path.abspath(root)
         self.profile = profile
         self.octet = octet if octet is not None else 200 + os.getpid() % 40
@@ -146,6 +101,10 @@ class Sandbox:
         self.heartbeat = heartbeat
         self.zones = list(zones)
         self.zone_latency = dict(zone_latency or {})  # zone -> round-trip milliseconds to the primary
+        # The primary and the donor as a Patroni cluster on etcd (patroni_cluster.py) instead of a
+        # plain primary and standby.
+        self.patroni = patroni
+        self.patroni_cluster = patroni_cluster.PatroniCluster(self) if patroni else None
         self.log = log or (lambda message: print(message, flush=True))
         # What config.yaml.in leaves open; tests change the windows and timeouts.
         self.settings = {"MIN_REPLICAS": 1, "MAX_REPLICAS": 4, "TARGET": 6, "SESSIONS_WINDOW": "6s",
@@ -161,11 +120,19 @@ class Sandbox:
 
     @property
     def primary_host(self):
+        """The first primary's address: the plain primary, or pg1 in the Patroni mode, which
+        leads at first but not necessarily now (see current_primary_host)."""
         return f"127.0.{self.octet}.1"
 
     @property
     def donor_host(self):
         return f"127.0.{self.octet}.2"
+
+    @property
+    def reserved_hosts(self):
+        """Addresses the cloud never gives to a server: the primary's, the donor's and the
+        failover candidate's (127.0.N.250, used in the Patroni mode, kept free in both)."""
+        return [self.primary_host, self.donor_host, f"127.0.{self.octet}.250"]
 
     def _save(self):
         tmp = self.path("state.json.tmp")
@@ -179,7 +146,8 @@ class Sandbox:
         with open(os.path.join(root, "state.json")) as f:
             state = json.load(f)
         sb = cls(root, profile=state["profile"], octet=state["octet"], binary=state["binary"],
-                 zones=state.get("zones", ("az1", "az2")), zone_latency=state.get("zone_latency"))
+                 zones=state.get("zones", ("az1", "az2")), zone_latency=state.get("zone_latency"),
+                 patroni=state.get("patroni", False))
         sb.state = state
         return sb
 
@@ -201,16 +169,19 @@ class Sandbox:
             old = Sandbox.attach(self.root)
             self.log(f"sandbox: stopping what a previous run left in {self.root}")
             old.down()
-        for d in ("pg", "cloud", "haproxy", "metrics", "service"):
+        for d in ("pg", "cloud", "haproxy", "metrics", "service", "etcd", "patroni"):
             shutil.rmtree(self.path(d), ignore_errors=True)
         os.makedirs(self.root, exist_ok=True)
         os.chmod(self.root, 0o755)  # PostgreSQL (user ra-test) lives below it
         self.state = {"profile": self.profile, "octet": self.octet, "binary": self.binary,
                       "root": self.root, "groups": {}, "pg_dirs": [], "zones": self.zones,
-                      "zone_latency": self.zone_latency}
+                      "zone_latency": self.zone_latency, "patroni": self.patroni}
         self._save()
         t0 = time.monotonic()
-        self._start_postgres()
+        if self.patroni:
+            self.patroni_cluster.start()
+        else:
+            self._start_postgres()
         if self.heartbeat:
             self._start_heartbeat()
         self._start_cloud()
@@ -224,12 +195,18 @@ class Sandbox:
     def down(self):
         """Stops everything `up` started. Idempotent; every wait bounded."""
         groups = dict(self.state.get("groups", {}))
+        patroni_cluster.resume_paused(self.state)
         # The service first (it would otherwise act on a world going away), then the rest; the
-        # simulator shuts its VMs down on SIGTERM.
+        # simulator shuts its VMs down on SIGTERM; the Patroni members (which stop their
+        # PostgreSQL) all at once and before etcd.
         order = ["service", "heartbeat", "metrics", "dataplane", "cloud"]
-        for name in order + [g for g in groups if g not in order]:
-            if name in groups:
-                stop_group(groups[name], grace=15 if name == "cloud" else 10)
+        steps = [[name] for name in order if name in groups]
+        steps += patroni_cluster.stop_order(groups)
+        done = {name for step in steps for name in step}
+        steps += [[name] for name in groups if name not in done]
+        for step in steps:
+            stop_groups([groups[name] for name in step if name in groups],
+                        grace=15 if step[0] in ("cloud",) or step[0].startswith("patroni-") else 10)
         # Whatever PostgreSQL is still running below the root (a VM of a simulator that was
         # killed, the donor, the primary) is stopped too.
         for pid_file in find_postmasters(self.root):
@@ -243,12 +220,22 @@ class Sandbox:
             self._save()
 
     # ------------------------------------------------------------------ components
-    def _spawn(self, name, argv, log_name, env=None):
+    def _spawn(self, name, argv, log_name, env=None, unprivileged=False):
+        """Starts `argv` in a process group of its own recorded as `name` in state.json, its
+        output appended to `log_name`. `unprivileged`: as pgctl.run_user() (when we are root),
+        switched by Popen itself, with no runuser in between: runuser answers a SIGTERM by
+        waiting 2 s before it kills its child, whatever the child does."""
         log = self.path(log_name)
+        env = dict(os.environ, **(env or {}))
+        ids = {}
+        user = pgctl.run_user() if unprivileged else None
+        if user:
+            pw = pwd.getpwnam(user)
+            ids = {"user": pw.pw_uid, "group": pw.pw_gid, "extra_groups": []}
+            env.update(HOME=pw.pw_dir, USER=user, LOGNAME=user)
         with open(log, "ab") as out:
             proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    start_new_session=True, cwd=self.root,
-                                    env=dict(os.environ, **(env or {})))
+                                    start_new_session=True, cwd=self.root, env=env, **ids)
         self.state["groups"][name] = proc.pid
         self._save()
         return proc, log
@@ -284,9 +271,12 @@ class Sandbox:
                "INSERT INTO sandbox_heartbeat VALUES (1, now()) "
                "ON CONFLICT (id) DO UPDATE SET at = excluded.at")
         # Bounded like every load loop here: at most 6 hours (a --keep sandbox), and it stops by
-        # itself once the primary has been gone for 10 s (a sandbox whose owner was killed).
-        script = (f"n=0; f=0; while [ $n -lt 21600 ] && [ $f -lt 10 ]; do n=$((n+1)); "
-                  f"if psql -X -q -h {self.primary_host} -p {PG_PORT} -U postgres -d postgres "
+        # itself once the primary has been gone for 10 s (a sandbox whose owner was killed); with
+        # Patroni it writes to whoever leads (libpq picks the read-write host) and waits out a
+        # failover, so only 2 minutes without any primary stop it.
+        most_failures = 120 if self.patroni else 10
+        script = (f"n=0; f=0; while [ $n -lt 21600 ] && [ $f -lt {most_failures} ]; do n=$((n+1)); "
+                  f"if psql -X -q -d '{self.primary_conninfo()}' "
                   f"-c \"{sql}\" >/dev/null 2>&1; then f=0; else f=$((f+1)); fi; sleep 1; done")
         self._spawn("heartbeat", ["/bin/sh", "-c", script], "heartbeat.log")
 
@@ -300,7 +290,7 @@ class Sandbox:
                 "--port", str(port), "--root", self.path("cloud"), "--profile", self.profile,
                 "--zones", ",".join(self.zones), "--password", password,
                 "--zone-latency", ",".join(f"{z}={ms:g}" for z, ms in self.zone_latency.items()),
-                "--address-base", f"127.0.{self.octet}",
+                "--address-base", f"127.0.{self.octet}", "--reserve", ",".join(self.reserved_hosts),
                 "--donor-dir", self.path("pg", "donor"), "--donor-address", self.donor_host,
                 "--donor-name", DONOR_NAME, "--donor-volume-id", volume_id,
                 "--capture", self.path("cloud-requests.jsonl")]
@@ -361,9 +351,15 @@ class Sandbox:
         sec = self.path("service", "secrets")
         write_secret(os.path.join(sec, "admin.token"), secrets.token_hex(24))
         write_secret(os.path.join(sec, "read-only.token"), secrets.token_hex(24))
+        if self.patroni:
+            # The service asks each member's REST API which one is the primary (GET /primary).
+            members = ", ".join(m.rest_url for m in self.patroni_cluster.members)
+            primary = f"{{patroni: {{members: [{members}]}}}}"
+        else:
+            primary = f"{{static: {{host: {self.primary_host}, port: {PG_PORT}}}}}"
         values = dict(self.settings, CLOUD_URL=self.state["cloud_url"], SECRETS=sec,
                       DATAPLANE_URL=self.state["dataplane_url"], METRICS_URL=self.state["metrics_url"],
-                      PRIMARY_HOST=self.primary_host, DONOR_VOLUME_ID=self.state["donor_volume_id"],
+                      PRIMARY=primary, DONOR_VOLUME_ID=self.state["donor_volume_id"],
                       API_PORT=self.state["api_port"], ROOT=self.root, ZONES=", ".join(self.zones))
         with open(os.path.join(HERE, "demo", "config.yaml.in")) as f:
             text = f.read()
@@ -538,20 +534,92 @@ class Sandbox:
             raise SandboxError(f"psql {host}: {r.stderr.strip()}")
         return r.stdout.strip()
 
+    def sql_conninfo(self, conninfo, query, timeout=10):
+        """One value from psql (as text) through a libpq connection string, or raises SandboxError."""
+        r = subprocess.run(["psql", "-X", "-At", "-d", conninfo, "-c", query], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True, timeout=timeout)
+        if r.returncode != 0:
+            raise SandboxError(f"psql '{conninfo}': {r.stderr.strip()}")
+        return r.stdout.strip()
+
+    def primary_conninfo(self):
+        """A libpq connection string (database postgres, user postgres) that reaches the primary
+        of now: the plain primary, or with Patroni whichever member leads (libpq tries the members
+        that can lead and keeps the read-write one)."""
+        if self.patroni:
+            return self.patroni_cluster.conninfo()
+        return f"host={self.primary_host} port={PG_PORT} user=postgres dbname=postgres connect_timeout=3"
+
+    def sql_primary(self, query, timeout=10):
+        """One value from psql on the primary of now (see primary_conninfo)."""
+        return self.sql_conninfo(self.primary_conninfo(), query, timeout=timeout)
+
+    def current_primary_host(self):
+        """The address of the primary of now: primary_host, or the Patroni leader's."""
+        return self.leader()["host"] if self.patroni else self.primary_host
+
     def lag_bytes(self, replica_host):
-        """The primary's current LSN minus the replica's replay LSN, in bytes."""
-        primary_lsn = self.sql(self.primary_host, "SELECT pg_current_wal_lsn()")
+        """The current primary's LSN minus the replica's replay LSN, in bytes."""
+        primary_lsn = self.sql_primary("SELECT pg_current_wal_lsn()")
         return int(self.sql(replica_host, f"SELECT pg_wal_lsn_diff('{primary_lsn}', "
                                           "pg_last_wal_replay_lsn())::bigint"))
+
+    # ------------------------------------------------------------------ Patroni (patroni=True)
+    def _cluster(self):
+        if not self.patroni:
+            raise SandboxError("this sandbox has no Patroni cluster (Sandbox(..., patroni=True), up --patroni)")
+        return self.patroni_cluster
+
+    def patroni_members(self):
+        """[{name, host, role, state, timeline, lag}] from Patroni's GET /cluster."""
+        return self._cluster().members_status()
+
+    def leader(self):
+        """{"name", "host"} of the Patroni member that leads and runs now (SandboxError if none)."""
+        return self._cluster().leader()
+
+    def wait_leader(self, timeout=60, name=None, not_name=None):
+        """Waits (bounded) for a running leader that takes writes, `name` or other than `not_name`."""
+        return self._cluster().wait_leader(timeout, name=name, not_name=not_name)
+
+    def switchover(self, candidate, timeout=60):
+        """Planned switchover to `candidate` (POST /switchover on the leader's REST API); returns
+        {"name", "host", "seconds"} once `candidate` leads and takes writes."""
+        return self._cluster().switchover(candidate, timeout=timeout)
+
+    def kill_member(self, name):
+        """kill -9 of a member's Patroni and its PostgreSQL; returns once both are gone."""
+        return self._cluster().kill_member(name)
+
+    def restart_member(self, name, timeout=120):
+        """Starts a killed member's Patroni again; returns once it runs and, unless it leads,
+        streams from the leader (pg_rewind when it has to)."""
+        return self._cluster().restart_member(name, timeout=timeout)
+
+    def pause_receiver(self, member):
+        """SIGSTOP of the member's walreceiver (it falls behind the leader); its pid."""
+        return self._cluster().pause_receiver(member)
+
+    def resume_receiver(self, member):
+        """SIGCONT of the walreceiver pause_receiver stopped."""
+        return self._cluster().resume_receiver(member)
 
     def status_text(self):
         lines = [f"root {self.root} (profile {self.state.get('profile')}, octet {self.state.get('octet')})"]
         for name, pgid in sorted(self.state.get("groups", {}).items()):
-            lines.append(f"  {name:10} pid {pgid:<8} {'running' if pid_alive(pgid) else 'STOPPED'}")
+            lines.append(f"  {name:20} pid {pgid:<8} {'running' if pid_alive(pgid) else 'STOPPED'}")
         for d in self.state.get("pg_dirs", []):
-            lines.append(f"  postgres   {os.path.basename(d):8} "
+            lines.append(f"  {'postgres':20} {os.path.basename(d):12} "
                          f"{'running' if os.path.exists(os.path.join(d, 'postmaster.pid')) else 'STOPPED'}")
-        for key in ("api_url", "cloud_url", "dataplane_url", "metrics_url", "frontend_port", "stats_port",
+        if self.patroni:
+            try:
+                for m in self.patroni_members():
+                    lines.append(f"  {'patroni':20} {m['name']:12} {str(m['host']):15} {str(m['role']):8} "
+                                 f"{str(m['state']):9} timeline {m['timeline']}"
+                                 + (f", lag {m['lag']}" if m["role"] != "leader" else ""))
+            except SandboxError as e:
+                lines.append(f"  {'patroni':20} {e}")
+        for key in ("api_url", "cloud_url", "dataplane_url", "metrics_url", "etcd_url", "frontend_port", "stats_port",
                     "config", "admin_token_file", "read_only_token_file"):
             if key in self.state:
                 lines.append(f"  {key:20} {self.state[key]}")
@@ -608,58 +676,6 @@ def write_secret(path, value):
         f.write(value + "\n")
 
 
-def address_free(host, port):
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        # As PostgreSQL binds: connections of a previous run in TIME_WAIT do not count.
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((host, port))
-            return True
-        except OSError:
-            return False
-
-
-def pid_alive(pid):
-    try:
-        os.kill(pid, 0)
-        return True
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-
-
-def group_alive(pgid):
-    try:
-        os.killpg(pgid, 0)
-        return True
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-
-
-def stop_group(pgid, grace=10, first=signal.SIGTERM):
-    """Signals a process group, waits up to `grace` s for it to go, then SIGKILLs it."""
-    try:
-        os.killpg(pgid, first)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline:
-        # Reap our own child if it is one, so it does not linger as a zombie.
-        try:
-            os.waitpid(pgid, os.WNOHANG)
-        except ChildProcessError:
-            pass
-        if not group_alive(pgid):
-            return
-        time.sleep(0.1)
-    try:
-        os.killpg(pgid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-
 
 def find_postmasters(root):
     found = []
@@ -685,6 +701,12 @@ def main():
     up.add_argument("--zones", default="az1,az2", help="the cloud's availability zones")
     up.add_argument("--zone-latency", default="", metavar="ZONE=MS[,ZONE=MS]",
                     help="round-trip latency from a zone's replicas to the primary, e.g. az2=40")
+    mode = up.add_mutually_exclusive_group()
+    mode.add_argument("--patroni", dest="patroni", action="store_true", default=True,
+                      help="the primary and the donor as a Patroni cluster on etcd (patroni_cluster.py); "
+                           "the default")
+    mode.add_argument("--plain", dest="patroni", action="store_false",
+                      help="a plain primary and donor standby (pgctl.py) instead")
     for name in ("down", "status"):
         s = sub.add_parser(name)
         s.add_argument("--root", required=True)
@@ -711,7 +733,7 @@ def main():
             zone_latency[zone] = float(ms)
         sb = Sandbox(args.root, profile=args.profile, octet=args.octet, binary=args.binary,
                      start_service=not args.no_service, settings=settings, heartbeat=not args.no_heartbeat,
-                     zones=zones, zone_latency=zone_latency)
+                     zones=zones, zone_latency=zone_latency, patroni=args.patroni)
         try:
             sb.up()
         except (SandboxError, subprocess.TimeoutExpired, OSError) as e:

@@ -7,6 +7,7 @@ Servers are real PostgreSQL standbys (see vm.py).
   cloudsim.py --port 8774 --root /tmp/cloud [--profile fast|realistic] [--sbercloud]
               [--donor-dir D --donor-address 127.0.1.1 [--donor-name N --donor-volume-id U]]
               [--capture requests.jsonl] [--zones az1,az2] [--zone-latency az2=40,az3=5]
+              [--reserve 127.0.1.1,127.0.1.250]
 
 Endpoints (one port; the Keystone catalog points at them):
   /identity/v3   Keystone     /compute/v2.1  Nova     /volume/v3/<project>  Cinder
@@ -24,6 +25,9 @@ Endpoints (one port; the Keystone catalog points at them):
     POST /control/quotas    {"instances": 2, "volumes": 3, ...}
 Per-zone latency to the primary (--zone-latency, zone_latency_ms): servers booted in such a zone
 reach the primary through a delaying TCP relay run by the simulator (network.py).
+Addresses given to --reserve (the primary's, the donor's, other Patroni members') are never given
+to a new server, even while nothing listens on them: a primary killed with kill -9 frees its
+port, and without the reservation the next server would be booted at its address.
 
 Layout: app.py (this: the Simulator, which wires the services over httpbase, and main), one
 module per service (keystone, nova, cinder, neutron, glance, designate, control: each a mixin
@@ -321,10 +325,16 @@ def main():
     p.add_argument("--capture", help="append every API request (JSON lines) to this file")
     p.add_argument("--zone-latency", default="", metavar="ZONE=MS[,ZONE=MS]",
                    help="round-trip latency from a zone's servers to the primary (network.py)")
+    p.add_argument("--reserve", default="", metavar="ADDR[,ADDR]",
+                   help="addresses never given to a server (the primary's, Patroni members')")
     args = p.parse_args()
 
     if not re.fullmatch(r"127\.0\.\d{1,3}", args.address_base):
         p.error("--address-base must look like 127.0.X")
+    reserved = [a.strip() for a in args.reserve.split(",") if a.strip()]
+    for addr in reserved:
+        if not re.fullmatch(r"127\.\d{1,3}\.\d{1,3}\.\d{1,3}", addr):
+            p.error(f"--reserve: '{addr}' is not a loopback IPv4 address (127.x.y.z)")
     os.makedirs(args.root, exist_ok=True)
     os.chmod(args.root, 0o755)  # PostgreSQL runs as an unprivileged user below it
     for d in ("volumes", "snapshots", "servers"):
@@ -337,6 +347,7 @@ def main():
                         address_base=args.address_base, root=os.path.abspath(args.root))
     sim = Simulator(cloud, args.host, args.port, args.capture)
     sim.add_dns_zone(args.dns_zone)
+    cloud.reserve_addresses(reserved)
     if args.donor_dir:
         sim.add_donor(args.donor_name, args.donor_dir, args.donor_address, args.donor_volume_id, args.donor_size)
     try:

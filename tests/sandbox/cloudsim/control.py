@@ -44,6 +44,7 @@ class ControlApi:
                 "snapshots": [clean(s) for s in c.snapshots.values()],
                 "faults": [f.__dict__ for f in c.faults],
                 "zone_latency_ms": self.network.latencies(), "relays": self.network.relay_view(),
+                "reserved_addresses": sorted(c.reserved_addresses),
                 "captured_requests": len(c.requests)}, {}
 
     def control_requests(self, req):

@@ -115,6 +115,9 @@ class Cloud:
         self.requests = []  # captured requests
         self.address_base = address_base
         self.used_addresses = set()
+        # Addresses never handed to a server (--reserve): hosts outside the cloud's control, such
+        # as the members of a Patroni cluster, whose address must stay theirs while they are down.
+        self.reserved_addresses = set()
         self.root = root
         self.timers = []
 
@@ -182,13 +185,20 @@ class Cloud:
             for third in range(int(self.address_base.split(".")[2]), 255):
                 for fourth in range(1, 255):
                     addr = f"127.0.{third}.{fourth}"
-                    if addr in self.used_addresses:
+                    if addr in self.used_addresses or addr in self.reserved_addresses:
                         continue
                     if not is_free(addr):
                         continue
                     self.used_addresses.add(addr)
                     return addr
         raise RuntimeError("address pool exhausted")
+
+    def reserve_addresses(self, addrs):
+        """Keeps `addrs` out of allocate_address for good, whether or not anything listens there
+        now (a stopped PostgreSQL frees its port, and a free port alone is no proof the address is
+        nobody's)."""
+        with self.lock:
+            self.reserved_addresses.update(addrs)
 
     def release_address(self, addr):
         with self.lock:
