@@ -109,7 +109,8 @@ class Sandbox:
         # What config.yaml.in leaves open; tests change the windows and timeouts.
         self.settings = {"MIN_REPLICAS": 1, "MAX_REPLICAS": 4, "TARGET": 6, "SESSIONS_WINDOW": "6s",
                          "SCALE_DOWN_WINDOW": "20s", "SCALE_DOWN_STEP": 2, "LOOP_INTERVAL": "2s", "DRAIN_TIMEOUT": "1m",
-                         "SERVER_BUILD_TIMEOUT": "3m", "PLACEMENT": "{}"}
+                         "SERVER_BUILD_TIMEOUT": "3m", "PLACEMENT": "{}", "MAX_LAG_TIME": "30s",
+                         "LAGGING_TIMEOUT": "5m"}
         self.settings.update(settings or {})
         self.state = {}
         self.service_proc = None
