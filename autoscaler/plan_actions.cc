@@ -232,9 +232,9 @@ std::set<std::string> Readmit(Ctx& ctx) {
   if (ctx.active >= ctx.desired || ctx.input.paused || !ctx.reads_ok) return readmitted;
   std::vector<ReplicaState*> leaving;
   for (auto& [name, item] : ctx.view.replicas) {
-    if (item.foreign || item.busy || item.obs == nullptr || !item.mem->leaving || item.mem->replace ||
-        !item.mem->failure.empty() || !item.in_lb || !item.gate.caught_up || item.address.empty() ||
-        !item.obs->server || item.obs->server->status != "ACTIVE") {
+    if (item.foreign || item.busy || item.obs == nullptr || !item.mem->leaving ||
+        item.mem->replace || !item.mem->failure.empty() || !item.in_lb || !item.gate.caught_up ||
+        item.address.empty() || !item.obs->server || item.obs->server->status != "ACTIVE") {
       continue;
     }
     leaving.push_back(&item);

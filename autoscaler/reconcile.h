@@ -187,9 +187,12 @@ struct ClusterMemory {
   std::map<std::string, ReplicaMemory> replicas{};  ///< by replica name
   std::map<std::string, ZoneBackoff> backoff{};     ///< by "zone/flavor"
   policies::History policy_history{};
-  std::optional<TimePoint> snapshot_requested_at{};  ///< the last SnapshotVolume we issued
-  bool snapshot_on_demand = false;                   ///< the API asked for one now
-  std::optional<FailureStreak> streak{};             ///< see FailureStreak
+  /// The last SnapshotVolume we issued, while no snapshot is listed that was not listed then
+  /// (snapshot_ids_at_request): a request is pending until its snapshot shows.
+  std::optional<TimePoint> snapshot_requested_at{};
+  std::set<std::string> snapshot_ids_at_request{};
+  bool snapshot_on_demand = false;        ///< the API asked for one now
+  std::optional<FailureStreak> streak{};  ///< see FailureStreak
 };
 
 /// The backoff after `failures` consecutive failures of a zone: 30 s, doubled each time, at most

@@ -87,6 +87,14 @@ void TakeSnapshotIfDue(const ClusterView& view, ClusterMemory& memory, bool need
   const TimePoint now = view.now;
   const config::Snapshots& cfg = cluster.snapshots;
 
+  // A request is pending until a snapshot that was not there when it was made is listed (in
+  // any status); then the next one may be asked for at once, not only after snapshot_create.
+  if (memory.snapshot_requested_at &&
+      std::any_of(sorted.begin(), sorted.end(), [&](const openstack::SnapshotFacts* s) {
+        return !memory.snapshot_ids_at_request.contains(s->id);
+      })) {
+    memory.snapshot_requested_at.reset();
+  }
   bool creating = false;
   const openstack::SnapshotFacts* newest = nullptr;
   for (const auto* snapshot : sorted) {
@@ -123,6 +131,8 @@ void TakeSnapshotIfDue(const ClusterView& view, ClusterMemory& memory, bool need
                        .volume_id = observed.donor_volume_id,
                        .reason = want});
       memory.snapshot_requested_at = now;
+      memory.snapshot_ids_at_request.clear();
+      for (const auto* snapshot : sorted) memory.snapshot_ids_at_request.insert(snapshot->id);
       memory.snapshot_on_demand = false;
     }
   }

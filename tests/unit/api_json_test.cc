@@ -288,10 +288,11 @@ TEST_F(OpenApiTest, SchemasNameExactlyTheFieldsTheServerSends) {
 
 TEST_F(OpenApiTest, EveryRouteIsDescribedAndEveryReferenceResolves) {
   EXPECT_EQ(Keys(doc_["paths"]),
-            (std::set<std::string>{"/healthz", "/readyz", "/metrics", "/v1/clusters",
-                                   "/v1/clusters/{name}", "/v1/clusters/{name}/override",
-                                   "/v1/clusters/{name}/pause", "/v1/clusters/{name}/resume",
-                                   "/v1/clusters/{name}/snapshot", "/v1/events"}));
+            (std::set<std::string>{
+                "/healthz", "/readyz", "/metrics", "/v1/clusters", "/v1/clusters/{name}",
+                "/v1/clusters/{name}/override", "/v1/clusters/{name}/pause",
+                "/v1/clusters/{name}/resume", "/v1/clusters/{name}/snapshot",
+                "/v1/clusters/{name}/replicas/{replica}/replace", "/v1/events"}));
   EXPECT_TRUE(doc_["paths"]["/v1/clusters/{name}/override"]["put"].IsMap());
   EXPECT_TRUE(doc_["paths"]["/v1/clusters/{name}/override"]["delete"].IsMap());
   int refs = 0;

@@ -1462,6 +1462,24 @@ TEST_F(GateTest, ReplacementsFailingTwiceForTheSameReasonBlockCreation) {
   EXPECT_TRUE(plan.creation_blocked.empty());
 }
 
+TEST_F(GateTest, ASnapshotRequestStopsBeingPendingOnceItsSnapshotIsListed) {
+  // The service asked for snap-new a minute ago and it is listed now: a replacement that needs a
+  // fresher one gets its request at once, not after snapshot_create (30m).
+  input_.desired = 1;
+  memory_.snapshot_requested_at = kT0 - 1min;
+  memory_.snapshot_ids_at_request = {"snap-old"};
+  memory_.streak = FailureStreak{.reason = FailureReason::kLagging, .count = 1, .since = kT0 - 10s};
+  input_.observed.snapshots = {Snapshot("snap-new", "available", kT0 - 50s)};
+  Plan plan = Run();
+  EXPECT_NE(Find(plan, ActionKind::kTakeSnapshot), nullptr) << plan.reason;
+  // While the snapshot asked for is not listed yet, no second one is asked for.
+  memory_.snapshot_requested_at = kT0 - 1min;
+  memory_.snapshot_ids_at_request = {"snap-new"};
+  plan = RunAt(kT0 + 2s);
+  EXPECT_EQ(Find(plan, ActionKind::kTakeSnapshot), nullptr) << plan.reason;
+  EXPECT_TRUE(Blocks(plan, ActionKind::kTakeSnapshot, "is not listed yet")) << plan.reason;
+}
+
 TEST_F(GateTest, ReplicasFailingTogetherCountOnce) {
   // A failover leaves several replicas diverged at once: one failure of the streak, not three.
   input_.desired = 3;
