@@ -34,7 +34,7 @@ def body(sb, args):
     address = replicas[victim]
     log(f"serving: {replicas}; stopping the WAL receiver of {victim} ({address})")
 
-    load = sb.start_pgbench(clients=4, seconds=120)
+    load = sb.start_pgbench(clients=4, seconds=80)
     reader = Reader(sb, query="SELECT 1", period=0.1, max_seconds=200)
     reader.start()
     try:
