@@ -299,7 +299,7 @@ TEST_P(DataplaneItest, ServesDrainsKeepsDrainAcrossReloadAndRemoves) {
   TempDir work("ra-dataplane-psql");
   auto session = ChildProcess::Start(
       {{"psql", "-X", "-A", "-t", "-h", "127.0.0.1", "-p", std::to_string(fe), "-U", "postgres",
-        "-d", "postgres", "-c", "select host(inet_server_addr()), pg_sleep(3), 'still-alive'"},
+        "-d", "postgres", "-c", "select host(inet_server_addr()), pg_sleep(8), 'still-alive'"},
        {},
        "",
        work.path() + "/session.out"});
@@ -330,7 +330,7 @@ TEST_P(DataplaneItest, ServesDrainsKeepsDrainAcrossReloadAndRemoves) {
   ASSERT_TRUE(still.has_value()) << still.error().message;
   EXPECT_EQ(still->status, lb::RemoveOutcome::Status::kStillHasConnections);
   EXPECT_GE(still->sessions, 1);
-  const auto session_deadline = std::chrono::steady_clock::now() + 10s;
+  const auto session_deadline = std::chrono::steady_clock::now() + 20s;
   while (session->Running() && std::chrono::steady_clock::now() < session_deadline) {
     std::this_thread::sleep_for(50ms);
   }
