@@ -30,8 +30,10 @@ the reader's failed queries (count, window from the kill) and pgbench's; the los
 or the writer had from pg1 that pg2 lacks) and how long it was still readable through HAProxy
 after pg2 was promoted.
 Asserted:
-  - R1 fails with reason diverged within FAIL_BOUND s of the new leader, and a replacement serves
-    within REPLACE_BOUND s: in the end 3 replicas serve, each streaming from pg2, none of them R1;
+  - R1 fails with reason diverged within FAIL_BOUND s of the new leader (counted in
+    provisioning_failures_total{reason="diverged"}), and a replacement, cloned from a golden
+    snapshot taken after that failure, serves within REPLACE_BOUND s: in the end 3 replicas
+    serve, each streaming from pg2 and passing the gate, none of them R1;
   - after the service's status shows pg2 as the primary (+ one cycle), every replica it reports
     serving holds no row of the lost tail (sampled every second), and no read through HAProxy
     returns a max(id) of the lost tail or is answered by R1 later than one cycle after R1's
@@ -323,11 +325,19 @@ def body(sb, args):
     now_names = sorted(r["name"] for r in final["replicas"])
     replacements = sorted(set(now_names) - {r1, r2, r3})
     kept = [n for n in (r2, r3) if n in now_names]
-    diverged_metric = None
-    try:
-        diverged_metric = metric_value(sb, "replica_autoscaler_provisioning_failures_total", {"reason": "diverged"})
-    except Exception:  # noqa: BLE001
-        pass
+    diverged_metric = metric_value(sb, "replica_autoscaler_provisioning_failures_total", {"reason": "diverged"})
+    check(diverged_metric >= 1, f"provisioning_failures_total{{reason=\"diverged\"}} counted R1 ({diverged_metric})")
+    # The replacement is cloned from a golden snapshot taken after R1 failed (one that may hold
+    # pg1's lost tail, or miss WAL pg2 no longer has, would not do).
+    events = sb.events()
+    fresh = {e.get("details", {}).get("detail", "").split("(")[-1].split(")")[0] for e in events
+             if e.get("type") == "action_succeeded" and e.get("action") == "take_snapshot"
+             and event_time(e, wall_to_mono) >= t_failed_event}
+    sources = {e.get("replica"): (e.get("details") or {}).get("snapshot_id") for e in events
+               if e.get("type") == "action_started" and e.get("action") == "create_volume"
+               and e.get("replica") in replacements}
+    check(replacements and all(sources.get(n) in fresh for n in replacements),
+          f"the replacement(s) {sources} were cloned from a snapshot taken after R1 failed ({sorted(fresh)})")
 
     # 6. The markers.
     writer.stop()
