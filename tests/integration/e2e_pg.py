@@ -10,6 +10,7 @@ itself.
   can be held against the primary's.
 Debian's python3 and python3-psycopg2 only.
 """
+import re
 import threading
 import time
 
@@ -156,3 +157,120 @@ def resume_walreceiver(pid):
         os.kill(pid, signal.SIGCONT)
     except ProcessLookupError:
         pass
+
+
+def lsn(text):
+    """A pg_lsn's text ('16/B374D848') as an integer (bytes); None for None or ''."""
+    if not text:
+        return None
+    high, low = text.split("/")
+    return (int(high, 16) << 32) | int(low, 16)
+
+
+def query(host, sql, port=5432, timeout=3):
+    """All rows of one query on one server (psycopg2, autocommit): a list of tuples."""
+    conn = psycopg2.connect(host=host, port=port, user="postgres", dbname="postgres", connect_timeout=timeout,
+                            application_name="e2e-probe")
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute(sql)
+            return cur.fetchall()
+    finally:
+        conn.close()
+
+
+def replication_states(host):
+    """{application_name: state} of pg_stat_replication on `host` (who streams from it)."""
+    return dict(query(host, "SELECT application_name, state FROM pg_stat_replication"))
+
+
+def replay_lsn(host):
+    """pg_last_wal_replay_lsn() of a standby, as an integer."""
+    return lsn(query(host, "SELECT pg_last_wal_replay_lsn()::text")[0][0])
+
+
+def current_lsn(host):
+    """pg_current_wal_lsn() of a primary, as an integer."""
+    return lsn(query(host, "SELECT pg_current_wal_lsn()::text")[0][0])
+
+
+class PgbenchLoad(threading.Thread):
+    """pgbench -C -S through HAProxy (Sandbox.start_pgbench / finish_pgbench) from start() to
+    stop(), in rounds of `round_seconds`: pgbench has no retry for a connection that fails (its
+    client aborts for good, and with every client aborted the run ends), so a round that ends
+    early is followed at once by the next, and the load lasts the whole test. Each error line
+    pgbench prints is recorded with the time it appeared (its log is followed every 0.2 s), so
+    pgbench's failures can be placed in time like the Reader's. stop() lets the current round
+    end (at most `round_seconds`)."""
+
+    def __init__(self, sb, clients=4, round_seconds=10, max_seconds=900, tag="load"):
+        super().__init__(daemon=True)
+        self.sb = sb
+        self.clients = clients
+        self.round_seconds = round_seconds
+        self.deadline = time.monotonic() + max_seconds
+        self.tag = tag
+        self.stop_event = threading.Event()
+        self.rounds = []  # (start, end, result of finish_pgbench without its output)
+        self.errors = []  # (monotonic time seen, line)
+
+    def _follow(self, path, state):
+        try:
+            with open(path, errors="replace") as f:
+                f.seek(state["offset"])
+                text = f.read()
+                state["offset"] = f.tell()
+        except OSError:
+            return
+        now = time.monotonic()
+        lines = (state["partial"] + text).split("\n")
+        state["partial"] = lines.pop()
+        for line in lines:
+            if any(word in line.lower() for word in ("error", "aborted", "fatal")):
+                self.errors.append((now, line.strip()))
+
+    def run(self):
+        n = 0
+        while not self.stop_event.is_set() and time.monotonic() < self.deadline:
+            n += 1
+            t0 = time.monotonic()
+            proc = self.sb.start_pgbench(clients=self.clients, seconds=self.round_seconds,
+                                         log_name=f"pgbench-{self.tag}-{n}.log")
+            state = {"offset": 0, "partial": ""}
+            while proc.poll() is None and time.monotonic() < proc.deadline:
+                self._follow(proc.log_path, state)
+                time.sleep(0.2)
+            result = self.sb.finish_pgbench(proc)
+            self._follow(proc.log_path, state)
+            result.pop("output", None)
+            self.rounds.append((t0, time.monotonic(), result))
+            if time.monotonic() - t0 < 1:
+                self.stop_event.wait(0.5)  # every client aborted at once: not a busy loop
+
+    def stop(self):
+        self.stop_event.set()
+        self.join(timeout=self.round_seconds + 70)
+
+    def totals(self):
+        return {"rounds": len(self.rounds),
+                "processed": sum(r["processed"] for _, _, r in self.rounds),
+                "failed": sum(r["failed"] for _, _, r in self.rounds),
+                "aborted_clients": sum(r["aborted_clients"] for _, _, r in self.rounds),
+                "short_rounds": sum(1 for t0, t1, _ in self.rounds if t1 - t0 < self.round_seconds - 1),
+                "seconds": (self.rounds[-1][1] - self.rounds[0][0]) if self.rounds else 0.0}
+
+    def summary(self):
+        t = self.totals()
+        tps = t["processed"] / t["seconds"] if t["seconds"] else 0.0
+        return (f"pgbench -C -S -c {self.clients} in {t['rounds']} rounds of {self.round_seconds} s "
+                f"({t['seconds']:.0f} s): {t['processed']} transactions ({tps:.0f}/s), {t['failed']} failed, "
+                f"{t['aborted_clients']} clients aborted, {t['short_rounds']} rounds cut short by aborts")
+
+
+def gate_passed(replica):
+    """Whether the service's status says this replica passed its gate in the last cycle: serving,
+    its WAL receiver streaming the primary's timeline and its lag under both limits. The detail
+    of such a replica is then its session count ("3 sessions", autoscaler/derive.cc); otherwise
+    it says what is wrong ("no WAL receiver running for 2s", "WAL receiver on timeline 1, ...")."""
+    return replica.get("phase") == "serving" and re.fullmatch(r"\d+ sessions", replica.get("detail") or "") is not None
