@@ -145,6 +145,8 @@ def fixture(now):
         put("replica_autoscaler_quota_remaining", {"cluster": "calm", "resource": "instances"}, 12, t)
         put("replica_autoscaler_forced_drains_total", {"cluster": "main"}, 0 if t < now - 900 else 1, t)
         put("replica_autoscaler_forced_drains_total", {"cluster": "calm"}, 0, t)
+        for cluster, blocked in (("main", 1), ("calm", 0)):
+            put("replica_autoscaler_creation_blocked", {"cluster": cluster, "reason": "lagging"}, blocked, t)
         for cluster, replica, lag_s, lag_b in (("main", "main-replica-a1", 180, 3 << 30), ("main", "main-replica-b2", 0.4, 8192),
                                                ("calm", "calm-replica-c3", 0.2, 4096)):
             put("replica_autoscaler_replica_lag_seconds", {"cluster": cluster, "replica": replica}, lag_s, t)
@@ -171,6 +173,7 @@ EXPECTED_ALERTS = {
     "ReplicaAutoscalerQuotaExhausted": {"cluster": "main", "resource": "instances"},
     "ReplicaAutoscalerForcedDrains": {"cluster": "main"},
     "ReplicaAutoscalerBelowDesired": {"cluster": "main"},
+    "ReplicaAutoscalerCreationBlocked": {"cluster": "main", "reason": "lagging"},
 }
 
 
@@ -190,7 +193,7 @@ def main():
 
     # 2. the dashboard against the contract
     contract = contract_metrics()
-    check("docs/metrics.md defines the 16 metrics of the contract", len(contract) == 16, sorted(contract))
+    check("docs/metrics.md defines the 17 metrics of the contract", len(contract) == 17, sorted(contract))
     histograms = {m for m in contract if m.endswith("_seconds") and "duration" in m}
     dash = json.load(open(DASHBOARD))
     exprs = []
@@ -258,7 +261,7 @@ def main():
             time.sleep(1)
         groups = json.loads(http(abase + "/api/v1/rules"))["data"]["groups"]
         rules = [rl for g in groups for rl in g["rules"]]
-        check("vmalert loaded all 8 rules", len(rules) == 8, [rl["name"] for rl in rules])
+        check("vmalert loaded all 9 rules", len(rules) == 9, [rl["name"] for rl in rules])
         errors = [(rl["name"], rl.get("lastError")) for rl in rules if rl.get("lastError")]
         check("every rule evaluated without error", not errors, errors)
         for name, labels in EXPECTED_ALERTS.items():
