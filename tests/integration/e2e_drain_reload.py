@@ -20,7 +20,7 @@ import psycopg2
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from e2e_common import check, eventually, log, metric_value, run, settled  # noqa: E402
-from e2e_pg import Reader, haproxy_worker_pid  # noqa: E402
+from e2e_pg import Reader, check_no_failed_query, haproxy_worker_pid  # noqa: E402
 
 C = "/v1/clusters/orders"
 INTERVAL = 2
@@ -96,12 +96,7 @@ def body(sb, args):
     gone = time.monotonic() - t_closed
     log(f"{victim} left HAProxy and its server was deleted {gone:.1f} s after the session closed")
     check(metric_value(sb, "replica_autoscaler_forced_drains_total") == 0, "no drain was forced")
-    reader.stop()
-    result = sb.finish_pgbench(load)
-    log(f"pgbench -C -S: {result['processed']} transactions, {result['failed']} failed, "
-        f"{result['aborted_clients']} clients aborted; reader: {reader.summary(t0)}")
-    check(result["ok"], f"pgbench through HAProxy had no failure (rc {result['returncode']})")
-    check(not reader.failures(), f"no query through HAProxy failed ({reader.summary(t0)})")
+    check_no_failed_query(sb, load, reader, t0)
 
 
 if __name__ == "__main__":

@@ -341,17 +341,7 @@ def body(sb, args):
 
     # 6. The markers.
     writer.stop()
-    primary_ids = e2e_pg.marker_ids(pg2)
-    serving = e2e_pg.serving_replicas(sb)
-    for name, address in sorted(serving.items()):
-        ids = e2e_pg.marker_ids(address)
-        check(ids <= primary_ids, f"{name}: its {len(ids)} marker ids are all on pg2 ({len(ids - primary_ids)} are not, "
-                                  f"{len(ids & lost)} of the lost tail)")
-    target = e2e_pg.current_lsn(pg2)
-    for name, address in sorted(serving.items()):
-        eventually(f"{name} replaying pg2's LSN", lambda: e2e_pg.replay_lsn(address) >= target, 30)
-        ids = e2e_pg.marker_ids(address)
-        check(ids == primary_ids, f"{name}: caught up, the same {len(ids)} marker ids as pg2")
+    primary_ids = e2e_pg.check_replicas_hold_only_primary_rows(sb, pg2, "pg2", lost=lost)
 
     time.sleep(AFTER)
     pgbench.stop()

@@ -274,3 +274,35 @@ def gate_passed(replica):
     of such a replica is then its session count ("3 sessions", autoscaler/derive.cc); otherwise
     it says what is wrong ("no WAL receiver running for 2s", "WAL receiver on timeline 1, ...")."""
     return replica.get("phase") == "serving" and re.fullmatch(r"\d+ sessions", replica.get("detail") or "") is not None
+
+
+def check_no_failed_query(sb, load, reader, origin):
+    """Stops the reader and waits for pgbench `load` (sb.start_pgbench); checks that neither saw
+    a failure, with the figures in the log."""
+    from e2e_common import check, log
+    reader.stop()
+    result = sb.finish_pgbench(load)
+    log(f"pgbench -C -S: {result['processed']} transactions, {result['failed']} failed, "
+        f"{result['aborted_clients']} clients aborted; reader: {reader.summary(origin)}")
+    check(result["ok"], f"pgbench through HAProxy had no failure (rc {result['returncode']})")
+    check(not reader.failures(), f"no query through HAProxy failed ({reader.summary(origin)})")
+
+
+def check_replicas_hold_only_primary_rows(sb, primary_host, primary_name, lost=frozenset()):
+    """With the writer stopped: every serving replica's e2e_marker ids are a subset of the
+    primary's at once (`lost`: ids of a lost tail, counted in the message), and equal to them
+    once it has replayed the primary's current LSN. The primary's ids."""
+    from e2e_common import check, eventually
+    primary_ids = marker_ids(primary_host)
+    serving = serving_replicas(sb)
+    for name, address in sorted(serving.items()):
+        ids = marker_ids(address)
+        tail = f", {len(ids & lost)} of the lost tail" if lost else ""
+        check(ids <= primary_ids, f"{name}: its {len(ids)} marker ids are all on {primary_name} "
+                                  f"({len(ids - primary_ids)} are not{tail})")
+    target = current_lsn(primary_host)
+    for name, address in sorted(serving.items()):
+        eventually(f"{name} replaying {primary_name}'s LSN", lambda: replay_lsn(address) >= target, 30)
+        ids = marker_ids(address)
+        check(ids == primary_ids, f"{name}: caught up, the same {len(ids)} marker ids as {primary_name}")
+    return primary_ids

@@ -16,7 +16,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from e2e_common import check, eventually, log, metric_value, run, settled  # noqa: E402
-from e2e_pg import Reader  # noqa: E402
+from e2e_pg import Reader, check_no_failed_query  # noqa: E402
 
 C = "/v1/clusters/orders"
 MAX_LAG_TIME = 10
@@ -85,11 +85,7 @@ def body(sb, args):
             "taken after the failure)")
     finally:
         reader.stop()
-        result = sb.finish_pgbench(load)
-    log(f"pgbench -C -S: {result['processed']} transactions, {result['failed']} failed, "
-        f"{result['aborted_clients']} clients aborted; reader: {reader.summary(t0)}")
-    check(result["ok"], f"pgbench through HAProxy had no failure (rc {result['returncode']})")
-    check(not reader.failures(), f"no query through HAProxy failed ({reader.summary(t0)})")
+    check_no_failed_query(sb, load, reader, t0)
 
 
 if __name__ == "__main__":

@@ -131,20 +131,10 @@ def body(sb, args):
 
     # The markers: stop the writer, then every serving replica against pg2.
     writer.stop()
-    primary_ids = e2e_pg.marker_ids(pg2)
+    primary_ids = e2e_pg.check_replicas_hold_only_primary_rows(sb, pg2, "pg2")
     committed = set(writer.committed)
     log(f"writer: {len(committed)} rows acknowledged, {writer.errors} failed attempts; "
         f"{len(committed - primary_ids)} acknowledged rows missing on pg2")
-    serving = e2e_pg.serving_replicas(sb)
-    for name, address in sorted(serving.items()):
-        ids = e2e_pg.marker_ids(address)
-        check(ids <= primary_ids, f"{name}: its {len(ids)} marker ids are all on pg2 "
-                                  f"({len(ids - primary_ids)} are not)")
-    target = e2e_pg.current_lsn(pg2)
-    for name, address in sorted(serving.items()):
-        eventually(f"{name} replaying pg2's LSN", lambda: e2e_pg.replay_lsn(address) >= target, 30)
-        ids = e2e_pg.marker_ids(address)
-        check(ids == primary_ids, f"{name}: caught up, the same {len(ids)} marker ids as pg2")
 
     time.sleep(AFTER)
     pgbench.stop()
