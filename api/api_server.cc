@@ -196,6 +196,9 @@ Reply FromError(const Error& error) {
     case ErrorKind::kConflict:
       status = 409;
       break;
+    case ErrorKind::kTransient:  // e.g. an override whose save failed: nothing changed, retry
+      status = 503;
+      break;
     default:
       break;
   }

@@ -33,7 +33,7 @@ Controller::Controller(const config::Config& config, const Clock& clock, Random 
            .actuator = actuator_,
            .mu = mu_,
            .random = [this] { return random_(); },
-           .save_intent = [this] { SaveIntent(); },
+           .save_intent = [this] { (void)SaveIntent(); },  // a failure is logged
            .zones_cache = options.zones_cache,
            .quota_every_cycles = options.quota_every_cycles},
       loop_(
@@ -119,9 +119,13 @@ void Controller::LoadIntent() {
   }
 }
 
-bool Controller::SaveIntent() {
-  if (store_ == nullptr) return true;
+Result<void> Controller::SaveIntent() {
+  if (store_ == nullptr) return {};
   std::lock_guard file_lock(state_file_mu_);
+  return SaveIntentLocked();
+}
+
+Result<void> Controller::SaveIntentLocked() {
   Intents intents;
   {
     std::lock_guard lock(mu_);
@@ -130,11 +134,38 @@ bool Controller::SaveIntent() {
     }
   }
   if (auto written = store_->Save(intents); !written) {
-    log::Error("operator state not saved: an override or pause will not survive a restart",
+    log::Error("operator state not saved",
                {{"path", options_.state_path}, {"error", written.error().message}});
-    return false;
+    return Fail(written.error());
   }
-  return true;
+  return {};
+}
+
+Result<bool> Controller::UpdateIntent(const std::string& cluster, const IntentChange& change) {
+  // Held from the change to its save, so that a failed save restores exactly what this call
+  // replaced (no other API change can come in between).
+  std::unique_lock file_lock(state_file_mu_, std::defer_lock);
+  if (store_ != nullptr) file_lock.lock();
+  ClusterIntent before;
+  {
+    std::lock_guard lock(mu_);
+    ClusterState* state = Find(cluster);
+    if (!state) return Fail(ErrorKind::kNotFound, fmt::format("no cluster named '{}'", cluster));
+    before = state->intent;
+    Result<bool> changed = change(*state, state->intent);
+    if (!changed || !*changed || store_ == nullptr) return changed;
+  }
+  Result<void> saved = SaveIntentLocked();
+  if (saved) return true;
+  {
+    std::lock_guard lock(mu_);
+    if (ClusterState* state = Find(cluster)) state->intent = before;
+  }
+  return Fail(ErrorKind::kTransient,
+              fmt::format("the change was not saved ({}), so it is not in force: it would not "
+                          "survive a restart; nothing changed, try again once {} can be written",
+                          saved.error().message,
+                          options_.state_path.empty() ? "the intent store" : options_.state_path));
 }
 
 ClusterState* Controller::Find(const std::string& cluster) {
@@ -265,25 +296,24 @@ Result<ClusterStatus> Controller::Status(const std::string& cluster) const {
 
 Result<void> Controller::SetOverride(const std::string& cluster, policies::ManualOverride manual) {
   const TimePoint now = clock_.Now();
-  {
-    std::lock_guard lock(mu_);
-    ClusterState* state = Find(cluster);
-    if (!state) return Fail(ErrorKind::kNotFound, fmt::format("no cluster named '{}'", cluster));
-    const policies::ClusterPolicy& p = state->deps.cluster->policy;
-    if (manual.replicas < p.min_replicas || manual.replicas > p.max_replicas) {
-      return Fail(ErrorKind::kBadRequest,
-                  fmt::format("replicas {} is outside cluster {}'s bounds [{}, {}] "
-                              "(min_replicas, max_replicas)",
-                              manual.replicas, cluster, p.min_replicas, p.max_replicas));
-    }
-    if (manual.expires_at && *manual.expires_at <= now) {
-      return Fail(ErrorKind::kBadRequest,
-                  fmt::format("the override would expire at {}, which is not in the future",
-                              FormatTime(*manual.expires_at)));
-    }
-    state->intent.manual = manual;
-  }
-  SaveIntent();
+  Result<bool> changed =
+      UpdateIntent(cluster, [&](const ClusterState& state, ClusterIntent& intent) -> Result<bool> {
+        const policies::ClusterPolicy& p = state.deps.cluster->policy;
+        if (manual.replicas < p.min_replicas || manual.replicas > p.max_replicas) {
+          return Fail(ErrorKind::kBadRequest,
+                      fmt::format("replicas {} is outside cluster {}'s bounds [{}, {}] "
+                                  "(min_replicas, max_replicas)",
+                                  manual.replicas, cluster, p.min_replicas, p.max_replicas));
+        }
+        if (manual.expires_at && *manual.expires_at <= now) {
+          return Fail(ErrorKind::kBadRequest,
+                      fmt::format("the override would expire at {}, which is not in the future",
+                                  FormatTime(*manual.expires_at)));
+        }
+        intent.manual = manual;
+        return true;
+      });
+  if (!changed) return Fail(changed.error());
   journal_.Append(
       {.at = now,
        .cluster = cluster,
@@ -299,14 +329,13 @@ Result<void> Controller::SetOverride(const std::string& cluster, policies::Manua
 
 Result<void> Controller::ClearOverride(const std::string& cluster) {
   std::optional<policies::ManualOverride> was;
-  {
-    std::lock_guard lock(mu_);
-    ClusterState* state = Find(cluster);
-    if (!state) return Fail(ErrorKind::kNotFound, fmt::format("no cluster named '{}'", cluster));
-    was = std::exchange(state->intent.manual, std::nullopt);
-  }
-  if (was) {
-    SaveIntent();
+  Result<bool> changed =
+      UpdateIntent(cluster, [&](const ClusterState&, ClusterIntent& intent) -> Result<bool> {
+        was = std::exchange(intent.manual, std::nullopt);
+        return was.has_value();
+      });
+  if (!changed) return Fail(changed.error());
+  if (*changed) {
     journal_.Append({.at = clock_.Now(),
                      .cluster = cluster,
                      .type = "manual_override_cleared",
@@ -318,17 +347,15 @@ Result<void> Controller::ClearOverride(const std::string& cluster) {
 }
 
 Result<void> Controller::Pause(const std::string& cluster, const std::string& reason) {
-  bool changed = false;
-  {
-    std::lock_guard lock(mu_);
-    ClusterState* state = Find(cluster);
-    if (!state) return Fail(ErrorKind::kNotFound, fmt::format("no cluster named '{}'", cluster));
-    changed = !state->intent.paused || state->intent.paused_reason != reason;
-    state->intent.paused = true;
-    state->intent.paused_reason = reason;
-  }
-  if (changed) {
-    SaveIntent();
+  Result<bool> changed =
+      UpdateIntent(cluster, [&](const ClusterState&, ClusterIntent& intent) -> Result<bool> {
+        const bool differs = !intent.paused || intent.paused_reason != reason;
+        intent.paused = true;
+        intent.paused_reason = reason;
+        return differs;
+      });
+  if (!changed) return Fail(changed.error());
+  if (*changed) {
     journal_.Append({.at = clock_.Now(),
                      .cluster = cluster,
                      .type = "paused",
@@ -340,17 +367,15 @@ Result<void> Controller::Pause(const std::string& cluster, const std::string& re
 }
 
 Result<void> Controller::Resume(const std::string& cluster) {
-  bool changed = false;
-  {
-    std::lock_guard lock(mu_);
-    ClusterState* state = Find(cluster);
-    if (!state) return Fail(ErrorKind::kNotFound, fmt::format("no cluster named '{}'", cluster));
-    changed = state->intent.paused;
-    state->intent.paused = false;
-    state->intent.paused_reason.clear();
-  }
-  if (changed) {
-    SaveIntent();
+  Result<bool> changed =
+      UpdateIntent(cluster, [&](const ClusterState&, ClusterIntent& intent) -> Result<bool> {
+        const bool differs = intent.paused;
+        intent.paused = false;
+        intent.paused_reason.clear();
+        return differs;
+      });
+  if (!changed) return Fail(changed.error());
+  if (*changed) {
     journal_.Append({.at = clock_.Now(),
                      .cluster = cluster,
                      .type = "resumed",

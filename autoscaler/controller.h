@@ -122,9 +122,17 @@ class Controller final : public ServiceControl {
   /// cannot be read is reported (log and event) and ignored; an expired override, one outside
   /// the cluster's bounds, or an unknown cluster is dropped.
   void LoadIntent();
-  /// Writes every cluster's intent to the store. Call without mu_ held. False (logged) when it
-  /// could not be written; the intent stays in memory.
-  bool SaveIntent();
+  /// Writes every cluster's intent to the store. Call without mu_ or state_file_mu_ held. The
+  /// store's error (logged) when it could not be written; the intent stays in memory.
+  Result<void> SaveIntent();
+  /// SaveIntent with state_file_mu_ already held.
+  Result<void> SaveIntentLocked();
+  /// Changes one cluster's intent (under mu_) and, when it says it changed something, saves it.
+  /// Answers the change's own error (nothing changed), kNotFound for an unknown cluster, or
+  /// kTransient when the save failed: the cluster's intent is then put back as it was, so an
+  /// API caller told "no" (503) never finds the change in force, nor lost after a restart.
+  using IntentChange = std::function<Result<bool>(const ClusterState&, ClusterIntent&)>;
+  Result<bool> UpdateIntent(const std::string& cluster, const IntentChange& change);
 
   const config::Config& config_;
   const Clock& clock_;

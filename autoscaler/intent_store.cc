@@ -114,6 +114,17 @@ std::string StatePathFor(const config::JournalConfig& journal) {
   return (std::filesystem::path(journal.path).parent_path() / "state.json").string();
 }
 
+Result<void> RequireReadableIntent(IntentStore& store, const std::string& where) {
+  Result<Intents> loaded = store.Load();
+  if (loaded) return {};
+  return Fail(ErrorKind::kConfig,
+              fmt::format("the saved operator state in {} cannot be read ({}); it holds the "
+                          "clusters' pauses and manual counts, so the service does not start "
+                          "without it: repair the file, or move it aside to start with no pause "
+                          "and no override in force",
+                          where, loaded.error().message));
+}
+
 Result<Intents> FileIntentStore::Load() {
   Intents intents;
   std::error_code ec;

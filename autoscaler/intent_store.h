@@ -51,6 +51,12 @@ class FileIntentStore final : public IntentStore {
   std::string path_;
 };
 
+/// What `serve` checks before it starts: kConfig when what `store` (at `where`, for the message)
+/// holds cannot be read at all, such as a corrupt state.json. The service then refuses to start
+/// rather than run without the operators' pauses and overrides (the Controller alone would
+/// report and ignore them). Entries it can read partly are not an error (see Load).
+Result<void> RequireReadableIntent(IntentStore& store, const std::string& where);
+
 /// `<directory of journal.path>/state.json`; "" when journal.path is empty (no persistence).
 std::string StatePathFor(const config::JournalConfig& journal);
 

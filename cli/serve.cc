@@ -289,6 +289,12 @@ Result<void> Build(const config::Config& cfg, Service& s, bool once) {
   controller_options.actuator.inline_execution = once;
   // Overrides and pauses survive a restart beside the journal (`--once` honours them too).
   controller_options.state_path = StatePathFor(cfg.journal);
+  if (!controller_options.state_path.empty()) {
+    FileIntentStore store(controller_options.state_path);
+    if (auto readable = RequireReadableIntent(store, controller_options.state_path); !readable) {
+      return Fail(readable.error());
+    }
+  }
   s.controller = std::make_unique<Controller>(cfg, s.clock, Controller::Random{}, *s.journal,
                                               *s.metrics, std::move(deps), controller_options);
   return {};

@@ -129,6 +129,10 @@ class FakeControl final : public ServiceControl {
     return Record("Clear", cluster);
   }
   Result<void> Pause(const std::string& cluster, const std::string& reason) override {
+    if (reason == "unsaved") {  // as the Controller answers when state.json cannot be written
+      return Fail(ErrorKind::kTransient,
+                  "the change was not saved (disk full), so it is not in force");
+    }
     return Record("Pause", cluster, reason);
   }
   Result<void> Resume(const std::string& cluster) override { return Record("Resume", cluster); }
@@ -381,6 +385,10 @@ TEST_F(ApiItest, AdminTokenSetsAndClearsAnOverridePausesResumesAndSnapshots) {
   EXPECT_EQ(Body(paused)["paused"], true);
   EXPECT_EQ(Send("POST", "/v1/clusters/main/pause", kAdminToken).status, 200);  // no body
   EXPECT_EQ(Send("POST", "/v1/clusters/main/resume", kAdminToken).status, 200);
+  // A change the loop could not save is refused with 503, never a 200 for nothing in force.
+  HttpResponse unsaved =
+      Send("POST", "/v1/clusters/main/pause", kAdminToken, R"({"reason":"unsaved"})");
+  EXPECT_NE(ErrorMessage(unsaved, 503, "unavailable").find("not in force"), std::string::npos);
   EXPECT_EQ(Send("POST", "/v1/clusters/main/snapshot", kAdminToken).status, 202);
   // The control loop says one is being made already.
   HttpResponse again = Send("POST", "/v1/clusters/main/snapshot", kAdminToken);

@@ -1003,11 +1003,78 @@ TEST_F(ControllerTest, StateFileIsNeverWrittenThroughALinkAtItsTemporaryName) {
   std::filesystem::create_symlink(dir.File("elsewhere"), state_path_ + ".tmp");
   MakeController();
   ScaleTo(1);
-  ASSERT_TRUE(controller_->Pause("pg", "maintenance"));  // its save fails: logged, not fatal
+  // Its save fails: the caller is told (503 in the API) and the pause is not in force.
+  const Result<void> paused = controller_->Pause("pg", "maintenance");
+  ASSERT_FALSE(paused);
+  EXPECT_EQ(paused.error().kind, ErrorKind::kTransient);
   std::ifstream victim(dir.File("elsewhere"));
   std::string content((std::istreambuf_iterator<char>(victim)), std::istreambuf_iterator<char>());
   EXPECT_EQ(content, "untouched");
-  EXPECT_TRUE(Status().paused);
+  EXPECT_FALSE(Status().paused);
+}
+
+TEST_F(ControllerTest, AChangeWhoseSaveFailsIsRefusedAndNotInForce) {
+  ScratchDir dir;
+  state_path_ = dir.File("state.json");
+  MakeController();
+  ScaleTo(1);
+  ASSERT_TRUE(controller_->Pause("pg", "kept"));
+  ASSERT_TRUE(controller_->SetOverride("pg", {2, std::nullopt, "kept"}));
+  // A directory at the temporary name: every later save fails, for root too.
+  std::filesystem::create_directory(state_path_ + ".tmp");
+  const size_t events_before = EventsOf("manual_override").size();
+
+  for (const Result<void>& refused :
+       {controller_->SetOverride("pg", {3, std::nullopt, "lost"}), controller_->ClearOverride("pg"),
+        controller_->Resume("pg"), controller_->Pause("pg", "other reason")}) {
+    ASSERT_FALSE(refused);
+    EXPECT_EQ(refused.error().kind, ErrorKind::kTransient);
+    EXPECT_NE(refused.error().message.find("not in force"), std::string::npos)
+        << refused.error().message;
+    EXPECT_NE(refused.error().message.find(state_path_), std::string::npos);
+  }
+  ClusterStatus s = Status();
+  ASSERT_TRUE(s.manual);
+  EXPECT_EQ(s.manual->replicas, 2);
+  EXPECT_TRUE(s.paused);
+  EXPECT_EQ(s.paused_reason, "kept");
+  EXPECT_EQ(EventsOf("manual_override").size(), events_before) << "no event for a refused change";
+  // A change that changes nothing needs no save and succeeds.
+  EXPECT_TRUE(controller_->Pause("pg", "kept"));
+  // Unknown cluster and bad bounds are still answered as such.
+  EXPECT_EQ(controller_->Pause("nope", "").error().kind, ErrorKind::kNotFound);
+  EXPECT_EQ(controller_->SetOverride("pg", {99, std::nullopt, ""}).error().kind,
+            ErrorKind::kBadRequest);
+
+  std::filesystem::remove(state_path_ + ".tmp");
+  ASSERT_TRUE(controller_->Resume("pg"));
+  controller_.reset();
+  MakeController();
+  EXPECT_FALSE(Status().paused);
+  ASSERT_TRUE(Status().manual);
+  EXPECT_EQ(Status().manual->replicas, 2);
+}
+
+TEST_F(ControllerTest, ServeRefusesAStateFileItCannotRead) {
+  ScratchDir dir;
+  const std::string path = dir.File("state.json");
+  FileIntentStore store(path);
+  EXPECT_TRUE(RequireReadableIntent(store, path)) << "no file yet: nothing saved, nothing lost";
+  {
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    out << "{\"version\": 1, \"clusters\": {\"pg\": {\"paus";
+  }
+  const Result<void> refused = RequireReadableIntent(store, path);
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().kind, ErrorKind::kConfig);
+  EXPECT_NE(refused.error().message.find(path), std::string::npos);
+  EXPECT_NE(refused.error().message.find("not valid JSON"), std::string::npos);
+  EXPECT_NE(refused.error().message.find("move it aside"), std::string::npos);
+  {
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    out << "{\"version\": 1, \"clusters\": {\"pg\": {\"paused\": true}}}";
+  }
+  EXPECT_TRUE(RequireReadableIntent(store, path));
 }
 
 TEST_F(ControllerTest, CorruptStateFileIsReportedAndIgnored) {
