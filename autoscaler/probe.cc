@@ -18,6 +18,7 @@
 #include <variant>
 
 #include "core/log.h"
+#include "core/url.h"
 
 namespace ra::autoscaler {
 
@@ -575,7 +576,16 @@ class PatroniPrimaryLocator final : public PrimaryLocator {
     }
     // 200 is Patroni's word that this member is the primary, whatever the body holds.
     PrimaryState state{UrlHost(member), postgres_port_, member};
-    if (const std::string host = text_field("host"); !host.empty()) state.host = host;
+    if (const std::string host = text_field("host"); !host.empty()) {
+      // It goes into libpq conninfo and into every new replica's first boot: a plain host only.
+      if (!IsPlainHost(host)) {
+        return {std::nullopt,
+                fmt::format("HTTP 200, but its host '{}' is not a host name or address (letters, "
+                            "digits and . : _ - only)",
+                            log::Redact(host.substr(0, 80)))};
+      }
+      state.host = host;
+    }
     if (body.is_object()) {
       auto port = body.find("port");
       if (port != body.end() && port->is_number_integer()) {

@@ -289,12 +289,6 @@ Result<void> Build(const config::Config& cfg, Service& s, bool once) {
   controller_options.actuator.inline_execution = once;
   // Overrides and pauses survive a restart beside the journal (`--once` honours them too).
   controller_options.state_path = StatePathFor(cfg.journal);
-  if (!controller_options.state_path.empty()) {
-    FileIntentStore store(controller_options.state_path);
-    if (auto readable = RequireReadableIntent(store, controller_options.state_path); !readable) {
-      return Fail(readable.error());
-    }
-  }
   s.controller = std::make_unique<Controller>(cfg, s.clock, Controller::Random{}, *s.journal,
                                               *s.metrics, std::move(deps), controller_options);
   return {};
@@ -345,6 +339,15 @@ int RunServe(const ServeOptions& options, std::ostream& out, std::ostream& err) 
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  // Before anything is built or contacted: a state.json that cannot be read may hold a pause.
+  if (const std::string state = StatePathFor(cfg.journal); !state.empty()) {
+    FileIntentStore store(state);
+    if (auto readable = RequireReadableIntent(store, state); !readable) {
+      err << "serve: " << readable.error().message << "\n";
+      return 2;
+    }
+  }
 
   Service s;
   s.metrics = std::make_unique<ServiceMetrics>();

@@ -17,6 +17,7 @@
 
 #include "config/config_reader.h"
 #include "core/duration.h"
+#include "core/url.h"
 
 namespace ra::config {
 
@@ -750,7 +751,12 @@ void Parser::ParsePrimary(const Located& at, Cluster& c) {
   if (has_static) {
     MapReader s(ctx_, *m.Get("static"), {"host", "port"});
     StaticPrimary p;
-    s.String("host", &p.host, true);
+    if (s.String("host", &p.host, true) && !p.host.empty() && !IsPlainHost(p.host)) {
+      // Written into every replica's primary_conninfo by its first boot.
+      ctx_.Add(*s.Get("host"), fmt::format("'{}' is not a host name or address (letters, digits "
+                                           "and . : _ - only)",
+                                           p.host));
+    }
     s.Int("port", &p.port, 1, 65535);
     c.primary = p;
   } else {

@@ -18,4 +18,14 @@ std::string UrlEncode(std::string_view text) {
   return out;
 }
 
+bool IsPlainHost(std::string_view host) {
+  if (host.empty() || host.size() > 253) return false;
+  for (const char c : host) {
+    const bool plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                       c == '.' || c == ':' || c == '_' || c == '-';
+    if (!plain) return false;
+  }
+  return true;
+}
+
 }  // namespace ra

@@ -136,6 +136,28 @@ def body(sb, args):
     check("e2e drain" not in kept and "e2e restart" not in kept,
           f"state.json no longer holds the count or the pause ({kept.strip()[:200]})")
 
+    # --- a pause that cannot be saved is refused (503), not in force
+    state = sb.path("service", "state.json")
+    os.mkdir(state + ".tmp")  # in the way of the atomic write, for root too
+    try:
+        code, out = sb.api("POST", C + "/pause", {"reason": "unsaved"})
+        check(code == 503 and "not in force" in str(out),
+              f"a pause whose state.json write fails answers 503 ({code} {str(out)[:200]})")
+        check(status(sb).get("paused") is False, "and the cluster is not paused")
+    finally:
+        os.rmdir(state + ".tmp")
+    code, out = sb.api("POST", C + "/pause", {"reason": "saved"})
+    check(code == 200 and status(sb).get("paused") is True, f"once writable, the pause is saved ({code})")
+
+    # --- a corrupt state.json: serve refuses to start rather than drop the pause silently
+    sb.kill_service()
+    with open(state, "w") as f:
+        f.write('{"version": 1, "clusters": {"' + C.rsplit("/", 1)[-1] + '": {"paus')
+    r = subprocess.run([sb.binary, "serve", "--config", sb.state["config"]], capture_output=True,
+                       text=True, timeout=30, stdin=subprocess.DEVNULL)
+    check(r.returncode == 2 and "state.json" in r.stderr and "move it aside" in r.stderr,
+          f"serve refuses a corrupt state.json (exit {r.returncode}: {r.stderr.strip()[:300]})")
+
 
 if __name__ == "__main__":
     sys.exit(run("e2e_restart", body, settings={"LOOP_INTERVAL": "1s", "SCALE_DOWN_WINDOW": "5s",

@@ -435,6 +435,8 @@ TEST(Config, EachKindOfProblemIsReportedWithItsPathAndLine) {
       {"both primaries", 19,
        "    primary: {static: {host: h}, patroni: {members: [\"http://p:8008\"]}}",
        "clusters[0].primary", 19, "either static or patroni"},
+      {"host that is not plain", 19, "    primary: {static: {host: \"h1,h2 sslmode=disable\"}}",
+       "clusters[0].primary.static.host", 19, "is not a host name or address"},
       {"template without id", 25, "      name_template: \"{cluster}-replica\"",
        "clusters[0].replica.name_template", 25, "must contain {id}"},
       {"metric policy without metrics", 14, "x-metrics:", "clusters[0].policies[0].target_tracking",

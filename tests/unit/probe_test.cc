@@ -12,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "core/url.h"
 #include "testing/fake_http_transport.h"
 #include "testing/fake_probe.h"
 
@@ -170,6 +171,33 @@ TEST(ProbePatroni, LeaderIsTheSecondMember) {
   EXPECT_EQ(requests[1].url, "http://10.0.0.2:8008/primary");
   EXPECT_EQ(requests[1].timeout, std::optional<Duration>(3s));
   EXPECT_EQ(requests[1].headers.at("Accept"), "application/json");
+}
+
+TEST(ProbePatroni, AHostThatIsNotPlainIsNotTakenIntoConninfoOrUserData) {
+  FakeHttpTransport http;
+  // A hostile or broken member: its host would add options to every replica's primary_conninfo.
+  http.Push(200, R"({"role": "primary", "host": "10.0.0.1 sslmode=disable' x='"})");
+  http.Push(200, R"({"role": "primary", "host": "10.0.0.2", "port": 5433})");
+  auto locator =
+      MakePrimaryLocator(PatroniCluster({"http://10.0.0.1:8008", "http://10.0.0.2:8008"}), http);
+  auto primary = locator->Locate();
+  ASSERT_TRUE(primary) << primary.error().message;
+  EXPECT_EQ(primary->host, "10.0.0.2");
+  EXPECT_EQ(primary->port, 5433);
+
+  http.Push(200, R"({"role": "primary", "host": "a,b"})");
+  http.Push(503, PatroniStatus("replica"));
+  auto none =
+      MakePrimaryLocator(PatroniCluster({"http://10.0.0.1:8008", "http://10.0.0.2:8008"}), http)
+          ->Locate();
+  ASSERT_FALSE(none);
+  EXPECT_NE(none.error().message.find("is not a host name or address"), std::string::npos)
+      << none.error().message;
+  EXPECT_TRUE(IsPlainHost("pg-1.db.example.com"));
+  EXPECT_TRUE(IsPlainHost("fd00::1"));
+  EXPECT_FALSE(IsPlainHost(""));
+  EXPECT_FALSE(IsPlainHost("h'"));
+  EXPECT_FALSE(IsPlainHost(std::string(254, 'a')));
 }
 
 TEST(ProbePatroni, NoMemberAnswering200IsTransientAndListsEveryAnswer) {
