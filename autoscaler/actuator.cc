@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <ctime>
 #include <nlohmann/json.hpp>
 #include <utility>
@@ -204,12 +205,35 @@ Result<std::string> PerformAction(const ActionContext& context, const Action& ac
 
 // ---------------------------------------------------------------------------------------------
 
+Lane LaneOf(ActionKind kind) {
+  switch (kind) {
+    case ActionKind::kAdmit:
+    case ActionKind::kMaint:
+    case ActionKind::kDrain:
+    case ActionKind::kRemoveFromLb:
+      return Lane::kBalancer;
+    case ActionKind::kCreateVolume:
+    case ActionKind::kCreateServer:
+    case ActionKind::kEnsureDns:
+    case ActionKind::kDeleteDns:
+    case ActionKind::kDeleteReplica:
+    case ActionKind::kTakeSnapshot:
+    case ActionKind::kDeleteSnapshot:
+      break;
+  }
+  return Lane::kCloud;
+}
+
 Actuator::Actuator(Options options, EventJournal& journal, const Clock& clock)
     : options_(options), journal_(journal), clock_(clock) {
   if (options_.inline_execution) return;
-  const int threads = options_.threads > 0 ? options_.threads : 1;
-  workers_.reserve(threads);
-  for (int i = 0; i < threads; ++i) workers_.emplace_back([this] { WorkerLoop(); });
+  const int cloud = std::max(options_.threads, 1);
+  const int balancer = std::max(options_.balancer_threads, 1);
+  workers_.reserve(cloud + balancer);
+  for (int i = 0; i < cloud; ++i) workers_.emplace_back([this] { WorkerLoop(Lane::kCloud); });
+  for (int i = 0; i < balancer; ++i) {
+    workers_.emplace_back([this] { WorkerLoop(Lane::kBalancer); });
+  }
 }
 
 Actuator::~Actuator() {
@@ -246,18 +270,27 @@ void Actuator::Submit(const std::string& cluster, ActionContext context,
     std::deque<Job>& queue = queues_[key];
     const bool was_idle = queue.empty() && !running_.contains(key);
     queue.push_back(Job{cluster, context, std::move(action)});
-    if (was_idle) ready_.push_back(key);
+    if (was_idle) MarkReadyLocked(key);
   }
-  work_cv_.notify_all();
 }
 
-void Actuator::WorkerLoop() {
+void Actuator::MarkReadyLocked(const std::string& key) {
+  auto it = queues_.find(key);
+  if (it == queues_.end() || it->second.empty()) return;
+  const auto lane = static_cast<size_t>(LaneOf(it->second.front().action.kind));
+  ready_[lane].push_back(key);
+  work_cv_[lane].notify_one();
+}
+
+void Actuator::WorkerLoop(Lane lane) {
+  std::deque<std::string>& ready = ready_[static_cast<size_t>(lane)];
+  std::condition_variable& work_cv = work_cv_[static_cast<size_t>(lane)];
   std::unique_lock lock(mu_);
   for (;;) {
-    work_cv_.wait(lock, [this] { return stopping_ || !ready_.empty(); });
+    work_cv.wait(lock, [&] { return stopping_ || !ready.empty(); });
     if (stopping_) return;
-    const std::string key = std::move(ready_.front());
-    ready_.pop_front();
+    const std::string key = std::move(ready.front());
+    ready.pop_front();
     auto it = queues_.find(key);
     if (it == queues_.end() || it->second.empty()) continue;
     Job job = std::move(it->second.front());
@@ -272,9 +305,10 @@ void Actuator::WorkerLoop() {
       // What followed a failed step (a server delete after a refused HAProxy removal) must not
       // run: the next cycle plans again from what it observes.
       queues_.erase(key);
-    } else if (queues_.contains(key) && !stopping_) {
-      ready_.push_back(key);
-      work_cv_.notify_one();
+    } else if (!stopping_) {
+      // The replica's next action may belong to the other lane (a server delete after its
+      // removal from HAProxy): it is handed to that lane's workers.
+      MarkReadyLocked(key);
     }
     idle_cv_.notify_all();
   }
@@ -379,9 +413,9 @@ bool Actuator::Stop() {
     size_t dropped = 0;
     for (const auto& [key, queue] : queues_) dropped += queue.size();
     queues_.clear();
-    ready_.clear();
+    for (auto& ready : ready_) ready.clear();
     if (dropped > 0) log::Info("actuator stopping", {{"dropped_actions", dropped}});
-    work_cv_.notify_all();
+    for (auto& cv : work_cv_) cv.notify_all();
   }
   return idle_cv_.wait_for(lock, options_.stop_timeout, [this] { return running_.empty(); });
 }

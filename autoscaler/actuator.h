@@ -21,8 +21,9 @@
 #include "openstack/cloud_provider.h"
 
 /// Performs the plan's actions away from the control loop, so a cycle never waits for the cloud
-/// or HAProxy: a small pool of workers, one replica's actions strictly in order and never two at
-/// once, results journaled and handed back to the next cycle.
+/// or HAProxy: two small pools of workers (one for the cloud, one for the load balancers, so an
+/// HAProxy action never waits behind slow or throttled cloud calls), one replica's actions
+/// strictly in order and never two at once, results journaled and handed back to the next cycle.
 namespace ra::autoscaler {
 
 /// The cloud's ids of what a replica is built from (the template's names resolved).
@@ -90,10 +91,16 @@ std::string GoldenSnapshotName(const std::string& cluster, TimePoint now);
 Result<std::string> PerformAction(const ActionContext& context, const Action& action,
                                   TimePoint now);
 
+/// Which pool of workers runs an action: the load balancers' own (kAdmit, kMaint, kDrain,
+/// kRemoveFromLb), or the cloud's (everything else, DNS included: Designate is a cloud service).
+enum class Lane { kCloud = 0, kBalancer = 1 };
+Lane LaneOf(ActionKind kind);
+
 class Actuator {
  public:
   struct Options {
-    int threads = 8;
+    int threads = 8;           ///< cloud workers
+    int balancer_threads = 2;  ///< load-balancer workers, never busy with a cloud call
     /// Run each action on the submitting thread, at once (deterministic unit tests).
     bool inline_execution = false;
     /// Stop() waits this long for running actions.
@@ -138,7 +145,9 @@ class Actuator {
     Action action;
   };
   static std::string KeyOf(const std::string& cluster, const Action& action);
-  void WorkerLoop();
+  void WorkerLoop(Lane lane);
+  /// Queues `key` as ready in the lane of its next job. Requires mu_.
+  void MarkReadyLocked(const std::string& key);
   /// Runs one action, journals it and queues its completion; true when it succeeded.
   bool Execute(const Job& job);
 
@@ -147,11 +156,11 @@ class Actuator {
   const Clock& clock_;
 
   mutable std::mutex mu_;
-  std::condition_variable work_cv_;
+  std::condition_variable work_cv_[2];  // by Lane
   std::condition_variable idle_cv_;
   std::map<std::string, std::deque<Job>> queues_;  // by key: queued, not yet running
   std::set<std::string> running_;                  // keys with an action in progress
-  std::deque<std::string> ready_;                  // keys with queued work and nothing running
+  std::deque<std::string> ready_[2];  // by Lane of the next job: queued work, nothing running
   std::map<std::string, std::vector<Completion>> completions_;  // by cluster
   bool stopping_ = false;
   std::vector<std::thread> workers_;

@@ -6,11 +6,14 @@
 #include <stdlib.h>
 
 #include <algorithm>
+#include <condition_variable>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "testing/fake_cloud_provider.h"
@@ -1225,6 +1228,108 @@ TEST(ActuatorTest, OneReplicasActionsRunInOrderAndStopAfterAFailure) {
   EXPECT_EQ(done[0].error->kind, ErrorKind::kConflict);
   for (const auto& call : cloud.calls()) EXPECT_NE(call.method, "DeleteReplica");
   EXPECT_TRUE(actuator.Busy("pg").replicas.empty());
+}
+
+/// A cloud whose volume creations hang until released: a throttled or slow cloud.
+class HeldCloud final : public openstack::CloudProvider {
+ public:
+  explicit HeldCloud(openstack::CloudProvider& inner) : inner_(inner) {}
+  void Release() {
+    std::lock_guard lock(mu_);
+    released_ = true;
+    cv_.notify_all();
+  }
+  int held() const {
+    std::lock_guard lock(mu_);
+    return held_;
+  }
+  Result<std::vector<openstack::ReplicaFacts>> ListReplicas(const std::string& c) override {
+    return inner_.ListReplicas(c);
+  }
+  Result<openstack::VolumeFacts> CreateReplicaVolume(const openstack::ReplicaSpec& spec) override {
+    std::unique_lock lock(mu_);
+    ++held_;
+    cv_.wait(lock, [this] { return released_; });
+    lock.unlock();
+    return inner_.CreateReplicaVolume(spec);
+  }
+  Result<openstack::ServerFacts> CreateReplicaServer(const openstack::ReplicaSpec& spec,
+                                                     const std::string& volume_id) override {
+    return inner_.CreateReplicaServer(spec, volume_id);
+  }
+  Result<openstack::DeleteProgress> DeleteReplica(const std::string& c,
+                                                  const std::string& name) override {
+    return inner_.DeleteReplica(c, name);
+  }
+  Result<openstack::SnapshotFacts> SnapshotVolume(const std::string& c, const std::string& volume,
+                                                  const std::string& name) override {
+    return inner_.SnapshotVolume(c, volume, name);
+  }
+  Result<std::vector<openstack::SnapshotFacts>> ListSnapshots(const std::string& c) override {
+    return inner_.ListSnapshots(c);
+  }
+  Result<void> DeleteSnapshot(const std::string& id) override { return inner_.DeleteSnapshot(id); }
+  Result<std::vector<std::string>> AvailabilityZones() override {
+    return inner_.AvailabilityZones();
+  }
+  Result<openstack::Quota> RemainingQuota() override { return inner_.RemainingQuota(); }
+
+ private:
+  openstack::CloudProvider& inner_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  bool released_ = false;
+  int held_ = 0;
+};
+
+TEST(ActuatorTest, BalancerActionsDoNotWaitBehindAHangingCloud) {
+  EXPECT_EQ(LaneOf(ActionKind::kMaint), Lane::kBalancer);
+  EXPECT_EQ(LaneOf(ActionKind::kRemoveFromLb), Lane::kBalancer);
+  EXPECT_EQ(LaneOf(ActionKind::kCreateServer), Lane::kCloud);
+  EXPECT_EQ(LaneOf(ActionKind::kDeleteDns), Lane::kCloud);
+  FakeClock clock(kStart);
+  EventJournal journal(config::JournalConfig{.path = ""});
+  FakeLoadBalancer lb;
+  FakeCloudProvider fake;
+  HeldCloud cloud(fake);
+  config::Cluster cluster = MakeCluster();
+  Actuator actuator({.threads = 2, .balancer_threads = 1}, journal, clock);
+  ActionContext context;
+  context.cluster = &cluster;
+  context.cloud = &cloud;
+  context.lb = &lb;
+  // Every cloud worker hangs in a volume creation, and more creations wait behind them.
+  for (int i = 1; i <= 4; ++i) {
+    Action create{.kind = ActionKind::kCreateVolume,
+                  .replica = fmt::format("pg-replica-00000{}", i),
+                  .snapshot_id = "snap"};
+    actuator.Submit("pg", context, {create});
+  }
+  const auto until = std::chrono::steady_clock::now() + 10s;
+  while (cloud.held() < 2 && std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(1ms);
+  }
+  ASSERT_EQ(cloud.held(), 2);
+  // A lagging serving replica is put in maint all the same, and a removal queued behind a
+  // cloud call of the same replica still waits for it (one replica's actions stay in order).
+  lb.EnsureMember({"pg-replica-000009", "10.0.0.9", 5432});
+  actuator.Submit("pg", context,
+                  {Action{.kind = ActionKind::kMaint, .replica = "pg-replica-000009"}});
+  actuator.Submit("pg", context,
+                  {Action{.kind = ActionKind::kRemoveFromLb, .replica = "pg-replica-000001"}});
+  std::vector<Completion> done;
+  while (done.empty() && std::chrono::steady_clock::now() < until) {
+    auto more = actuator.TakeCompletions("pg");
+    done.insert(done.end(), more.begin(), more.end());
+    std::this_thread::sleep_for(1ms);
+  }
+  ASSERT_EQ(done.size(), 1u) << "the maint waited behind the cloud";
+  EXPECT_EQ(done[0].action.kind, ActionKind::kMaint);
+  EXPECT_FALSE(done[0].error) << done[0].error->ToString();
+  EXPECT_EQ(cloud.held(), 2);
+  EXPECT_TRUE(actuator.Busy("pg").replicas.contains("pg-replica-000001"));
+  cloud.Release();
+  EXPECT_TRUE(actuator.Stop());
 }
 
 TEST(ActuatorTest, CompletionCallbackFollowsEachResultAndStopsOnceCleared) {
