@@ -1,9 +1,14 @@
-# replica-autoscaler in the operations network: a server from the service image, its port and
-# security group, an application credential limited to the calls the service makes, and
-# cloud-init that writes the configuration and the secret files.
+# replica-autoscaler in the operations network: one server (or instance_count servers, which
+# elect a leader on etcd) from the service image, their ports and security group, an application
+# credential limited to the calls the service makes, and cloud-init that writes the configuration
+# and the secret files.
 
 locals {
   secrets_dir = "/etc/replica-autoscaler/secrets"
+
+  # One instance keeps the module's name; several are <name>-1, <name>-2, ... and each is the
+  # configuration's ha.instance, the name /readyz and the leader key on etcd show.
+  instance_names = var.instance_count == 1 ? [var.name] : [for i in range(var.instance_count) : "${var.name}-${i + 1}"]
 
   # What the service calls (openstack/ in the repository): Nova servers, flavors, zones, limits
   # and quotas; Cinder volumes, snapshots, limits and quotas; Designate record sets; Glance
@@ -41,18 +46,29 @@ locals {
     api = merge(try(var.config.api, {}), { listen = "0.0.0.0:${var.api_port}" })
   })
 
+  # With etcd_endpoints, the ha section (docs/configuration.md): the endpoints and the lease from
+  # the module's inputs, anything else (tls, auth, key_prefix) from config.ha; the instance name
+  # differs per server. Without them, no ha section: one instance with its own state.json.
+  ha = { for k in(length(var.etcd_endpoints) > 0 ? ["ha"] : []) : k => merge(try(var.config.ha, {}), {
+    etcd      = merge(try(var.config.ha.etcd, {}), { endpoints = var.etcd_endpoints })
+    lease_ttl = var.etcd_lease_ttl
+  }) }
+  instance_configs = [for name in local.instance_names :
+    merge(local.config, { for k, v in local.ha : k => merge(v, { instance = name }) })
+  ]
+
   secret_files = merge(var.secrets, { "os-app-cred" = openstack_identity_application_credential_v3.service.secret })
 
-  # cloud-init: files first (the image's package created the user and the directories), then
-  # start the service. Contents are base64 so no YAML quoting can change them.
-  cloud_init = join("\n", ["#cloud-config", yamlencode({
+  # cloud-init, one per instance: files first (the image's package created the user and the
+  # directories), then start the service. Contents are base64 so no YAML quoting can change them.
+  cloud_inits = [for config in local.instance_configs : join("\n", ["#cloud-config", yamlencode({
     write_files = concat(
       [{
         path        = "/etc/replica-autoscaler/config.yaml"
         owner       = "root:replica-autoscaler"
         permissions = "0640"
         encoding    = "b64"
-        content     = base64encode(yamlencode(local.config))
+        content     = base64encode(yamlencode(config))
       }],
       [for name in sort(keys(local.secret_files)) : {
         path        = "${local.secrets_dir}/${name}"
@@ -65,7 +81,7 @@ locals {
     runcmd = [
       ["systemctl", "enable", "--now", "replica-autoscaler.service"],
     ]
-  })])
+  })])]
 
   egress_rules = merge([
     for purpose, target in var.egress : merge([
@@ -131,8 +147,16 @@ resource "openstack_networking_secgroup_rule_v2" "egress" {
   remote_ip_prefix  = each.value.cidr
 }
 
+# Several instances go to different hypervisors (soft: a small cloud may have only one).
+resource "openstack_compute_servergroup_v2" "service" {
+  count    = var.instance_count > 1 ? 1 : 0
+  name     = "${var.name}-service"
+  policies = ["soft-anti-affinity"]
+}
+
 resource "openstack_networking_port_v2" "service" {
-  name               = "${var.name}-service"
+  count              = var.instance_count
+  name               = "${local.instance_names[count.index]}-service"
   network_id         = var.network_id
   admin_state_up     = true
   security_group_ids = [openstack_networking_secgroup_v2.service.id]
@@ -146,12 +170,13 @@ resource "openstack_networking_port_v2" "service" {
 }
 
 resource "openstack_compute_instance_v2" "service" {
-  name              = var.name
+  count             = var.instance_count
+  name              = local.instance_names[count.index]
   image_name        = var.image_name
   flavor_name       = var.flavor_name
   key_pair          = var.key_pair
   availability_zone = var.availability_zone
-  user_data         = local.cloud_init
+  user_data         = local.cloud_inits[count.index]
   config_drive      = true
 
   metadata = merge(var.server_metadata, {
@@ -160,6 +185,32 @@ resource "openstack_compute_instance_v2" "service" {
   })
 
   network {
-    port = openstack_networking_port_v2.service.id
+    port = openstack_networking_port_v2.service[count.index].id
   }
+
+  dynamic "scheduler_hints" {
+    for_each = openstack_compute_servergroup_v2.service
+    content {
+      group = scheduler_hints.value.id
+    }
+  }
+
+  lifecycle {
+    precondition {
+      condition     = var.instance_count == 1 || length(var.etcd_endpoints) > 0
+      error_message = "Several instances need etcd_endpoints to elect their leader on: without them each would act alone."
+    }
+  }
+}
+
+# Before instance_count, the port and the server were single resources: an existing deployment
+# keeps them as instance 0 instead of replacing them.
+moved {
+  from = openstack_networking_port_v2.service
+  to   = openstack_networking_port_v2.service[0]
+}
+
+moved {
+  from = openstack_compute_instance_v2.service
+  to   = openstack_compute_instance_v2.service[0]
 }

@@ -38,6 +38,39 @@ variable "availability_zone" {
   default     = null
 }
 
+variable "instance_count" {
+  description = "How many service instances to run: 1, or 2 to 5 for high availability (one leads, elected on etcd_endpoints; the others answer reads and take over within the lease TTL)."
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = var.instance_count >= 1 && var.instance_count <= 5 && floor(var.instance_count) == var.instance_count
+    error_message = "The instance_count must be a whole number from 1 to 5."
+  }
+}
+
+variable "etcd_endpoints" {
+  description = "etcd v3 client URLs (http:// or https://) the instances elect their leader on and keep operator intent in (the configuration's ha.etcd.endpoints); required when instance_count > 1, empty: no ha section."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for e in var.etcd_endpoints : can(regex("^https?://[^/\\s]+/?$", e))])
+    error_message = "Each etcd endpoint must be a URL like https://10.20.0.30:2379 (scheme, host and port, no path)."
+  }
+}
+
+variable "etcd_lease_ttl" {
+  description = "The leader's lease on etcd (ha.lease_ttl): a follower takes over at most this long (plus one loop interval) after the leader dies."
+  type        = string
+  default     = "10s"
+
+  validation {
+    condition     = can(regex("^[0-9]+(ms|s|m)$", var.etcd_lease_ttl))
+    error_message = "The etcd_lease_ttl must be a duration such as 10s."
+  }
+}
+
 variable "key_pair" {
   description = "Nova key pair for SSH access; null: none."
   type        = string
@@ -93,6 +126,7 @@ variable "egress" {
       dataplane:   the HAProxy Data Plane API
       metrics:     VictoriaMetrics or Prometheus
       postgresql:  the primary and the replicas (probes), and Patroni's REST API if used
+      etcd:        etcd_endpoints, when instance_count > 1 (optional)
       dns:         resolvers (UDP and TCP)
       ntp:         time servers (UDP)
   EOT
@@ -101,6 +135,7 @@ variable "egress" {
     dataplane  = object({ cidrs = list(string), ports = list(number) })
     metrics    = object({ cidrs = list(string), ports = list(number) })
     postgresql = object({ cidrs = list(string), ports = list(number) })
+    etcd       = optional(object({ cidrs = list(string), ports = list(number) }), { cidrs = [], ports = [2379] })
     dns        = optional(object({ cidrs = list(string), ports = list(number) }), { cidrs = [], ports = [53] })
     ntp        = optional(object({ cidrs = list(string), ports = list(number) }), { cidrs = [], ports = [123] })
   })
