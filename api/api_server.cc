@@ -130,6 +130,8 @@ constexpr size_t kMaxBody = 64 * 1024;
 // Request line and headers share this per-connection pool; beyond it MHD answers 414 or 431
 // itself, so a hostile header never costs more than this.
 constexpr size_t kConnectionMemory = 32 * 1024;
+// How much of a chunked body past kMaxBody is read (and dropped) to answer 413 at its end.
+constexpr uint64_t kMaxDiscard = 1024 * 1024;
 constexpr unsigned kThreads = 4;
 constexpr size_t kDefaultEventLimit = 100;
 constexpr size_t kMaxEventLimit = 1000;
@@ -142,7 +144,7 @@ Digest Sha256(const std::string& text) {
   return d;
 }
 
-/// An answer to send. Built by the handlers; only Impl::Handle touches cpprestsdk's response.
+/// An answer to send. Built by the router; only Impl::Send turns it into an MHD response.
 struct Reply {
   int status = 200;
   std::string content_type = "application/json";
@@ -339,11 +341,12 @@ struct Request {
 };
 
 /// What one request has gathered between MHD's calls: the request, its body so far, and whether
-/// the body went past kMaxBody (the rest is then dropped unread).
+/// the body went past kMaxBody (the rest is then read and dropped, up to kMaxDiscard).
 struct Exchange {
   Request request{};
   std::string body{};
   bool too_large = false;
+  uint64_t seen = 0;  ///< body bytes received, stored or not
   std::chrono::steady_clock::time_point started{};
 };
 
@@ -816,24 +819,24 @@ MHD_Result ApiServer::Impl::Access(MHD_Connection* connection, const char* url, 
               started);
         }
       }
-      exchange = new Exchange{std::move(request), {}, false, started};
+      exchange = new Exchange{std::move(request), {}, false, 0, started};
       *state = exchange;
       return MHD_YES;
     }
     if (*upload_data_size > 0) {
-      // Past the limit the rest is consumed and dropped (a chunked body announces no size).
+      // Past the limit nothing is stored (a chunked body announces no size). The rest is read
+      // and dropped so that the client gets its 413 once the body ends, but only up to
+      // kMaxDiscard: a body that goes on beyond it has its connection closed (MHD cannot
+      // answer in the middle of a body).
+      exchange->seen += *upload_data_size;
       if (!exchange->too_large && exchange->body.size() + *upload_data_size <= kMaxBody) {
         exchange->body.append(upload_data, *upload_data_size);
-      } else {
+      } else if (exchange->seen > kMaxDiscard) {
+        return MHD_NO;
+      } else if (!exchange->too_large) {
         exchange->too_large = true;
         exchange->body.clear();
         exchange->body.shrink_to_fit();
-        // Answer now where MHD allows it; where it does not, closing is the only bound left.
-        Reply too_large =
-            ErrorReply(413, "body: larger than " + std::to_string(kMaxBody / 1024) + " KiB");
-        if (Send(connection, exchange->request, too_large, exchange->started) != MHD_YES) {
-          return MHD_NO;
-        }
       }
       *upload_data_size = 0;
       return MHD_YES;

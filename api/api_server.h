@@ -60,7 +60,8 @@ int HttpStatus(ErrorKind kind);
 /// Limits, so that no client (authenticated or not) can make the service hold much memory:
 /// route, method, token and role are checked as soon as the headers are in, before any body is
 /// read; a body is read only for an admin's change and only up to 64 KiB (a larger
-/// Content-Length is refused with 413 unread; a chunked body is cut at the limit, also 413).
+/// Content-Length is refused with 413 unread; of a chunked body nothing past 64 KiB is stored:
+/// 413 when it ends within 1 MiB, the connection closed when it goes on).
 /// Request line and headers share 32 KiB per connection (libmicrohttpd answers 414 or 431
 /// beyond it). At most config.max_connections connections are open (more are closed on
 /// accept), and one idle for config.idle_timeout is closed. With config.tls the API is served
