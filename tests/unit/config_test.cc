@@ -608,7 +608,8 @@ TEST(Config, ApiLimitsAndTls) {
   EXPECT_NE(FindProblem(bad.error(), "api.max_connections", 41, ""), nullptr) << Dump(bad.error());
   EXPECT_NE(FindProblem(bad.error(), "api.idle_timeout", 42, ""), nullptr) << Dump(bad.error());
   EXPECT_NE(FindProblem(bad.error(), "api.tls.cert", 43, "unknown"), nullptr) << Dump(bad.error());
-  EXPECT_NE(FindProblem(bad.error(), "api.tls", 43, "key_file"), nullptr) << Dump(bad.error());
+  EXPECT_NE(FindProblem(bad.error(), "api.tls.key_file", 43, "missing required field"), nullptr)
+      << Dump(bad.error());
 }
 
 TEST(Config, TokensMustDiffer) {
