@@ -14,6 +14,9 @@
 #include <cctype>
 #include <cerrno>
 #include <chrono>
+#include <cstdarg>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <limits>
