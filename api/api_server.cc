@@ -1,6 +1,6 @@
 #include "api/api_server.h"
 
-#include <cpprest/http_listener.h>
+#include <microhttpd.h>
 #include <netdb.h>
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
@@ -14,7 +14,11 @@
 #include <cctype>
 #include <cerrno>
 #include <chrono>
+#include <cstdarg>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <limits>
 #include <map>
 #include <mutex>
@@ -125,11 +129,13 @@ json EventJson(const Event& event) { return ToJson(event); }
 
 namespace {
 
-namespace http = web::http;
-using http::experimental::listener::http_listener;
-using http::experimental::listener::http_listener_config;
-
 constexpr size_t kMaxBody = 64 * 1024;
+// Request line and headers share this per-connection pool; beyond it MHD answers 414 or 431
+// itself, so a hostile header never costs more than this.
+constexpr size_t kConnectionMemory = 32 * 1024;
+// How much of a chunked body past kMaxBody is read (and dropped) to answer 413 at its end.
+constexpr uint64_t kMaxDiscard = 1024 * 1024;
+constexpr unsigned kThreads = 4;
 constexpr size_t kDefaultEventLimit = 100;
 constexpr size_t kMaxEventLimit = 1000;
 
@@ -141,7 +147,7 @@ Digest Sha256(const std::string& text) {
   return d;
 }
 
-/// An answer to send. Built by the handlers; only Impl::Handle touches cpprestsdk's response.
+/// An answer to send. Built by the router; only Impl::Send turns it into an MHD response.
 struct Reply {
   int status = 200;
   std::string content_type = "application/json";
@@ -173,6 +179,10 @@ std::string_view ErrorCode(int status) {
       return "conflict";
     case 413:
       return "payload_too_large";
+    case 414:
+      return "uri_too_long";
+    case 431:
+      return "headers_too_large";
     case 503:
       return "unavailable";
     default:
@@ -185,24 +195,7 @@ Reply ErrorReply(int status, const std::string& message) {
 }
 
 Reply FromError(const Error& error) {
-  int status = 500;
-  switch (error.kind) {
-    case ErrorKind::kNotFound:
-      status = 404;
-      break;
-    case ErrorKind::kBadRequest:
-      status = 400;
-      break;
-    case ErrorKind::kConflict:
-      status = 409;
-      break;
-    case ErrorKind::kTransient:  // e.g. an override whose save failed: nothing changed, retry
-      status = 503;
-      break;
-    default:
-      break;
-  }
-  return ErrorReply(status, log::Redact(error.message));
+  return ErrorReply(HttpStatus(error.kind), log::Redact(error.message));
 }
 
 /// A failed check of a request: the reply to give instead.
@@ -275,6 +268,31 @@ bool Allows(const std::string& allow, const std::string& method) {
   return false;
 }
 
+/// `text` with %XX sequences decoded ('+' stays '+', as in a path); nullopt for a bad sequence.
+std::optional<std::string> PercentDecode(std::string_view text) {
+  const auto hex = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  std::string out;
+  out.reserve(text.size());
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (text[i] != '%') {
+      out.push_back(text[i]);
+      continue;
+    }
+    if (i + 2 >= text.size()) return std::nullopt;
+    const int high = hex(text[i + 1]);
+    const int low = hex(text[i + 2]);
+    if (high < 0 || low < 0) return std::nullopt;
+    out.push_back(static_cast<char>(high * 16 + low));
+    i += 2;
+  }
+  return out;
+}
+
 /// Splits "/v1/clusters/a%2Fb" into decoded segments {"v1", "clusters", "a/b"}.
 tl::expected<std::vector<std::string>, Rejection> PathSegments(const std::string& path) {
   std::vector<std::string> out;
@@ -284,11 +302,9 @@ tl::expected<std::vector<std::string>, Rejection> PathSegments(const std::string
     if (end == std::string::npos) end = path.size();
     std::string segment = path.substr(start, end - start);
     if (!segment.empty()) {
-      try {
-        out.push_back(web::uri::decode(segment));
-      } catch (const std::exception&) {
-        return tl::unexpected(Rejection{ErrorReply(400, "path: bad percent-encoding")});
-      }
+      auto decoded = PercentDecode(segment);
+      if (!decoded) return tl::unexpected(Rejection{ErrorReply(400, "path: bad percent-encoding")});
+      out.push_back(std::move(*decoded));
     }
     start = end + 1;
   }
@@ -317,6 +333,26 @@ Result<void> ProbeBind(const std::string& host, int port) {
   return {};
 }
 
+/// A request as the router sees it, before its body: everything here is as the client sent it
+/// (percent-encoded), so decoding happens once, in the router.
+struct Request {
+  std::string method{};
+  std::string path{};                                        ///< without the query
+  std::vector<std::pair<std::string, std::string>> query{};  ///< key, value ("" when absent)
+  std::optional<std::string> authorization{};
+  std::optional<uint64_t> content_length{};
+};
+
+/// What one request has gathered between MHD's calls: the request, its body so far, and whether
+/// the body went past kMaxBody (the rest is then read and dropped, up to kMaxDiscard).
+struct Exchange {
+  Request request{};
+  std::string body{};
+  bool too_large = false;
+  uint64_t seen = 0;  ///< body bytes received, stored or not
+  std::chrono::steady_clock::time_point started{};
+};
+
 }  // namespace
 
 struct ApiServer::Impl {
@@ -327,7 +363,10 @@ struct ApiServer::Impl {
   const Clock& clock;
 
   std::mutex mu{};
-  std::unique_ptr<http_listener> listener{};
+  MHD_Daemon* daemon = nullptr;
+  // PEM text for MHD_OPTION_HTTPS_MEM_*: MHD keeps the pointers for the daemon's lifetime.
+  std::string tls_certificate{};
+  std::string tls_key{};
 
   Impl(config::ApiConfig c, std::vector<ResolvedToken> t, ServiceControl& ctl,
        prometheus::Registry& reg, const Clock& clk)
@@ -338,25 +377,33 @@ struct ApiServer::Impl {
     }
   }
 
-  void Handle(http::http_request request);
-  Reply Route(http::http_request& request, const std::string& method, const std::string& path);
+  /// The answer to `request`, with no I/O of its own. Called first with `body` null, as soon as
+  /// the headers are in: everything that does not need the body (route, method, token, role)
+  /// is decided then, and nullopt means "this route takes a body: read it (at most kMaxBody)
+  /// and call again". Called with a body, it always answers.
+  std::optional<Reply> Route(const Request& request, const std::string* body);
+
+  /// MHD's access handler, once per call MHD makes for a request.
+  MHD_Result Access(MHD_Connection* connection, const char* url, const char* method,
+                    const char* upload_data, size_t* upload_data_size, void** state);
+  MHD_Result Send(MHD_Connection* connection, const Request& request, const Reply& reply,
+                  std::chrono::steady_clock::time_point started);
 
   /// The token the request carries, or the 401 to give.
-  tl::expected<const ResolvedToken*, Rejection> Authenticate(const http::http_request& request);
-  tl::expected<std::string, Rejection> ReadBody(http::http_request& request);
+  tl::expected<const ResolvedToken*, Rejection> Authenticate(const Request& request);
 
   Reply Healthz();
   Reply Readyz();
   Reply Metrics();
   Reply Clusters();
   Reply Cluster(const std::string& name);
-  Reply Events(const std::string& query);
+  Reply Events(const std::vector<std::pair<std::string, std::string>>& query);
   Reply PutOverride(const std::string& name, const std::string& body, const ResolvedToken& who);
   Reply Pause(const std::string& name, const std::string& body, const ResolvedToken& who);
 };
 
 tl::expected<const ResolvedToken*, Rejection> ApiServer::Impl::Authenticate(
-    const http::http_request& request) {
+    const Request& request) {
   const auto unauthorized = [](const std::string& message, bool invalid) {
     Reply reply = ErrorReply(401, message);
     reply.headers.emplace_back(
@@ -364,8 +411,8 @@ tl::expected<const ResolvedToken*, Rejection> ApiServer::Impl::Authenticate(
                                     : "Bearer realm=\"replica-autoscaler\"");
     return tl::unexpected(Rejection{std::move(reply)});
   };
-  std::string header;
-  if (!request.headers().match("Authorization", header) || header.empty()) {
+  const std::string header = request.authorization.value_or("");
+  if (header.empty()) {
     return unauthorized("a bearer token is required (Authorization: Bearer TOKEN)", false);
   }
   constexpr std::string_view kScheme = "bearer ";
@@ -389,26 +436,6 @@ tl::expected<const ResolvedToken*, Rejection> ApiServer::Impl::Authenticate(
   }
   if (match == nullptr) return unauthorized("the bearer token is not valid", true);
   return match;
-}
-
-tl::expected<std::string, Rejection> ApiServer::Impl::ReadBody(http::http_request& request) {
-  const auto too_large = [] {
-    return tl::unexpected(Rejection{
-        ErrorReply(413, "body: larger than " + std::to_string(kMaxBody / 1024) + " KiB")});
-  };
-  if (request.headers().content_length() > kMaxBody) return too_large();
-  // Read at most one byte past the limit, so a chunked body cannot make us buffer it all.
-  concurrency::streams::streambuf<uint8_t> stream = request.body().streambuf();
-  std::string body;
-  std::array<uint8_t, 8192> chunk{};
-  while (body.size() <= kMaxBody) {
-    const size_t want = std::min(chunk.size(), kMaxBody + 1 - body.size());
-    const size_t n = stream.getn(chunk.data(), want).get();
-    if (n == 0) break;
-    body.append(reinterpret_cast<const char*>(chunk.data()), n);
-  }
-  if (body.size() > kMaxBody) return too_large();
-  return body;
 }
 
 Reply ApiServer::Impl::Healthz() {
@@ -462,14 +489,13 @@ Reply ApiServer::Impl::Cluster(const std::string& name) {
   return JsonReply(200, StatusJson(*status, clock.Now()));
 }
 
-Reply ApiServer::Impl::Events(const std::string& query) {
+Reply ApiServer::Impl::Events(const std::vector<std::pair<std::string, std::string>>& query) {
   std::map<std::string, std::string> params;
-  try {
-    for (const auto& [key, value] : web::uri::split_query(query)) {
-      params[web::uri::decode(key)] = web::uri::decode(value);
-    }
-  } catch (const std::exception&) {
-    return ErrorReply(400, "query: bad percent-encoding");
+  for (const auto& [raw_key, raw_value] : query) {
+    auto key = PercentDecode(raw_key);
+    auto value = PercentDecode(raw_value);
+    if (!key || !value) return ErrorReply(400, "query: bad percent-encoding");
+    params[*key] = *value;
   }
   std::string cluster;
   size_t limit = kDefaultEventLimit;
@@ -574,8 +600,9 @@ Reply ApiServer::Impl::Pause(const std::string& name, const std::string& body,
   return JsonReply(200, {{"cluster", name}, {"paused", true}, {"paused_reason", *reason}});
 }
 
-Reply ApiServer::Impl::Route(http::http_request& request, const std::string& method,
-                             const std::string& path) {
+std::optional<Reply> ApiServer::Impl::Route(const Request& request, const std::string* body_in) {
+  const std::string& method = request.method;
+  const std::string& path = request.path;
   auto segments_or = PathSegments(path);
   if (!segments_or) return segments_or.error().reply;
   const std::vector<std::string>& seg = *segments_or;
@@ -635,19 +662,15 @@ Reply ApiServer::Impl::Route(http::http_request& request, const std::string& met
     return ErrorReply(403,
                       "this token is read-only; " + method + " " + path + " needs an admin token");
   }
-  std::string body;
-  if (method != "GET") {
-    auto read = ReadBody(request);
-    if (!read) return read.error().reply;
-    body = std::move(*read);
-  }
+  if (method != "GET" && body_in == nullptr) return std::nullopt;  // read the body first
+  const std::string body = body_in != nullptr ? *body_in : std::string();
   const std::string cluster = seg.size() >= 3 ? seg[2] : std::string();
 
   switch (*route) {
     case Route::kClusters:
       return Clusters();
     case Route::kEvents:
-      return Events(request.request_uri().query());
+      return Events(request.query);
     case Route::kCluster:
       return Cluster(cluster);
     case Route::kOverride: {
@@ -691,45 +714,154 @@ Reply ApiServer::Impl::Route(http::http_request& request, const std::string& met
   return ErrorReply(404, "no route for " + path);
 }
 
-void ApiServer::Impl::Handle(http::http_request request) {
-  const auto started = std::chrono::steady_clock::now();
-  std::string method;
-  std::string path;
-  Reply reply;
-  try {
-    method = request.method();
-    path = request.request_uri().path();
-    reply = Route(request, method, path);
-  } catch (const std::exception& e) {
-    // A bug or a broken connection must not take the service down: answer 500 and go on.
-    log::Error("api: request failed", {{"method", method}, {"path", path}, {"error", e.what()}});
-    reply = ErrorReply(500, "internal error");
-  } catch (...) {
-    reply = ErrorReply(500, "internal error");
+namespace {
+
+MHD_Result CollectQuery(void* cls, MHD_ValueKind /*kind*/, const char* key, const char* value) {
+  auto* query = static_cast<std::vector<std::pair<std::string, std::string>>*>(cls);
+  query->emplace_back(key != nullptr ? key : "", value != nullptr ? value : "");
+  return MHD_YES;
+}
+
+// The router decodes paths itself, after splitting them (an encoded '/' stays inside a cluster
+// name), so MHD must hand them over exactly as sent.
+size_t KeepEscaped(void* /*cls*/, MHD_Connection* /*connection*/, char* text) {
+  return std::strlen(text);
+}
+
+void Completed(void* /*cls*/, MHD_Connection* /*connection*/, void** state,
+               MHD_RequestTerminationCode /*code*/) {
+  delete static_cast<Exchange*>(*state);
+  *state = nullptr;
+}
+
+/// The whole of a PEM file named in api.tls, or a kConfig error naming the file and key.
+Result<std::string> ReadPem(const std::string& path, const std::string& key) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return Fail(ErrorKind::kConfig,
+                "api: cannot read tls." + key + " " + path + ": " + std::strerror(errno));
   }
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (text.str().find("-----BEGIN ") == std::string::npos) {
+    return Fail(ErrorKind::kConfig, "api: tls." + key + " " + path + " holds no PEM block");
+  }
+  return text.str();
+}
+
+}  // namespace
+
+int HttpStatus(ErrorKind kind) {
+  switch (kind) {
+    case ErrorKind::kNotFound:
+      return 404;
+    case ErrorKind::kBadRequest:
+      return 400;
+    case ErrorKind::kConflict:
+      return 409;
+    case ErrorKind::kTransient:  // e.g. an override whose save failed: nothing changed, retry
+      return 503;
+    default:
+      return 500;
+  }
+}
+
+MHD_Result ApiServer::Impl::Send(MHD_Connection* connection, const Request& request,
+                                 const Reply& reply,
+                                 std::chrono::steady_clock::time_point started) {
   const auto ms = std::chrono::duration_cast<std::chrono::microseconds>(
                       std::chrono::steady_clock::now() - started)
                       .count() /
                   1000.0;
   // Logged before the answer goes out, so a client that has its answer finds the line written.
-  log::Debug("api request",
-             {{"method", method}, {"path", path}, {"status", reply.status}, {"duration_ms", ms}});
+  log::Debug("api request", {{"method", request.method},
+                             {"path", request.path},
+                             {"status", reply.status},
+                             {"duration_ms", ms}});
+  MHD_Response* response = MHD_create_response_from_buffer(
+      reply.body.size(), const_cast<char*>(reply.body.data()), MHD_RESPMEM_MUST_COPY);
+  if (response == nullptr) return MHD_NO;
+  for (const auto& [name, value] : reply.headers) {
+    MHD_add_response_header(response, name.c_str(), value.c_str());
+  }
+  MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, reply.content_type.c_str());
+  const MHD_Result queued =
+      MHD_queue_response(connection, static_cast<unsigned>(reply.status), response);
+  MHD_destroy_response(response);
+  return queued;
+}
+
+MHD_Result ApiServer::Impl::Access(MHD_Connection* connection, const char* url, const char* method,
+                                   const char* upload_data, size_t* upload_data_size,
+                                   void** state) {
+  auto* exchange = static_cast<Exchange*>(*state);
   try {
-    http::http_response response(static_cast<http::status_code>(reply.status));
-    for (const auto& [name, value] : reply.headers) response.headers().add(name, value);
-    // Bytes, not std::string: cpprestsdk's string overload views a char buffer as a uint8_t
-    // one, which UBSan rightly reports.
-    response.set_body(std::vector<unsigned char>(reply.body.begin(), reply.body.end()));
-    response.headers().set_content_type(reply.content_type);
-    request.reply(response).then([](pplx::task<void> sent) {
-      try {
-        sent.get();
-      } catch (const std::exception&) {
-        // The client went away before the answer: nothing to do.
+    if (exchange == nullptr) {
+      // The headers are in, nothing of the body is read yet: route, check the token and the
+      // announced size now, so a refused request's body is never stored.
+      const auto started = std::chrono::steady_clock::now();
+      Request request;
+      request.method = method;
+      request.path = url;
+      MHD_get_connection_values(connection, MHD_GET_ARGUMENT_KIND, &CollectQuery, &request.query);
+      if (const char* auth =
+              MHD_lookup_connection_value(connection, MHD_HEADER_KIND, "Authorization")) {
+        request.authorization = auth;
       }
-    });
+      std::optional<Reply> reply = Route(request, nullptr);
+      if (reply) return Send(connection, request, *reply, started);
+      if (const char* length =
+              MHD_lookup_connection_value(connection, MHD_HEADER_KIND, "Content-Length")) {
+        char* end = nullptr;
+        errno = 0;
+        const unsigned long long n = std::strtoull(length, &end, 10);
+        if (errno == ERANGE || n > kMaxBody) {
+          return Send(
+              connection, request,
+              ErrorReply(413, "body: larger than " + std::to_string(kMaxBody / 1024) + " KiB"),
+              started);
+        }
+      }
+      exchange = new Exchange{std::move(request), {}, false, 0, started};
+      *state = exchange;
+      return MHD_YES;
+    }
+    if (*upload_data_size > 0) {
+      // Past the limit nothing is stored (a chunked body announces no size). The rest is read
+      // and dropped so that the client gets its 413 once the body ends, but only up to
+      // kMaxDiscard: a body that goes on beyond it has its connection closed (MHD cannot
+      // answer in the middle of a body).
+      exchange->seen += *upload_data_size;
+      if (!exchange->too_large && exchange->body.size() + *upload_data_size <= kMaxBody) {
+        exchange->body.append(upload_data, *upload_data_size);
+      } else if (exchange->seen > kMaxDiscard) {
+        return MHD_NO;
+      } else if (!exchange->too_large) {
+        exchange->too_large = true;
+        exchange->body.clear();
+        exchange->body.shrink_to_fit();
+      }
+      *upload_data_size = 0;
+      return MHD_YES;
+    }
+    if (exchange->too_large) {
+      return Send(connection, exchange->request,
+                  ErrorReply(413, "body: larger than " + std::to_string(kMaxBody / 1024) + " KiB"),
+                  exchange->started);
+    }
+    std::optional<Reply> reply = Route(exchange->request, &exchange->body);
+    return Send(connection, exchange->request, reply ? *reply : ErrorReply(500, "internal error"),
+                exchange->started);
   } catch (const std::exception& e) {
-    log::Warn("api: could not send the answer", {{"path", path}, {"error", e.what()}});
+    // A bug must not take the service down: answer 500 and go on.
+    log::Error("api: request failed", {{"method", method != nullptr ? method : ""},
+                                       {"path", url != nullptr ? url : ""},
+                                       {"error", e.what()}});
+    Request request;
+    request.method = method != nullptr ? method : "";
+    request.path = url != nullptr ? url : "";
+    return Send(connection, request, ErrorReply(500, "internal error"),
+                std::chrono::steady_clock::now());
   }
 }
 
@@ -742,46 +874,97 @@ ApiServer::~ApiServer() { Stop(); }
 
 Result<void> ApiServer::Start() {
   std::lock_guard lock(impl_->mu);
-  if (impl_->listener) return {};
-  const std::string& host = impl_->config.host;
+  if (impl_->daemon != nullptr) return {};
+  const config::ApiConfig& config = impl_->config;
+  const std::string& host = config.host;
   const std::string address = host.find(':') != std::string::npos ? "[" + host + "]" : host;
-  const std::string url = "http://" + address + ":" + std::to_string(impl_->config.port);
-  // cpprestsdk shares one acceptor per port inside the process: a failed open on a port this
-  // process already serves closes the existing listener too. Probing with a plain socket first
-  // leaves it alone, and gives the system's own reason.
-  if (auto probe = ProbeBind(host, impl_->config.port); !probe) {
-    return Fail(ErrorKind::kConfig, "api: cannot listen on " + address + ":" +
-                                        std::to_string(impl_->config.port) + ": " +
-                                        probe.error().message);
+  const std::string where = address + ":" + std::to_string(config.port);
+  // MHD says only that it failed; a plain bind first gives the system's own reason.
+  if (auto probe = ProbeBind(host, config.port); !probe) {
+    return Fail(ErrorKind::kConfig,
+                "api: cannot listen on " + where + ": " + probe.error().message);
   }
-  try {
-    http_listener_config listener_config;
-    listener_config.set_timeout(std::chrono::seconds(30));
-    auto listener = std::make_unique<http_listener>(web::uri(url), listener_config);
-    Impl* impl = impl_.get();
-    listener->support([impl](http::http_request request) { impl->Handle(std::move(request)); });
-    listener->open().wait();
-    impl_->listener = std::move(listener);
-  } catch (const std::exception& e) {
-    return Fail(ErrorKind::kConfig, "api: cannot listen on " + address + ":" +
-                                        std::to_string(impl_->config.port) + ": " + e.what());
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+  addrinfo* found = nullptr;
+  const std::string service = std::to_string(config.port);
+  if (const int rc = getaddrinfo(host.c_str(), service.c_str(), &hints, &found); rc != 0) {
+    return Fail(ErrorKind::kConfig, "api: cannot listen on " + where + ": " + gai_strerror(rc));
   }
-  log::Info("api: listening", {{"address", url}});
+  std::unique_ptr<addrinfo, decltype(&freeaddrinfo)> guard(found, &freeaddrinfo);
+
+  unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
+  if (found->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
+  const bool tls = config.tls.has_value();
+  if (tls) {
+    if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+      return Fail(ErrorKind::kConfig, "api: tls is configured but libmicrohttpd has no TLS");
+    }
+    auto cert = ReadPem(config.tls->certificate_file, "certificate_file");
+    if (!cert) return tl::unexpected(cert.error());
+    auto key = ReadPem(config.tls->key_file, "key_file");
+    if (!key) return tl::unexpected(key.error());
+    impl_->tls_certificate = std::move(*cert);
+    impl_->tls_key = std::move(*key);
+    flags |= MHD_USE_TLS;
+  }
+  const unsigned idle_seconds = static_cast<unsigned>(std::max<int64_t>(
+      1, std::chrono::duration_cast<std::chrono::seconds>(config.idle_timeout).count()));
+  auto* access = +[](void* cls, MHD_Connection* connection, const char* url, const char* method,
+                     const char* /*version*/, const char* upload_data, size_t* upload_data_size,
+                     void** state) -> MHD_Result {
+    return static_cast<Impl*>(cls)->Access(connection, url, method, upload_data, upload_data_size,
+                                           state);
+  };
+  auto* logger = +[](void* /*cls*/, const char* format, va_list args) {
+    std::array<char, 512> text{};
+    std::vsnprintf(text.data(), text.size(), format, args);
+    std::string line(text.data());
+    while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.pop_back();
+    log::Debug("api: libmicrohttpd", {{"message", line}});
+  };
+  std::vector<MHD_OptionItem> options = {
+      {MHD_OPTION_SOCK_ADDR, 0, found->ai_addr},
+      // MHD shares the connection limit out among the threads: each needs one at least.
+      {MHD_OPTION_THREAD_POOL_SIZE,
+       static_cast<intptr_t>(std::min<unsigned>(kThreads, config.max_connections)), nullptr},
+      {MHD_OPTION_CONNECTION_LIMIT, static_cast<intptr_t>(config.max_connections), nullptr},
+      {MHD_OPTION_CONNECTION_TIMEOUT, idle_seconds, nullptr},
+      {MHD_OPTION_CONNECTION_MEMORY_LIMIT, static_cast<intptr_t>(kConnectionMemory), nullptr},
+      {MHD_OPTION_NOTIFY_COMPLETED, reinterpret_cast<intptr_t>(&Completed), nullptr},
+      {MHD_OPTION_UNESCAPE_CALLBACK, reinterpret_cast<intptr_t>(&KeepEscaped), nullptr},
+      {MHD_OPTION_EXTERNAL_LOGGER, reinterpret_cast<intptr_t>(logger), nullptr},
+  };
+  if (tls) {
+    options.push_back({MHD_OPTION_HTTPS_MEM_CERT, 0, impl_->tls_certificate.data()});
+    options.push_back({MHD_OPTION_HTTPS_MEM_KEY, 0, impl_->tls_key.data()});
+  }
+  options.push_back({MHD_OPTION_END, 0, nullptr});
+  impl_->daemon =
+      MHD_start_daemon(flags, static_cast<uint16_t>(config.port), nullptr, nullptr, access,
+                       impl_.get(), MHD_OPTION_ARRAY, options.data(), MHD_OPTION_END);
+  if (impl_->daemon == nullptr) {
+    return Fail(ErrorKind::kConfig,
+                "api: cannot listen on " + where +
+                    (tls ? ": libmicrohttpd refused to start (is the TLS key the certificate's?)"
+                         : ": libmicrohttpd refused to start"));
+  }
+  log::Info("api: listening", {{"address", std::string(tls ? "https://" : "http://") + where},
+                               {"max_connections", config.max_connections},
+                               {"idle_timeout", FormatDuration(config.idle_timeout)}});
   return {};
 }
 
 void ApiServer::Stop() {
-  std::unique_ptr<http_listener> listener;
+  MHD_Daemon* daemon = nullptr;
   {
     std::lock_guard lock(impl_->mu);
-    listener = std::move(impl_->listener);
+    daemon = std::exchange(impl_->daemon, nullptr);
   }
-  if (!listener) return;
-  try {
-    listener->close().wait();
-  } catch (const std::exception& e) {
-    log::Warn("api: error while stopping", {{"error", e.what()}});
-  }
+  // Waits for the pool's threads, and so for requests in progress.
+  if (daemon != nullptr) MHD_stop_daemon(daemon);
 }
 
 }  // namespace ra::autoscaler

@@ -16,8 +16,8 @@ namespace prometheus {
 class Registry;
 }
 
-/// The HTTP API (cpprestsdk), described by docs/openapi.yaml. cpprestsdk is included only in
-/// api_server.cc (it costs ~14 s of compile per translation unit).
+/// The HTTP API (libmicrohttpd), described by docs/openapi.yaml. libmicrohttpd is included only
+/// in api_server.cc.
 namespace ra::autoscaler {
 
 /// A resolved bearer token.
@@ -34,6 +34,10 @@ nlohmann::json StatusJson(const ClusterStatus& status, std::optional<TimePoint> 
 /// The journal's format (ToJson in journal.h): the API and the journal file show the same shape.
 nlohmann::json EventJson(const Event& event);
 
+/// The one mapping from an error's kind to the HTTP status the API answers with it: not-found
+/// 404, bad-request 400, conflict 409, transient 503 (nothing changed, retry), anything else 500.
+int HttpStatus(ErrorKind kind);
+
 /// Routes:
 ///   GET  /healthz  /readyz  /metrics                 (no token)
 ///   GET  /v1/clusters                                read-only
@@ -49,9 +53,19 @@ nlohmann::json EventJson(const Event& event);
 /// on an admin route, 404 unknown cluster or route, 405 wrong method, 409 conflict, 413 body
 /// over 64 KiB, 500 otherwise. Tokens are compared in constant time and never logged.
 /// Successful changes answer 200 (202 for a snapshot) with what was accepted; they take effect
-/// in the next cycle. Requests are served on cpprestsdk's thread pool, so `control` is called
+/// in the next cycle. Requests are served by 4 libmicrohttpd threads, so `control` is called
 /// from several threads at once (ServiceControl is thread-safe) and `clock` is read per request
 /// (/healthz ages, override expiries, status ages). One debug log line per request.
+///
+/// Limits, so that no client (authenticated or not) can make the service hold much memory:
+/// route, method, token and role are checked as soon as the headers are in, before any body is
+/// read; a body is read only for an admin's change and only up to 64 KiB (a larger
+/// Content-Length is refused with 413 unread; of a chunked body nothing past 64 KiB is stored:
+/// 413 when it ends within 1 MiB, the connection closed when it goes on).
+/// Request line and headers share 32 KiB per connection (libmicrohttpd answers 414 or 431
+/// beyond it). At most config.max_connections connections are open (more are closed on
+/// accept), and one idle for config.idle_timeout is closed. With config.tls the API is served
+/// over HTTPS only.
 class ApiServer {
  public:
   ApiServer(config::ApiConfig config, std::vector<ResolvedToken> tokens, ServiceControl& control,

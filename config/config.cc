@@ -1387,9 +1387,24 @@ void Parser::ParseApi(const std::optional<Located>& at, const Located& root) {
              "missing required section 'api' (listen address and at least one admin token)");
     return;
   }
-  MapReader m(ctx_, *at, {"listen", "tokens"});
+  MapReader m(ctx_, *at, {"listen", "tokens", "max_connections", "idle_timeout", "tls"});
   if (!m.ok()) return;
   ApiConfig& api = cfg_.api;
+  m.Int("max_connections", &api.max_connections, 1, 100000);
+  m.Dur("idle_timeout", &api.idle_timeout, 1s);
+  if (auto tls_at = m.Get("tls")) {
+    MapReader t(ctx_, *tls_at, {"certificate_file", "key_file"});
+    if (t.ok()) {
+      ApiTls tls;
+      const bool has_cert = t.Require("certificate_file", " (a PEM file)").has_value() &&
+                            t.Path("certificate_file", &tls.certificate_file);
+      const bool has_key =
+          t.Require("key_file", " (a PEM file)").has_value() && t.Path("key_file", &tls.key_file);
+      if (has_cert) ctx_.NoteFile(tls.certificate_file, *t.Get("certificate_file"));
+      if (has_key) ctx_.NoteFile(tls.key_file, *t.Get("key_file"));
+      if (has_cert && has_key) api.tls = std::move(tls);
+    }
+  }
   if (m.String("listen", &api.listen) && !ParseListen(api.listen, &api.host, &api.port)) {
     ctx_.Add(*m.Get("listen"),
              "expected HOST:PORT such as 127.0.0.1:8080, 0.0.0.0:8080 or [::1]:8080, got " +

@@ -287,11 +287,21 @@ struct ApiToken {
   SecretRef token{};
 };
 
+/// api.tls: the API is served over HTTPS with this certificate and key (PEM files, read when the
+/// service starts).
+struct ApiTls {
+  std::string certificate_file{};  ///< absolute (relative paths resolved against the config)
+  std::string key_file{};
+};
+
 struct ApiConfig {
   std::string listen = "127.0.0.1:8080";  ///< as written
   std::string host = "127.0.0.1";         ///< without brackets for IPv6
   int port = 8080;
   std::vector<ApiToken> tokens{};
+  int max_connections = 1000;   ///< open connections at once; more are closed on accept
+  Duration idle_timeout = 30s;  ///< a connection with nothing sent for this long is closed
+  std::optional<ApiTls> tls{};  ///< unset: plain HTTP
 };
 
 struct LoopConfig {

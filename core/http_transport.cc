@@ -24,13 +24,37 @@ struct CurlGlobal {
   CurlGlobal() { curl_global_init(CURL_GLOBAL_DEFAULT); }
 };
 
+/// Where libcurl's callbacks put a response, and the limits they hold it to. Returning fewer
+/// bytes than given aborts the transfer (CURLE_WRITE_ERROR); `overflow` then says why.
+struct Sink {
+  HttpResponse* response = nullptr;
+  size_t max_body = 0;
+  size_t max_headers = 0;
+  size_t header_bytes = 0;
+  std::string overflow{};
+};
+
 size_t OnBody(char* data, size_t size, size_t count, void* user) {
-  static_cast<std::string*>(user)->append(data, size * count);
-  return size * count;
+  auto* sink = static_cast<Sink*>(user);
+  const size_t n = size * count;
+  if (sink->response->body.size() + n > sink->max_body) {
+    sink->overflow =
+        fmt::format("response body larger than {} bytes (the limit); not read on", sink->max_body);
+    return 0;
+  }
+  sink->response->body.append(data, n);
+  return n;
 }
 
 size_t OnHeader(char* data, size_t size, size_t count, void* user) {
-  auto* response = static_cast<HttpResponse*>(user);
+  auto* sink = static_cast<Sink*>(user);
+  sink->header_bytes += size * count;
+  if (sink->header_bytes > sink->max_headers) {
+    sink->overflow = fmt::format("response headers larger than {} bytes (the limit); not read on",
+                                 sink->max_headers);
+    return 0;
+  }
+  HttpResponse* response = sink->response;
   std::string_view line(data, size * count);
   if (line.starts_with("HTTP/")) {
     response->headers.clear();  // a new response (after 100 Continue or a redirect)
@@ -93,6 +117,7 @@ Result<HttpResponse> CurlHttpTransport::Send(const HttpRequest& request) {
   CURL* h = curl.get();
 
   HttpResponse response;
+  Sink sink{&response, options_.max_response_body, options_.max_response_headers};
   char error_buffer[CURL_ERROR_SIZE] = {0};
   curl_easy_setopt(h, CURLOPT_ERRORBUFFER, error_buffer);
   curl_easy_setopt(h, CURLOPT_URL, request.url.c_str());
@@ -107,9 +132,9 @@ Result<HttpResponse> CurlHttpTransport::Send(const HttpRequest& request) {
   // libcurl reads *_proxy from the environment by default; an empty CURLOPT_PROXY turns that off.
   if (!options_.proxy_from_env) curl_easy_setopt(h, CURLOPT_PROXY, "");
   curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, OnBody);
-  curl_easy_setopt(h, CURLOPT_WRITEDATA, &response.body);
+  curl_easy_setopt(h, CURLOPT_WRITEDATA, &sink);
   curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, OnHeader);
-  curl_easy_setopt(h, CURLOPT_HEADERDATA, &response);
+  curl_easy_setopt(h, CURLOPT_HEADERDATA, &sink);
   curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");
 
   if (request.method == "GET") {
@@ -137,6 +162,9 @@ Result<HttpResponse> CurlHttpTransport::Send(const HttpRequest& request) {
   curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
 
   const CURLcode code = curl_easy_perform(h);
+  if (code == CURLE_WRITE_ERROR && !sink.overflow.empty()) {
+    return finish(Fail(ErrorKind::kParse, request.url + ": " + sink.overflow));
+  }
   if (code != CURLE_OK) return finish(Fail(CurlError(code, request.url, error_buffer)));
   long status = 0;
   curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);

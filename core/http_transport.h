@@ -44,12 +44,19 @@ struct HttpOptions {
   std::string ca_bundle{};
   /// Honour http_proxy / https_proxy / no_proxy from the environment (libcurl's rules).
   bool proxy_from_env = true;
+  /// A response body beyond this many bytes is not read on: the transfer is aborted and Send
+  /// fails with kParse, so a broken or hostile endpoint cannot make the service hold it all.
+  size_t max_response_body = size_t{16} << 20;
+  /// The same for the response's status line and headers together (every response of a
+  /// transfer, 100 Continue and redirects included).
+  size_t max_response_headers = size_t{256} << 10;
 };
 
 /// Sends one HTTP request and returns the response, whatever its status code: a 4xx or 5xx is a
 /// response, not an error. Errors are transport failures only: kTimeout when the connect or total
 /// timeout passed, kTransient for refused/reset connections and DNS failures, kConfig for a bad
-/// URL or CA bundle.
+/// URL or CA bundle, kParse for a response larger than HttpOptions allows (the message says
+/// which limit).
 ///
 /// Blocks until the response is complete or the timeout passes. Thread-safe: one transport may
 /// serve several threads. Not idempotent in itself: the caller decides whether a retry is safe.

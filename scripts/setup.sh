@@ -21,7 +21,7 @@ packages=(
   # toolchain
   build-essential cmake ninja-build pkg-config clang-format git ca-certificates curl
   # libraries (find_package targets in CMakeLists.txt)
-  libcurl4-openssl-dev libssl-dev nlohmann-json3-dev libpq-dev libcpprest-dev libboost-system-dev
+  libcurl4-openssl-dev libssl-dev nlohmann-json3-dev libpq-dev libmicrohttpd-dev
   libyaml-cpp-dev prometheus-cpp-dev libfmt-dev libspdlog-dev libcli11-dev libexpected-dev
   libgtest-dev libgmock-dev zlib1g-dev libcctz-dev tzdata
   # real components used by integration tests and the sandbox

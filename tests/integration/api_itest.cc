@@ -1,5 +1,5 @@
-// The HTTP API on a real loopback socket (cpprestsdk's listener) with a fake control loop behind
-// it, exercised by libcurl and by the built CLI binary as an operator runs it.
+// The HTTP API on a real loopback socket (the libmicrohttpd listener) with a fake control loop
+// behind it, exercised by libcurl and by the built CLI binary as an operator runs it.
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
@@ -466,7 +466,7 @@ TEST_F(ApiItest, UnknownClustersAndRoutesAre404WrongMethodsAre405) {
   ErrorMessage(Send("POST", "/v1/clusters", kAdminToken), 405, "method_not_allowed");
   ErrorMessage(Send("PATCH", "/v1/clusters/main", kAdminToken), 405, "method_not_allowed");
   ErrorMessage(Send("POST", "/metrics", ""), 405, "method_not_allowed");
-  // cpprestsdk refuses a malformed URI itself, before any route (with an empty body).
+  // A malformed percent-encoding in the path is refused before any route.
   EXPECT_EQ(Send("GET", "/v1/clusters/%zz", kReaderToken).status, 400);
   // Path segments are decoded after splitting: an encoded '/' stays inside the name.
   EXPECT_NE(

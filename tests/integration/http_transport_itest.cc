@@ -1,6 +1,13 @@
 // CurlHttpTransport over real sockets: what goes on the wire, hooks, timeouts, refused
 // connections, and TLS verification against a self-signed `openssl s_server`.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <thread>
 
 #include "core/http_transport.h"
 #include "tests/integration/metrics_harness.h"
@@ -99,6 +106,89 @@ TEST(CurlHttpTransport, RefusedConnectionIsTransientAndBadUrlIsConfig) {
   auto bad = transport.Send({.url = "gopherz://127.0.0.1/"});
   ASSERT_FALSE(bad.has_value());
   EXPECT_EQ(bad.error().kind, ErrorKind::kConfig) << bad.error().ToString();
+}
+
+// A hostile server: answers every connection with `head` and then `filler` for ever (until the
+// client goes away), as a broken or malicious endpoint could.
+class EndlessServer {
+ public:
+  EndlessServer(std::string head, std::string filler)
+      : head_(std::move(head)), filler_(std::move(filler)) {
+    fd_ = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+    listen(fd_, 4);
+    socklen_t len = sizeof addr;
+    getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
+    port_ = ntohs(addr.sin_port);
+    thread_ = std::thread([this] { Serve(); });
+  }
+  ~EndlessServer() {
+    stop_ = true;
+    shutdown(fd_, SHUT_RDWR);
+    close(fd_);
+    thread_.join();
+  }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_) + "/"; }
+  size_t sent() const { return sent_; }
+
+ private:
+  void Serve() {
+    const int client = accept(fd_, nullptr, nullptr);
+    if (client < 0) return;
+    char buf[4096];
+    (void)!read(client, buf, sizeof buf);  // the request; its content does not matter
+    (void)!send(client, head_.data(), head_.size(), MSG_NOSIGNAL);
+    while (!stop_) {
+      const ssize_t n = send(client, filler_.data(), filler_.size(), MSG_NOSIGNAL);
+      if (n <= 0) break;
+      sent_ += static_cast<size_t>(n);
+    }
+    close(client);
+  }
+
+  std::string head_;
+  std::string filler_;
+  int fd_ = -1;
+  int port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::atomic<size_t> sent_{0};
+  std::thread thread_;
+};
+
+TEST(CurlHttpTransport, DefaultResponseLimitsAre16MiBOfBodyAnd256KiBOfHeaders) {
+  const HttpOptions options;
+  EXPECT_EQ(options.max_response_body, size_t{16} << 20);
+  EXPECT_EQ(options.max_response_headers, size_t{256} << 10);
+}
+
+TEST(CurlHttpTransport, AnEndlessBodyIsCutAtTheLimitWithAClearError) {
+  EndlessServer server("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n",
+                       std::string(64 * 1024, 'x'));
+  HttpOptions options = LoopbackHttpOptions();
+  options.max_response_body = 1 << 20;
+  CurlHttpTransport transport(options);
+  const auto started = std::chrono::steady_clock::now();
+  auto got = transport.Send({.url = server.url(), .timeout = 20s});
+  ASSERT_FALSE(got.has_value());
+  EXPECT_EQ(got.error().kind, ErrorKind::kParse) << got.error().ToString();
+  EXPECT_NE(got.error().message.find("response body larger than 1048576 bytes"), std::string::npos)
+      << got.error().message;
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 10s);  // not the timeout
+}
+
+TEST(CurlHttpTransport, EndlessHeadersAreCutAtTheLimitWithAClearError) {
+  EndlessServer server("HTTP/1.1 200 OK\r\n", "X-Filler: " + std::string(1000, 'h') + "\r\n");
+  HttpOptions options = LoopbackHttpOptions();
+  options.max_response_headers = 64 * 1024;
+  CurlHttpTransport transport(options);
+  auto got = transport.Send({.url = server.url(), .timeout = 20s});
+  ASSERT_FALSE(got.has_value());
+  EXPECT_EQ(got.error().kind, ErrorKind::kParse) << got.error().ToString();
+  EXPECT_NE(got.error().message.find("response headers larger than 65536 bytes"), std::string::npos)
+      << got.error().message;
 }
 
 // A self-signed certificate for 127.0.0.1 and `openssl s_server -www` serving it.

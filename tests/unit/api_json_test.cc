@@ -300,5 +300,18 @@ TEST_F(OpenApiTest, EveryRouteIsDescribedAndEveryReferenceResolves) {
   EXPECT_GT(refs, 20);
 }
 
+TEST(HttpStatus, OneMappingFromErrorKinds) {
+  EXPECT_EQ(HttpStatus(ErrorKind::kNotFound), 404);
+  EXPECT_EQ(HttpStatus(ErrorKind::kBadRequest), 400);
+  EXPECT_EQ(HttpStatus(ErrorKind::kConflict), 409);
+  // Nothing changed (e.g. state.json could not be saved): the client may retry.
+  EXPECT_EQ(HttpStatus(ErrorKind::kTransient), 503);
+  for (ErrorKind kind :
+       {ErrorKind::kTimeout, ErrorKind::kAuth, ErrorKind::kQuota, ErrorKind::kCapacity,
+        ErrorKind::kConfig, ErrorKind::kParse, ErrorKind::kInternal}) {
+    EXPECT_EQ(HttpStatus(kind), 500) << ToString(kind);
+  }
+}
+
 }  // namespace
 }  // namespace ra::autoscaler

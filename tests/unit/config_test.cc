@@ -577,6 +577,41 @@ TEST(Config, SecretReferencesAreCheckedOnTheMachine) {
   EXPECT_EQ(config->load_balancers[0].password.file, dir.path() + "/secrets/lb");
 }
 
+TEST(Config, ApiLimitsAndTls) {
+  // Defaults: 1000 connections, 30 s idle, plain HTTP.
+  auto base = LoadConfigFromString(kBase, "base", Offline());
+  ASSERT_TRUE(base.has_value()) << Dump(base.error());
+  EXPECT_EQ(base->api.max_connections, 1000);
+  EXPECT_EQ(base->api.idle_timeout, 30s);
+  EXPECT_FALSE(base->api.tls.has_value());
+
+  // Line 40 is the token; the keys go right after it, on lines 41 and on.
+  const auto with = [](const std::string& lines) {
+    return WithLine(40, "    - {name: ops, role: admin, token: {env: RA_TOKEN}}\n" + lines);
+  };
+  auto set = LoadConfigFromString(with("  max_connections: 40\n  idle_timeout: 4s\n"
+                                       "  tls: {certificate_file: /etc/ra/api.pem, "
+                                       "key_file: /etc/ra/api.key}"),
+                                  "t", Offline());
+  ASSERT_TRUE(set.has_value()) << Dump(set.error());
+  EXPECT_EQ(set->api.max_connections, 40);
+  EXPECT_EQ(set->api.idle_timeout, 4s);
+  ASSERT_TRUE(set->api.tls.has_value());
+  EXPECT_EQ(set->api.tls->certificate_file, "/etc/ra/api.pem");
+  EXPECT_EQ(set->api.tls->key_file, "/etc/ra/api.key");
+
+  // Every problem, each with its path and line.
+  auto bad = LoadConfigFromString(with("  max_connections: 0\n  idle_timeout: 0s\n"
+                                       "  tls: {certificate_file: /etc/ra/api.pem, cert: x}"),
+                                  "t", Offline());
+  ASSERT_FALSE(bad.has_value());
+  EXPECT_NE(FindProblem(bad.error(), "api.max_connections", 41, ""), nullptr) << Dump(bad.error());
+  EXPECT_NE(FindProblem(bad.error(), "api.idle_timeout", 42, ""), nullptr) << Dump(bad.error());
+  EXPECT_NE(FindProblem(bad.error(), "api.tls.cert", 43, "unknown"), nullptr) << Dump(bad.error());
+  EXPECT_NE(FindProblem(bad.error(), "api.tls.key_file", 43, "missing required field"), nullptr)
+      << Dump(bad.error());
+}
+
 TEST(Config, TokensMustDiffer) {
   std::string text = WithLine(40, R"yaml(    - {name: ops, role: admin, token: {env: RA_TOKEN}}
     - {name: bot, role: read-only, token: {env: RA_BOT}})yaml");
