@@ -42,7 +42,28 @@ void ReadLoadBalancer(const ClusterDeps& deps, Replicas& replicas, Reading& read
   const config::Cluster& cluster = *deps.cluster;
   const std::regex ours(ReplicaNamePattern(cluster.replica.name_template, cluster.name));
   Observed& observed = reading.out.observed;
-  if (auto members = deps.lb->ListMembers(); members) {
+  std::vector<lb::BalancerReading> each;
+  Result<std::vector<lb::Member>> members;
+  if (deps.multi != nullptr) {
+    each = deps.multi->ListEach();
+    size_t failed = 0;
+    for (const lb::BalancerReading& r : each) {
+      if (r.members) continue;
+      ++failed;
+      observed.lb_unreachable.push_back(r.balancer);
+      reading.Error("dataplane", ra::Error{r.members.error().kind,
+                                           r.balancer + ": " + r.members.error().message});
+    }
+    if (failed == each.size() && !each.empty()) {
+      observed.lb_unreachable.clear();
+      members = Fail(each.front().members.error());
+    } else {
+      members = lb::MultiLoadBalancer::Merge(each, deps.multi->quorum());
+    }
+  } else {
+    members = deps.lb->ListMembers();
+  }
+  if (members) {
     for (lb::Member& member : *members) {
       auto it = replicas.find(member.name);
       if (it == replicas.end() && !std::regex_match(member.name, ours)) {
@@ -55,7 +76,21 @@ void ReadLoadBalancer(const ClusterDeps& deps, Replicas& replicas, Reading& read
     }
   } else {
     observed.lb_error = members.error();
-    reading.Error("dataplane", members.error());
+    if (deps.multi == nullptr) reading.Error("dataplane", members.error());
+    return;
+  }
+  // Each balancer's own view of every replica, for the planner and the status.
+  for (auto& [name, r] : replicas) {
+    for (const lb::BalancerReading& reading_of : each) {
+      BalancerView view{.balancer = reading_of.balancer,
+                        .reachable = reading_of.members.has_value()};
+      if (view.reachable) {
+        for (const lb::Member& m : *reading_of.members) {
+          if (m.name == name) view.member = m;
+        }
+      }
+      r.balancers.push_back(std::move(view));
+    }
   }
 }
 

@@ -14,6 +14,7 @@
 #include "config/config.h"
 #include "core/clock.h"
 #include "lb/load_balancer.h"
+#include "lb/multi_load_balancer.h"
 #include "openstack/cloud_provider.h"
 #include "policies/metrics_source.h"
 
@@ -26,6 +27,9 @@ struct ClusterDeps {
   const config::Cluster* cluster = nullptr;
   openstack::CloudProvider* cloud = nullptr;
   lb::LoadBalancer* lb = nullptr;
+  /// Nullable: set (to the same object as `lb`) when the cluster has several balancers, so each
+  /// one's view is read and one that does not answer does not hide the others.
+  lb::MultiLoadBalancer* multi = nullptr;
   ReplicaProbe* probe = nullptr;
   PrimaryLocator* primary = nullptr;
   DnsHooks dns{};                              ///< not enabled when the cluster has no dns
