@@ -4,6 +4,7 @@
 #include <future>
 #include <map>
 #include <regex>
+#include <set>
 
 #include "autoscaler/replica_names.h"
 #include "core/log.h"
@@ -38,7 +39,8 @@ void ReadCloud(const ClusterDeps& deps, Replicas& replicas, Reading& reading) {
 
 // The load balancer: ours are the members named like a replica of ours, or like the names we
 // make (one made before a restart may be listed there before the cloud lists it).
-void ReadLoadBalancer(const ClusterDeps& deps, Replicas& replicas, Reading& reading) {
+void ReadLoadBalancer(const ClusterDeps& deps, ObserverCache& cache, Replicas& replicas,
+                      Reading& reading) {
   const config::Cluster& cluster = *deps.cluster;
   const std::regex ours(ReplicaNamePattern(cluster.replica.name_template, cluster.name));
   Observed& observed = reading.out.observed;
@@ -59,6 +61,19 @@ void ReadLoadBalancer(const ClusterDeps& deps, Replicas& replicas, Reading& read
       members = Fail(each.front().members.error());
     } else {
       members = lb::MultiLoadBalancer::Merge(each, deps.multi->quorum());
+      // The quorum counts a balancer that does not answer as it was at its last answer.
+      std::map<std::string, int> serving_in;
+      for (const lb::BalancerReading& r : each) {
+        if (r.members) {
+          std::set<std::string>& now = cache.last_serving[r.balancer];
+          now.clear();
+          for (const lb::Member& m : *r.members) {
+            if (m.serving) now.insert(m.name);
+          }
+        }
+        for (const std::string& name : cache.last_serving[r.balancer]) ++serving_in[name];
+      }
+      for (lb::Member& m : *members) m.serving = serving_in[m.name] >= deps.multi->quorum();
     }
   } else {
     members = deps.lb->ListMembers();
@@ -240,7 +255,7 @@ ClusterObservation ObserveCluster(const ClusterDeps& deps, ObserverCache& cache,
   Reading reading{out};
   Replicas replicas;
   ReadCloud(deps, replicas, reading);
-  ReadLoadBalancer(deps, replicas, reading);
+  ReadLoadBalancer(deps, cache, replicas, reading);
   ReadCloudExtras(deps, cache, now, zones_ttl, reading);
   ReadPrimary(deps, reading);
   DropProtected(deps, cache, replicas, reading);

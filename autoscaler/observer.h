@@ -4,6 +4,7 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -52,6 +53,10 @@ struct ObserverCache {
   std::string donor_volume_id{};  ///< resolved once
   std::string donor_server_id{};
   std::string donor_address{};
+  /// With several balancers: the replicas each one served at its last answer. While one does
+  /// not answer, a replica it served then still counts there towards the quorum, so an outage
+  /// of a balancer does not make every replica stop counting as serving.
+  std::map<std::string, std::set<std::string>> last_serving{};
 };
 
 /// One cycle's reading of one cluster.
