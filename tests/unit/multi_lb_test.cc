@@ -7,9 +7,12 @@
 #include <vector>
 
 #include "api/api_server.h"
+#include "autoscaler/observer.h"
 #include "autoscaler/reconcile.h"
 #include "lb/multi_load_balancer.h"
+#include "testing/fake_cloud_provider.h"
 #include "testing/fake_load_balancer.h"
+#include "testing/fake_probe.h"
 
 namespace ra {
 namespace {
@@ -356,6 +359,52 @@ TEST(MultiLbStatus, EachBalancersViewIsInTheReplicasStatus) {
   EXPECT_EQ(replica["balancers"][2]["reachable"], false);
   EXPECT_TRUE(replica["balancers"][2]["sessions"].is_null());
   EXPECT_EQ(replica["balancers"][3]["state"], "draining");
+}
+
+// The observer with two balancers, the second of which stops answering: what each one shows,
+// and a replica served there at its last answer still counting towards the quorum.
+TEST(MultiLbObserve, ASilentBalancerCountsAsItLastAnswered) {
+  config::Cluster cluster;
+  cluster.name = "pg";
+  cluster.primary = config::StaticPrimary{"10.0.0.1", 5432};
+  cluster.replica.zones = {"az1"};
+  cluster.balancer_quorum = 2;
+  testing::FakeCloudProvider cloud;
+  testing::FakeReplicaProbe probe;
+  testing::FakePrimaryLocator primary;
+  primary.SetPrimary("10.0.0.1", 5432);
+  FakeLoadBalancer one;
+  FakeLoadBalancer two;
+  lb::MultiLoadBalancer multi({{"lb1", &one}, {"lb2", &two}}, 2);
+  as::ClusterDeps deps;
+  deps.cluster = &cluster;
+  deps.cloud = &cloud;
+  deps.lb = &multi;
+  deps.multi = &multi;
+  deps.probe = &probe;
+  deps.primary = &primary;
+  as::ObserverCache cache;
+
+  one.Put(M("pg-replica-aaaaaa", AdminState::kReady, true));
+  two.Put(M("pg-replica-aaaaaa", AdminState::kReady, true));
+  one.Put(M("pg-replica-bbbbbb", AdminState::kReady, true));
+  auto seen = as::ObserveCluster(deps, cache, kT0, 1h);
+  ASSERT_EQ(seen.observed.replicas.size(), 2u);
+  EXPECT_TRUE(seen.observed.replicas[0].lb->serving);
+  EXPECT_FALSE(seen.observed.replicas[1].lb->serving) << "serves in 1 of 2";
+  EXPECT_TRUE(seen.observed.lb_unreachable.empty());
+
+  two.FailNext("ListMembers", Error{ErrorKind::kTransient, "connection refused"});
+  seen = as::ObserveCluster(deps, cache, kT0 + 1min, 1h);
+  EXPECT_FALSE(seen.observed.lb_error.has_value());
+  EXPECT_EQ(seen.observed.lb_unreachable, std::vector<std::string>{"lb2"});
+  ASSERT_EQ(seen.observed.replicas.size(), 2u);
+  const as::ObservedReplica& a = seen.observed.replicas[0];
+  EXPECT_TRUE(a.lb->serving) << "lb2 served it at its last answer";
+  ASSERT_EQ(a.balancers.size(), 2u);
+  EXPECT_TRUE(a.balancers[0].reachable);
+  EXPECT_FALSE(a.balancers[1].reachable);
+  EXPECT_FALSE(seen.observed.replicas[1].lb->serving) << "lb2 never served it";
 }
 
 }  // namespace
