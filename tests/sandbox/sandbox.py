@@ -3,7 +3,7 @@
 
   sandbox.py up     --root DIR [--profile fast|realistic] [--octet N] [--binary PATH] [--no-service]
                     [--no-heartbeat] [--set KEY=VALUE ...] [--zones az1,az2]
-                    [--zone-latency ZONE=MS[,ZONE=MS]] [--patroni | --plain]
+                    [--zone-latency ZONE=MS[,ZONE=MS]] [--patroni | --plain] [--balancers N]
   sandbox.py down   --root DIR
   sandbox.py status --root DIR [--json]
 
@@ -30,7 +30,9 @@
   - HAProxy 2.6 driven by the Data Plane API double (tests/sandbox/dataplane): frontend pg_read
     (pgbench connects there) -> backend pg_replicas, empty at first: the donor stays out of it,
     so the replicas that serve are the service's own; a stats frontend with HAProxy's Prometheus
-    exporter on /metrics
+    exporter on /metrics. --balancers N (Sandbox(..., balancers=N)) starts N of them, each with
+    its own double and frontend, all listed in the service's configuration; the policies read the
+    first one's exporter; Sandbox.stop_balancer(i)/start_balancer(i) stop and restart the others
   - VictoriaMetrics scraping HAProxy's exporter and the service's /metrics every 2 s
   - replica-autoscaler serve, with tests/sandbox/demo/config.yaml.in rendered into
     DIR/service/config.yaml (API tokens in DIR/service/secrets/)
