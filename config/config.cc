@@ -944,6 +944,15 @@ void Parser::ParseClusterLoadBalancers(const Located& at, MapReader& cluster_map
     c.balancers.push_back(std::move(lb));
   }
   if (!c.balancers.empty()) c.load_balancer = c.balancers.front();
+  // The actuator admits a replica at one address and port into every balancer.
+  for (size_t i = 1; i < c.balancers.size(); ++i) {
+    if (c.balancers[i].server_port != c.balancers[0].server_port) {
+      ctx_.Add(internal::ChildPath(internal::IndexPath(at.path, i), "server_port"), at.mark,
+               fmt::format("server_port {} differs from the first load balancer's {}: a replica "
+                           "is admitted at one port into every balancer",
+                           c.balancers[i].server_port, c.balancers[0].server_port));
+    }
+  }
   const int count = static_cast<int>(c.balancers.size());
   c.balancer_quorum = std::max(count, 1);
   int quorum = 0;

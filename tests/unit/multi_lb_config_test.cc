@@ -132,6 +132,15 @@ TEST(MultiLbConfig, ProblemsNameTheirPath) {
   EXPECT_TRUE(Has(unknown.error(), "clusters[0].load_balancer[1].name", "'lb3' is not defined"))
       << Dump(unknown.error());
 
+  auto ports =
+      LoadConfigFromString(Base("    load_balancer:\n"
+                                "      - {name: lb1, backend: pg_ro}\n"
+                                "      - {name: lb2, backend: pg_ro, server_port: 6432}\n"),
+                           "t", Offline());
+  ASSERT_FALSE(ports.has_value());
+  EXPECT_TRUE(Has(ports.error(), "clusters[0].load_balancer[1].server_port", "differs"))
+      << Dump(ports.error());
+
   auto empty = LoadConfigFromString(Base("    load_balancer: []\n"), "t", Offline());
   ASSERT_FALSE(empty.has_value());
   EXPECT_TRUE(Has(empty.error(), "clusters[0].load_balancer", "at least one"))
