@@ -90,6 +90,18 @@ json StatusJson(const ClusterStatus& status, std::optional<TimePoint> now) {
   out["plan_reason"] = status.plan_reason;
   json replicas = json::array();
   for (const ReplicaView& r : status.replicas) {
+    // With several balancers, what each says of the replica; empty with one.
+    json balancers = json::array();
+    for (const BalancerView& b : r.balancers) {
+      const std::string state = !b.reachable        ? "unknown"
+                                : !b.member         ? "absent"
+                                : b.member->serving ? "serving"
+                                                    : std::string(lb::ToString(b.member->admin));
+      balancers.push_back({{"name", b.balancer},
+                           {"reachable", b.reachable},
+                           {"state", state},
+                           {"sessions", b.member ? json(b.member->sessions) : json(nullptr)}});
+    }
     replicas.push_back(
         {{"name", r.name},
          {"phase", ToString(r.phase)},
@@ -101,7 +113,9 @@ json StatusJson(const ClusterStatus& status, std::optional<TimePoint> now) {
          {"age_seconds", AgeSeconds(r.created, now)},
          {"phase_since",
           r.phase_since == TimePoint{} ? json(nullptr) : json(FormatTime(r.phase_since))},
-         {"detail", r.detail}});
+         {"detail", r.detail},
+         {"partial", r.partial},
+         {"balancers", std::move(balancers)}});
   }
   out["replicas"] = std::move(replicas);
   json blocked = json::array();

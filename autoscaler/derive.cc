@@ -398,8 +398,12 @@ void DeriveInLb(ReplicaState& item, Ctx& ctx) {
       return;
     }
   }
-  item.detail = fmt::format("in HAProxy ({}, {}), not serving yet", lb::ToString(lb.admin),
-                            lb.detail.empty() ? std::string("no status") : lb.detail);
+  item.detail =
+      obs.balancers.empty()
+          ? fmt::format("in HAProxy ({}, {}), not serving yet", lb::ToString(lb.admin),
+                        lb.detail.empty() ? std::string("no status") : lb.detail)
+          : fmt::format("not serving in {} of {} load balancers yet ({})",
+                        ctx.cluster.balancer_quorum, obs.balancers.size(), BalancersText(obs));
   return;
 }
 

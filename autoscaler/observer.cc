@@ -4,6 +4,7 @@
 #include <future>
 #include <map>
 #include <regex>
+#include <set>
 
 #include "autoscaler/replica_names.h"
 #include "core/log.h"
@@ -38,11 +39,46 @@ void ReadCloud(const ClusterDeps& deps, Replicas& replicas, Reading& reading) {
 
 // The load balancer: ours are the members named like a replica of ours, or like the names we
 // make (one made before a restart may be listed there before the cloud lists it).
-void ReadLoadBalancer(const ClusterDeps& deps, Replicas& replicas, Reading& reading) {
+void ReadLoadBalancer(const ClusterDeps& deps, ObserverCache& cache, Replicas& replicas,
+                      Reading& reading) {
   const config::Cluster& cluster = *deps.cluster;
   const std::regex ours(ReplicaNamePattern(cluster.replica.name_template, cluster.name));
   Observed& observed = reading.out.observed;
-  if (auto members = deps.lb->ListMembers(); members) {
+  std::vector<lb::BalancerReading> each;
+  Result<std::vector<lb::Member>> members;
+  if (deps.multi != nullptr) {
+    each = deps.multi->ListEach();
+    size_t failed = 0;
+    for (const lb::BalancerReading& r : each) {
+      if (r.members) continue;
+      ++failed;
+      observed.lb_unreachable.push_back(r.balancer);
+      reading.Error("dataplane", ra::Error{r.members.error().kind,
+                                           r.balancer + ": " + r.members.error().message});
+    }
+    if (failed == each.size() && !each.empty()) {
+      observed.lb_unreachable.clear();
+      members = Fail(each.front().members.error());
+    } else {
+      members = lb::MultiLoadBalancer::Merge(each, deps.multi->quorum());
+      // The quorum counts a balancer that does not answer as it was at its last answer.
+      std::map<std::string, int> serving_in;
+      for (const lb::BalancerReading& r : each) {
+        if (r.members) {
+          std::set<std::string>& now = cache.last_serving[r.balancer];
+          now.clear();
+          for (const lb::Member& m : *r.members) {
+            if (m.serving) now.insert(m.name);
+          }
+        }
+        for (const std::string& name : cache.last_serving[r.balancer]) ++serving_in[name];
+      }
+      for (lb::Member& m : *members) m.serving = serving_in[m.name] >= deps.multi->quorum();
+    }
+  } else {
+    members = deps.lb->ListMembers();
+  }
+  if (members) {
     for (lb::Member& member : *members) {
       auto it = replicas.find(member.name);
       if (it == replicas.end() && !std::regex_match(member.name, ours)) {
@@ -55,7 +91,21 @@ void ReadLoadBalancer(const ClusterDeps& deps, Replicas& replicas, Reading& read
     }
   } else {
     observed.lb_error = members.error();
-    reading.Error("dataplane", members.error());
+    if (deps.multi == nullptr) reading.Error("dataplane", members.error());
+    return;
+  }
+  // Each balancer's own view of every replica, for the planner and the status.
+  for (auto& [name, r] : replicas) {
+    for (const lb::BalancerReading& reading_of : each) {
+      BalancerView view{.balancer = reading_of.balancer,
+                        .reachable = reading_of.members.has_value()};
+      if (view.reachable) {
+        for (const lb::Member& m : *reading_of.members) {
+          if (m.name == name) view.member = m;
+        }
+      }
+      r.balancers.push_back(std::move(view));
+    }
   }
 }
 
@@ -205,7 +255,7 @@ ClusterObservation ObserveCluster(const ClusterDeps& deps, ObserverCache& cache,
   Reading reading{out};
   Replicas replicas;
   ReadCloud(deps, replicas, reading);
-  ReadLoadBalancer(deps, replicas, reading);
+  ReadLoadBalancer(deps, cache, replicas, reading);
   ReadCloudExtras(deps, cache, now, zones_ttl, reading);
   ReadPrimary(deps, reading);
   DropProtected(deps, cache, replicas, reading);

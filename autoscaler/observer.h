@@ -4,6 +4,7 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -14,6 +15,7 @@
 #include "config/config.h"
 #include "core/clock.h"
 #include "lb/load_balancer.h"
+#include "lb/multi_load_balancer.h"
 #include "openstack/cloud_provider.h"
 #include "policies/metrics_source.h"
 
@@ -26,6 +28,9 @@ struct ClusterDeps {
   const config::Cluster* cluster = nullptr;
   openstack::CloudProvider* cloud = nullptr;
   lb::LoadBalancer* lb = nullptr;
+  /// Nullable: set (to the same object as `lb`) when the cluster has several balancers, so each
+  /// one's view is read and one that does not answer does not hide the others.
+  lb::MultiLoadBalancer* multi = nullptr;
   ReplicaProbe* probe = nullptr;
   PrimaryLocator* primary = nullptr;
   DnsHooks dns{};                              ///< not enabled when the cluster has no dns
@@ -48,6 +53,10 @@ struct ObserverCache {
   std::string donor_volume_id{};  ///< resolved once
   std::string donor_server_id{};
   std::string donor_address{};
+  /// With several balancers: the replicas each one served at its last answer. While one does
+  /// not answer, a replica it served then still counts there towards the quorum, so an outage
+  /// of a balancer does not make every replica stop counting as serving.
+  std::map<std::string, std::set<std::string>> last_serving{};
 };
 
 /// One cycle's reading of one cluster.

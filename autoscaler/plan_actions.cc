@@ -68,6 +68,14 @@ void TakeDown(const ReplicaState& item, Ctx& ctx, const std::string& why) {
   const ObservedReplica& obs = *item.obs;
   const bool has_server = obs.server.has_value();
   if (item.in_lb || (!ctx.view.lb_known && has_server)) return;
+  // A balancer that does not answer may still route to it: its server stays until that one
+  // shows it gone (the others go on without waiting).
+  if (const auto& silent = ctx.view.observed->lb_unreachable; has_server && !silent.empty()) {
+    Block(ctx.plan, ActionKind::kDeleteReplica, item.name,
+          fmt::format("{}: load balancer {} does not answer and may still route to it", why,
+                      JoinNames(silent)));
+    return;
+  }
   if (ctx.cluster.dns.has_value() && has_server) {
     Add(ctx.plan, Action{.kind = ActionKind::kDeleteDns,
                          .replica = item.name,
@@ -128,6 +136,16 @@ void PlanUp(ReplicaState& item, Ctx& ctx) {
   const ObservedReplica& obs = *item.obs;
   const bool has_server = obs.server.has_value();
   const bool ready_in_lb = item.in_lb && obs.lb->admin == lb::AdminState::kReady;
+  // With several balancers: those that answered and do not have it admitted yet, and those
+  // that did not answer (admission there waits for them; the others go ahead).
+  const std::vector<std::string> missing = NotAdmittedIn(obs);
+  const std::vector<std::string>& silent = ctx.view.observed->lb_unreachable;
+  const auto block_silent = [&] {
+    if (silent.empty() || !item.gate.caught_up) return;
+    Block(ctx.plan, ActionKind::kAdmit, item.name,
+          fmt::format("load balancer {} does not answer: admitted there once it does",
+                      JoinNames(silent)));
+  };
   switch (item.phase) {
     case Phase::kServerBuilding:
       if (has_server || !obs.volume || obs.volume->status != "available") return;
@@ -148,12 +166,16 @@ void PlanUp(ReplicaState& item, Ctx& ctx) {
     case Phase::kAdmitting:
       if (!ctx.view.lb_known || !item.gate.caught_up || item.address.empty()) return;
       if (!has_server || obs.server->status != "ACTIVE") return;
+      block_silent();
       // Ready but not UP yet: the balancer's checks decide now; asking again would change nothing.
-      if (ready_in_lb) return;
+      if (ready_in_lb && missing.empty()) return;
       Add(ctx.plan, Action{.kind = ActionKind::kAdmit,
                            .replica = item.name,
                            .address = item.address,
-                           .reason = "caught up: " + item.gate.why});
+                           .reason = "caught up: " + item.gate.why +
+                                     (obs.balancers.empty() || !ready_in_lb
+                                          ? std::string()
+                                          : "; not admitted yet in " + JoinNames(missing))});
       return;
     case Phase::kLagging:
       if (ctx.view.lb_known && ready_in_lb) {
@@ -162,6 +184,18 @@ void PlanUp(ReplicaState& item, Ctx& ctx) {
       }
       return;
     case Phase::kServing:
+      // Serving in the quorum, but not admitted in every balancer that answers (it came back,
+      // or lost the member): admit it there too.
+      block_silent();
+      if (!missing.empty() && item.gate.caught_up && !item.address.empty() && has_server &&
+          obs.server->status == "ACTIVE") {
+        Add(ctx.plan, Action{.kind = ActionKind::kAdmit,
+                             .replica = item.name,
+                             .address = item.address,
+                             .reason = fmt::format(
+                                 "serving in {} of {} load balancers; admit it in {} too",
+                                 ServingIn(obs), obs.balancers.size(), JoinNames(missing))});
+      }
       if (ctx.cluster.dns.has_value() && !item.address.empty() &&
           (item.first_sight || item.previous != Phase::kServing || item.mem->dns_retry)) {
         item.mem->dns_retry = false;
@@ -445,6 +479,11 @@ int Commit(ClusterView& view, Plan& plan) {
     v.leaving = mem.leaving;
     v.busy = item.busy;
     v.foreign = item.foreign;
+    if (item.obs != nullptr && !item.obs->balancers.empty()) {
+      v.balancers = item.obs->balancers;
+      const int serving_in = ServingIn(*item.obs);
+      v.partial = serving_in > 0 && serving_in < static_cast<int>(v.balancers.size());
+    }
     plan.replicas.push_back(std::move(v));
   }
   return serving;

@@ -28,6 +28,16 @@ void MarkLeaving(ReplicaState& item);
 /// Where a leaving replica stands on its way out (draining, drained, deleting).
 void DeriveLeaving(ReplicaState& item, const ClusterView& view);
 
+// Several balancers (planner_text.cc). Each is empty or false when the cluster has one.
+/// The balancers that answered and where `obs` is not admitted (absent, or not ready).
+std::vector<std::string> NotAdmittedIn(const ObservedReplica& obs);
+/// How many balancers `obs` serves in.
+int ServingIn(const ObservedReplica& obs);
+/// "lb1: serving, lb2: absent, lb3: no answer" for details and reasons.
+std::string BalancersText(const ObservedReplica& obs);
+/// "a, b and c"
+std::string JoinNames(const std::vector<std::string>& names);
+
 void Add(Plan& plan, Action action);
 void Block(Plan& plan, ActionKind kind, std::string replica, std::string reason);
 

@@ -78,4 +78,47 @@ const ZoneBackoff* ActiveBackoff(const ClusterMemory& memory, const config::Clus
   return &it->second;
 }
 
+std::vector<std::string> NotAdmittedIn(const ObservedReplica& obs) {
+  std::vector<std::string> out;
+  for (const BalancerView& b : obs.balancers) {
+    if (b.reachable && (!b.member || b.member->admin != lb::AdminState::kReady)) {
+      out.push_back(b.balancer);
+    }
+  }
+  return out;
+}
+
+int ServingIn(const ObservedReplica& obs) {
+  int n = 0;
+  for (const BalancerView& b : obs.balancers) n += b.member && b.member->serving ? 1 : 0;
+  return n;
+}
+
+std::string BalancersText(const ObservedReplica& obs) {
+  std::string out;
+  for (const BalancerView& b : obs.balancers) {
+    if (!out.empty()) out += ", ";
+    out += b.balancer + ": ";
+    if (!b.reachable) {
+      out += "no answer";
+    } else if (!b.member) {
+      out += "absent";
+    } else if (b.member->serving) {
+      out += "serving";
+    } else {
+      out += std::string(lb::ToString(b.member->admin)) + ", not serving";
+    }
+  }
+  return out;
+}
+
+std::string JoinNames(const std::vector<std::string>& names) {
+  std::string out;
+  for (size_t i = 0; i < names.size(); ++i) {
+    if (i > 0) out += i + 1 == names.size() ? " and " : ", ";
+    out += names[i];
+  }
+  return out;
+}
+
 }  // namespace ra::autoscaler::planner

@@ -80,12 +80,24 @@ struct PrimaryFacts {
   std::string system_identifier{};  ///< pg_control_system()
 };
 
+/// A replica in one of the cluster's balancers, when it has several (config `load_balancer:` as a
+/// list): what that balancer alone says of it.
+struct BalancerView {
+  std::string balancer{};              ///< the balancer's configured name
+  bool reachable = false;              ///< it answered this cycle; if not, `member` is unknown
+  std::optional<lb::Member> member{};  ///< absent: not a member there (or not reachable)
+};
+
 /// One replica as every source showed it this cycle. Each part may be missing.
 struct ObservedReplica {
   std::string name{};
   std::optional<openstack::ServerFacts> server{};
   std::optional<openstack::VolumeFacts> volume{};
-  std::optional<lb::Member> lb{};      ///< the backend's member of that name
+  /// The backend's member of that name; with several balancers, their views merged
+  /// (lb::MultiLoadBalancer::Merge: serving when it serves in the quorum, sessions summed).
+  std::optional<lb::Member> lb{};
+  /// With several balancers: one entry per configured balancer, in their order. Empty with one.
+  std::vector<BalancerView> balancers{};
   std::optional<ProbeResult> probe{};  ///< absent when not probed (no ACTIVE server, address)
 };
 
@@ -94,7 +106,10 @@ struct ObservedReplica {
 struct Observed {
   std::vector<ObservedReplica> replicas{};  ///< the service's own (tagged) replicas only
   std::optional<Error> cloud_error{};       ///< ListReplicas failed
-  std::optional<Error> lb_error{};          ///< ListMembers failed
+  std::optional<Error> lb_error{};          ///< ListMembers failed (every balancer's)
+  /// With several balancers: those that did not answer this cycle (lb_error is set only when
+  /// none did). Nothing is admitted into them, and no replica they may route to is deleted.
+  std::vector<std::string> lb_unreachable{};
   /// Names that are not ours: members of the backend (the donor, hand-made ones) and listed
   /// servers that are the donor or stand at the primary's or donor's address. Never touched.
   std::vector<std::string> foreign_lb_servers{};
@@ -268,6 +283,10 @@ struct ReplicaView {
   bool leaving = false;  ///< chosen to go (kDraining, kDrained, kDeleting)
   bool busy = false;     ///< an action of the actuator is still running for it
   bool foreign = false;  ///< the donor, or a name HAProxy holds for someone else: never touched
+  /// With several balancers: each one's view of it (empty with one balancer).
+  std::vector<BalancerView> balancers{};
+  /// Serves in some of the balancers but not in all of them.
+  bool partial = false;
 };
 
 /// A replica that failed in this cycle (it was not failed before): for the journal and the

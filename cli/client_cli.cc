@@ -290,6 +290,26 @@ void PrintStatus(const json& s, std::ostream& out) {
   } else {
     out << "\n" << Table(rows, "  ");
   }
+  // With several load balancers: what each one says of each replica, a column per balancer.
+  std::vector<std::vector<std::string>> per_lb;
+  const auto replicas = s.find("replicas");
+  for (const json& r : replicas != s.end() && replicas->is_array() ? *replicas : json::array()) {
+    const auto found = r.is_object() ? r.find("balancers") : r.end();
+    if (!r.is_object() || found == r.end() || !found->is_array() || found->empty()) continue;
+    const json& balancers = *found;
+    if (per_lb.empty()) {
+      per_lb.push_back({"REPLICA"});
+      for (const json& b : balancers) per_lb.front().push_back(Str(b, "name"));
+    }
+    std::vector<std::string> row = {Str(r, "name") + (Flag(r, "partial") ? " (partial)" : "")};
+    for (const json& b : balancers) {
+      const std::string sessions = Str(b, "sessions");
+      row.push_back(Str(b, "state") + (sessions.empty() ? "" : ", " + sessions + " sessions"));
+    }
+    row.resize(per_lb.front().size());
+    per_lb.push_back(std::move(row));
+  }
+  if (!per_lb.empty()) out << "\n" << Table(per_lb, "  ");
 }
 
 std::string ClockTime(TimePoint t) {

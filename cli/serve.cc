@@ -21,6 +21,7 @@
 #include "core/random.h"
 #include "core/sleeper.h"
 #include "lb/factory.h"
+#include "lb/multi_load_balancer.h"
 #include "openstack/cloud_config.h"
 #include "openstack/designate.h"
 #include "openstack/dns_records.h"
@@ -212,32 +213,52 @@ Result<void> Build(const config::Config& cfg, Service& s, bool once) {
     ClusterDeps d;
     d.cluster = &c;
     auto cloud = s.clouds.find(c.cloud);
-    const config::LoadBalancer* lb = cfg.FindLoadBalancer(c.load_balancer.name);
-    if (cloud == s.clouds.end() || !lb) {
-      return Fail(ErrorKind::kConfig,
-                  fmt::format("cluster {}: unknown cloud or load balancer", c.name));
+    if (cloud == s.clouds.end()) {
+      return Fail(ErrorKind::kConfig, fmt::format("cluster {}: unknown cloud", c.name));
     }
     d.cloud = cloud->second.get();
 
-    Secret lb_password;
-    if (lb->password.IsSet()) {
-      auto password = config::ResolveSecret(lb->password);
-      if (!password) {
+    // One balancer per entry of the cluster's load_balancer list; with several, the loop talks
+    // to them through one MultiLoadBalancer (with one, exactly as before).
+    std::vector<lb::MultiLoadBalancer::Named> named;
+    for (const config::ClusterLoadBalancer& entry : c.balancers) {
+      const config::LoadBalancer* lb = cfg.FindLoadBalancer(entry.name);
+      if (!lb) {
         return Fail(ErrorKind::kConfig,
-                    fmt::format("load balancer {}: {}", lb->name, password.error().message));
+                    fmt::format("cluster {}: unknown load balancer {}", c.name, entry.name));
       }
-      lb_password = std::move(*password);
+      Secret lb_password;
+      if (lb->password.IsSet()) {
+        auto password = config::ResolveSecret(lb->password);
+        if (!password) {
+          return Fail(ErrorKind::kConfig,
+                      fmt::format("load balancer {}: {}", lb->name, password.error().message));
+        }
+        lb_password = std::move(*password);
+      }
+      auto balancer =
+          lb::MakeLoadBalancer(*lb, entry,
+                               lb::BackendDeps{.password = std::move(lb_password),
+                                               .transport = *s.lb_transports.at(lb->name),
+                                               .clock = s.clock});
+      if (!balancer) {
+        return Fail(ErrorKind::kConfig,
+                    fmt::format("cluster {}: {}", c.name, balancer.error().message));
+      }
+      s.load_balancers.push_back(std::move(*balancer));
+      named.push_back({.name = entry.name, .balancer = s.load_balancers.back().get()});
     }
-    auto balancer = lb::MakeLoadBalancer(*lb, c.load_balancer,
-                                         lb::BackendDeps{.password = std::move(lb_password),
-                                                         .transport = *s.lb_transports.at(lb->name),
-                                                         .clock = s.clock});
-    if (!balancer) {
-      return Fail(ErrorKind::kConfig,
-                  fmt::format("cluster {}: {}", c.name, balancer.error().message));
+    if (named.empty()) {
+      return Fail(ErrorKind::kConfig, fmt::format("cluster {}: no load balancer", c.name));
     }
-    s.load_balancers.push_back(std::move(*balancer));
-    d.lb = s.load_balancers.back().get();
+    if (named.size() == 1) {
+      d.lb = named.front().balancer;
+    } else {
+      auto multi = std::make_unique<lb::MultiLoadBalancer>(std::move(named), c.balancer_quorum);
+      d.multi = multi.get();
+      s.load_balancers.push_back(std::move(multi));
+      d.lb = s.load_balancers.back().get();
+    }
 
     Secret pg_password;
     if (c.postgres.password.IsSet()) {

@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <map>
 #include <set>
 #include <sstream>
 
@@ -277,7 +278,8 @@ class Parser {
   void ParsePrimary(const Located& at, Cluster& c);
   void ParseReplica(const Located& at, Cluster& c, const Cloud* cloud);
   void ParsePostgres(const Located& at, Cluster& c);
-  void ParseClusterLoadBalancer(const Located& at, Cluster& c);
+  void ParseClusterLoadBalancers(const Located& at, MapReader& m, Cluster& c);
+  void ParseClusterLoadBalancer(const Located& at, Cluster& c, ClusterLoadBalancer& lb);
   void ParsePolicies(const Located& at, Cluster& c);
   std::optional<policies::Policy> ParsePolicy(const Located& at, const Cluster& c);
   std::optional<policies::StepScaling> ParseStepScaling(const Located& at);
@@ -673,8 +675,8 @@ void Parser::ParseClusters(const Located& at) {
 std::optional<Cluster> Parser::ParseCluster(const Located& at) {
   MapReader m(ctx_, at,
               {"name", "cloud", "primary", "donor", "replica", "postgres", "load_balancer",
-               "min_replicas", "max_replicas", "policies", "behavior", "missing_data", "snapshots",
-               "dns", "timeouts", "placement"});
+               "load_balancer_quorum", "min_replicas", "max_replicas", "policies", "behavior",
+               "missing_data", "snapshots", "dns", "timeouts", "placement"});
   if (!m.ok()) return std::nullopt;
   if (at.node.IsNull()) {
     ctx_.Add(at, "empty cluster: expected name, cloud, primary, donor, replica, ...");
@@ -712,7 +714,9 @@ std::optional<Cluster> Parser::ParseCluster(const Located& at) {
   if (auto p = m.Require("postgres", " (at least user: for the replication-lag probes)")) {
     ParsePostgres(*p, c);
   }
-  if (auto lb = m.Require("load_balancer", " (name and backend)")) ParseClusterLoadBalancer(*lb, c);
+  if (auto lb = m.Require("load_balancer", " (name and backend, or a list of them)")) {
+    ParseClusterLoadBalancers(*lb, m, c);
+  }
 
   auto& pol = c.policy;
   const bool min_ok = m.Int("min_replicas", &pol.min_replicas, 0, kMaxReplicasLimit);
@@ -913,10 +917,59 @@ void Parser::ParsePostgres(const Located& at, Cluster& c) {
   m.Dur("max_receiver_silence", &p.max_receiver_silence, 1s);
 }
 
-void Parser::ParseClusterLoadBalancer(const Located& at, Cluster& c) {
+// One mapping (a single balancer, as before) or a list of them; then the quorum, which is only
+// meaningful against the list's length.
+void Parser::ParseClusterLoadBalancers(const Located& at, MapReader& cluster_map, Cluster& c) {
+  if (at.node.IsSequence()) {
+    auto items = internal::ReadList(ctx_, at);
+    if (items && items->empty()) ctx_.Add(at, "must list at least one load balancer");
+    std::map<std::string, std::string> seen;  // name -> path of its first entry
+    for (const Located& item : items.value_or(std::vector<Located>{})) {
+      ClusterLoadBalancer lb;
+      ParseClusterLoadBalancer(item, c, lb);
+      if (!lb.name.empty()) {
+        auto [pos, fresh] = seen.emplace(lb.name, item.path);
+        if (!fresh) {
+          ctx_.Add(internal::ChildPath(item.path, "name"), item.mark,
+                   fmt::format("load balancer '{}' is listed twice (first at {})", lb.name,
+                               pos->second));
+          continue;
+        }
+      }
+      c.balancers.push_back(std::move(lb));
+    }
+  } else {
+    ClusterLoadBalancer lb;
+    ParseClusterLoadBalancer(at, c, lb);
+    c.balancers.push_back(std::move(lb));
+  }
+  if (!c.balancers.empty()) c.load_balancer = c.balancers.front();
+  // The actuator admits a replica at one address and port into every balancer.
+  for (size_t i = 1; i < c.balancers.size(); ++i) {
+    if (c.balancers[i].server_port != c.balancers[0].server_port) {
+      ctx_.Add(internal::ChildPath(internal::IndexPath(at.path, i), "server_port"), at.mark,
+               fmt::format("server_port {} differs from the first load balancer's {}: a replica "
+                           "is admitted at one port into every balancer",
+                           c.balancers[i].server_port, c.balancers[0].server_port));
+    }
+  }
+  const int count = static_cast<int>(c.balancers.size());
+  c.balancer_quorum = std::max(count, 1);
+  int quorum = 0;
+  if (cluster_map.Int("load_balancer_quorum", &quorum, 1, 64)) {
+    if (count > 0 && quorum > count) {
+      ctx_.Add(*cluster_map.Get("load_balancer_quorum"),
+               fmt::format("load_balancer_quorum {} is more than the {} load balancer{} listed",
+                           quorum, count, count == 1 ? "" : "s"));
+    } else {
+      c.balancer_quorum = quorum;
+    }
+  }
+}
+
+void Parser::ParseClusterLoadBalancer(const Located& at, Cluster& c, ClusterLoadBalancer& lb) {
   MapReader m(ctx_, at, {"name", "backend", "server_port", "weight", "check"});
   if (!m.ok()) return;
-  ClusterLoadBalancer& lb = c.load_balancer;
   if (m.String("name", &lb.name, true) &&
       std::find(lb_names_.begin(), lb_names_.end(), lb.name) == lb_names_.end()) {
     ctx_.Add(*m.Get("name"),

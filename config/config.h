@@ -267,7 +267,14 @@ struct Cluster {
   Donor donor{};
   ReplicaTemplate replica{};
   PostgresProbe postgres{};
+  /// The first of `balancers`: what a cluster with one balancer (the usual case) reads.
   ClusterLoadBalancer load_balancer{};
+  /// Every balancer that sends read traffic to the replicas (`load_balancer:` as one mapping or
+  /// a list of them), in the configured order; each name appears once.
+  std::vector<ClusterLoadBalancer> balancers{};
+  /// In how many of `balancers` a replica must serve to count as serving
+  /// (`load_balancer_quorum`, 1..balancers.size(); default: all of them).
+  int balancer_quorum = 1;
   /// min_replicas, max_replicas, policies, behavior, missing_data.
   policies::ClusterPolicy policy{};
   Snapshots snapshots{};

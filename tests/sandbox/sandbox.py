@@ -3,7 +3,7 @@
 
   sandbox.py up     --root DIR [--profile fast|realistic] [--octet N] [--binary PATH] [--no-service]
                     [--no-heartbeat] [--set KEY=VALUE ...] [--zones az1,az2]
-                    [--zone-latency ZONE=MS[,ZONE=MS]] [--patroni | --plain]
+                    [--zone-latency ZONE=MS[,ZONE=MS]] [--patroni | --plain] [--balancers N]
   sandbox.py down   --root DIR
   sandbox.py status --root DIR [--json]
 
@@ -30,7 +30,9 @@
   - HAProxy 2.6 driven by the Data Plane API double (tests/sandbox/dataplane): frontend pg_read
     (pgbench connects there) -> backend pg_replicas, empty at first: the donor stays out of it,
     so the replicas that serve are the service's own; a stats frontend with HAProxy's Prometheus
-    exporter on /metrics
+    exporter on /metrics. --balancers N (Sandbox(..., balancers=N)) starts N of them, each with
+    its own double and frontend, all listed in the service's configuration; the policies read the
+    first one's exporter; Sandbox.stop_balancer(i)/start_balancer(i) stop and restart the others
   - VictoriaMetrics scraping HAProxy's exporter and the service's /metrics every 2 s
   - replica-autoscaler serve, with tests/sandbox/demo/config.yaml.in rendered into
     DIR/service/config.yaml (API tokens in DIR/service/secrets/)
@@ -91,7 +93,7 @@ class Sandbox:
 
     def __init__(self, root, profile="fast", octet=None, binary=None, start_service=True,
                  settings=None, scale=5, log=None, heartbeat=True, zones=("az1", "az2"),
-                 zone_latency=None, patroni=False):
+                 zone_latency=None, patroni=False, balancers=1):
         self.root = os.path.abspath(root)
         self.profile = profile
         self.octet = octet if octet is not None else 200 + os.getpid() % 40
@@ -104,6 +106,9 @@ class Sandbox:
         # The primary and the donor as a Patroni cluster on etcd (patroni_cluster.py) instead of a
         # plain primary and standby.
         self.patroni = patroni
+        # HAProxies in front of the replicas, each with its own Data Plane API double; the
+        # service's configuration lists them all (one: the usual single mapping).
+        self.balancers = max(1, int(balancers))
         self.patroni_cluster = patroni_cluster.PatroniCluster(self) if patroni else None
         self.log = log or (lambda message: print(message, flush=True))
         # What config.yaml.in leaves open; tests change the windows and timeouts.
@@ -148,7 +153,7 @@ class Sandbox:
             state = json.load(f)
         sb = cls(root, profile=state["profile"], octet=state["octet"], binary=state["binary"],
                  zones=state.get("zones", ("az1", "az2")), zone_latency=state.get("zone_latency"),
-                 patroni=state.get("patroni", False))
+                 patroni=state.get("patroni", False), balancers=state.get("balancers", 1))
         sb.state = state
         return sb
 
@@ -172,11 +177,14 @@ class Sandbox:
             old.down()
         for d in ("pg", "cloud", "haproxy", "metrics", "service", "etcd", "patroni"):
             shutil.rmtree(self.path(d), ignore_errors=True)
+        for i in range(1, 8):
+            shutil.rmtree(self.path(f"haproxy{i}"), ignore_errors=True)
         os.makedirs(self.root, exist_ok=True)
         os.chmod(self.root, 0o755)  # PostgreSQL (user ra-test) lives below it
         self.state = {"profile": self.profile, "octet": self.octet, "binary": self.binary,
                       "root": self.root, "groups": {}, "pg_dirs": [], "zones": self.zones,
-                      "zone_latency": self.zone_latency, "patroni": self.patroni}
+                      "zone_latency": self.zone_latency, "patroni": self.patroni,
+                      "balancers": self.balancers, "extra_balancers": []}
         self._save()
         t0 = time.monotonic()
         if self.patroni:
@@ -187,6 +195,8 @@ class Sandbox:
             self._start_heartbeat()
         self._start_cloud()
         self._start_haproxy()
+        for i in range(1, self.balancers):
+            self._start_extra_haproxy(i)
         self._start_metrics()
         self._write_service_config()
         if self.start_service_on_up:
@@ -200,7 +210,8 @@ class Sandbox:
         # The service first (it would otherwise act on a world going away), then the rest; the
         # simulator shuts its VMs down on SIGTERM; the Patroni members (which stop their
         # PostgreSQL) all at once and before etcd.
-        order = ["service", "heartbeat", "metrics", "dataplane", "cloud"]
+        order = ["service", "heartbeat", "metrics", "dataplane"]
+        order += [f"dataplane{i}" for i in range(1, 8)] + ["cloud"]
         steps = [[name] for name in order if name in groups]
         steps += patroni_cluster.stop_order(groups)
         done = {name for step in steps for name in step}
@@ -327,6 +338,72 @@ class Sandbox:
         self.log(f"sandbox: HAProxy frontend 127.0.0.1:{fe} -> backend {BACKEND}, exporter "
                  f"http://127.0.0.1:{stats}/metrics, Data Plane API double http://127.0.0.1:{api}")
 
+    def _extra_argv(self, b):
+        return ["/usr/bin/python3", os.path.join(HERE, "dataplane", "dataplane_double.py"),
+                "--dir", b["dir"], "--listen", f"127.0.0.1:{b['api_port']}", "--api", "v3", "--user", "admin",
+                "--password-file", self.path("service", "secrets", "dataplane-password"),
+                "--reload-delay-ms", "50"]
+
+    def _spawn_extra(self, b):
+        proc, log = self._spawn(b["group"], self._extra_argv(b), f"dataplane{b['index']}.log")
+        wait_until(f"Data Plane API double {b['index']}", lambda: tcp_open("127.0.0.1", b["api_port"]), 30,
+                   proc=proc, log=log)
+        wait_until(f"HAProxy {b['index']} frontend", lambda: tcp_open("127.0.0.1", b["frontend_port"]), 30,
+                   proc=proc, log=log)
+
+    def _start_extra_haproxy(self, i):
+        """Balancer `i` (1, 2, ...) besides the first: HAProxy and its Data Plane double in
+        haproxy{i}/, the same backend and password. Its configuration persists in its folder, so
+        start_balancer(i) brings it back with the servers it had."""
+        d = self.path(f"haproxy{i}")
+        os.makedirs(d, exist_ok=True)
+        b = {"index": i, "name": f"haproxy{i + 1}", "group": f"dataplane{i}", "dir": d,
+             "frontend_port": free_port(), "stats_port": free_port(), "api_port": free_port(),
+             "admin_socket": os.path.join(d, "admin.sock")}
+        b["dataplane_url"] = f"http://127.0.0.1:{b['api_port']}"
+        with open(os.path.join(d, "haproxy.cfg"), "w") as f:
+            f.write(HAPROXY_CFG.format(dir=d, frontend=b["frontend_port"], stats=b["stats_port"],
+                                       backend=BACKEND))
+        self._spawn_extra(b)
+        self.state["extra_balancers"].append(b)
+        self._save()
+        self.log(f"sandbox: HAProxy {i + 1} frontend 127.0.0.1:{b['frontend_port']}, Data Plane API "
+                 f"double {b['dataplane_url']}")
+
+    def balancer(self, i):
+        """Where balancer `i` (0: the first) listens: frontend_port, admin_socket, ..."""
+        if i == 0:
+            return {"index": 0, "name": "haproxy", "group": "dataplane",
+                    "frontend_port": self.state["frontend_port"], "admin_socket": self.state["admin_socket"],
+                    "dataplane_url": self.state["dataplane_url"]}
+        return self.state["extra_balancers"][i - 1]
+
+    def stop_balancer(self, i):
+        """Stops balancer `i` (1, 2, ...; not the first, whose exporter the policies read): its
+        Data Plane double and its HAProxy, as a crashed or unreachable balancer."""
+        if i < 1:
+            raise SandboxError("stop_balancer: only the extra balancers (1, 2, ...) may be stopped")
+        b = self.balancer(i)
+        pgid = self.state["groups"].pop(b["group"], None)
+        if pgid:
+            stop_groups([pgid], grace=10)
+        # HAProxy may have left its own process group: stop what still holds its frontend.
+        def closed():
+            try:
+                return not tcp_open("127.0.0.1", b["frontend_port"])
+            except OSError:  # refused: nothing listens any more
+                return True
+        wait_until(f"HAProxy {i} stopped", closed, 20)
+        self._save()
+        self.log(f"sandbox: balancer {b['name']} stopped")
+
+    def start_balancer(self, i):
+        """Starts balancer `i` again, with the configuration it persisted."""
+        b = self.balancer(i)
+        self._spawn_extra(b)
+        self._save()
+        self.log(f"sandbox: balancer {b['name']} started again")
+
     def _start_metrics(self):
         d = self.path("metrics")
         os.makedirs(d, exist_ok=True)
@@ -369,6 +446,8 @@ class Sandbox:
         left = re.findall(r"@[A-Z_]+@", text)
         if left:
             raise SandboxError(f"config.yaml.in: no value for {', '.join(sorted(set(left)))}")
+        if self.balancers > 1:
+            text = self._list_balancers(text)
         config = self.path("service", "config.yaml")
         with open(config, "w") as f:
             f.write(text)
@@ -376,6 +455,27 @@ class Sandbox:
                           admin_token_file=os.path.join(sec, "admin.token"),
                           read_only_token_file=os.path.join(sec, "read-only.token"))
         self._save()
+
+    def _list_balancers(self, text):
+        """config.yaml.in names one balancer; with --balancers N it lists them all."""
+        entry = re.search(r"(?m)^  haproxy:\n(?:    .*\n)+", text)
+        if not entry:
+            raise SandboxError("config.yaml.in: no load_balancers entry 'haproxy'")
+        extra = "".join(entry.group(0).replace("  haproxy:", f"  {b['name']}:", 1)
+                        .replace(self.state["dataplane_url"], b["dataplane_url"])
+                        for b in self.state["extra_balancers"])
+        text = text[:entry.end()] + extra + text[entry.end():]
+        cluster_lb = re.search(r"(?m)^    load_balancer:\n((?:      .*\n)+)", text)
+        if not cluster_lb:
+            raise SandboxError("config.yaml.in: no cluster load_balancer mapping")
+        lines = cluster_lb.group(1).splitlines()
+
+        def item(name):
+            body = [line[6:].replace("name: haproxy", f"name: {name}", 1) for line in lines]
+            return "      - " + body[0] + "\n" + "".join("        " + line + "\n" for line in body[1:])
+        items = "    load_balancer:\n" + item("haproxy")
+        items += "".join(item(b["name"]) for b in self.state["extra_balancers"])
+        return text[:cluster_lb.start()] + items + text[cluster_lb.end():]
 
     # ------------------------------------------------------------------ the service
     def start_service(self, wait=True):
@@ -444,11 +544,11 @@ class Sandbox:
     def cloud_state(self):
         return self.cloud("GET", "/control/state")
 
-    def haproxy(self, command):
-        """One command on HAProxy's admin socket; its answer."""
+    def haproxy(self, command, balancer=0):
+        """One command on HAProxy's admin socket (of balancer `balancer`); its answer."""
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
             s.settimeout(5)
-            s.connect(self.state["admin_socket"])
+            s.connect(self.balancer(balancer)["admin_socket"])
             s.sendall(command.encode() + b"\n")
             chunks = []
             while True:
@@ -458,11 +558,11 @@ class Sandbox:
                 chunks.append(b)
         return b"".join(chunks).decode(errors="replace")
 
-    def backend_servers(self):
+    def backend_servers(self, balancer=0):
         """{server name: {"addr", "status", "scur", "stot", "admin"}} of pg_replicas, from
-        `show stat` and `show servers state`."""
+        `show stat` and `show servers state` (of balancer `balancer`)."""
         out = {}
-        lines = self.haproxy("show stat").splitlines()
+        lines = self.haproxy("show stat", balancer).splitlines()
         if not lines or not lines[0].startswith("# "):
             return out
         header = lines[0][2:].split(",")
@@ -472,7 +572,7 @@ class Sandbox:
                 continue
             out[row["svname"]] = {"status": row.get("status", ""), "scur": int(row.get("scur") or 0),
                                   "stot": int(row.get("stot") or 0)}
-        state_lines = self.haproxy(f"show servers state {BACKEND}").splitlines()
+        state_lines = self.haproxy(f"show servers state {BACKEND}", balancer).splitlines()
         for line in state_lines:
             f = line.split()
             # be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state ...
@@ -702,6 +802,7 @@ def main():
     up.add_argument("--zones", default="az1,az2", help="the cloud's availability zones")
     up.add_argument("--zone-latency", default="", metavar="ZONE=MS[,ZONE=MS]",
                     help="round-trip latency from a zone's replicas to the primary, e.g. az2=40")
+    up.add_argument("--balancers", type=int, default=1, help="HAProxies, each with its Data Plane double")
     mode = up.add_mutually_exclusive_group()
     mode.add_argument("--patroni", dest="patroni", action="store_true", default=True,
                       help="the primary and the donor as a Patroni cluster on etcd (patroni_cluster.py); "
@@ -734,7 +835,8 @@ def main():
             zone_latency[zone] = float(ms)
         sb = Sandbox(args.root, profile=args.profile, octet=args.octet, binary=args.binary,
                      start_service=not args.no_service, settings=settings, heartbeat=not args.no_heartbeat,
-                     zones=zones, zone_latency=zone_latency, patroni=args.patroni)
+                     zones=zones, zone_latency=zone_latency, patroni=args.patroni,
+                     balancers=args.balancers)
         try:
             sb.up()
         except (SandboxError, subprocess.TimeoutExpired, OSError) as e:
