@@ -185,6 +185,11 @@ Reply ErrorReply(int status, const std::string& message) {
 }
 
 Reply FromError(const Error& error) {
+  if (error.kind == ErrorKind::kNotLeader) {
+    // ha: a follower answers reads and refuses writes; the message names the leader to ask.
+    return JsonReply(
+        503, {{"error", {{"code", "not_leader"}, {"message", log::Redact(error.message)}}}});
+  }
   int status = 500;
   switch (error.kind) {
     case ErrorKind::kNotFound:
@@ -437,7 +442,14 @@ Reply ApiServer::Impl::Readyz() {
     return JsonReply(503, {{"status", "not_ready"},
                            {"reason", "the service has not completed its first cycle"}});
   }
-  return JsonReply(200, {{"status", "ready"}});
+  json body{{"status", "ready"}};
+  if (health.leading) {
+    // ha: both instances are ready (the follower answers reads); only the leader acts.
+    body["leading"] = *health.leading;
+    body["instance"] = health.instance;
+    body["leader"] = health.leader.empty() ? json(nullptr) : json(health.leader);
+  }
+  return JsonReply(200, body);
 }
 
 Reply ApiServer::Impl::Metrics() {
