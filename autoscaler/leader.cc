@@ -208,18 +208,20 @@ Result<bool> LeaderElector::Campaign() {
   }
   // Held: who holds it. The key may be this instance's own, put under this lease by a round
   // whose answer was lost, or before leadership was given up locally.
-  const nlohmann::json* kv = nullptr;
-  if (doc.contains("responses") && doc["responses"].is_array() && !doc["responses"].empty()) {
-    const nlohmann::json& range = doc["responses"][0].value("response_range", nlohmann::json());
+  nlohmann::json kv;  // a copy: the range it comes from is a temporary
+  if (doc.contains("responses") && doc["responses"].is_array() && !doc["responses"].empty() &&
+      doc["responses"][0].is_object()) {
+    const nlohmann::json range = doc["responses"][0].value("response_range", nlohmann::json());
     if (range.is_object() && range.contains("kvs") && range["kvs"].is_array() &&
-        !range["kvs"].empty()) {
-      kv = &range["kvs"][0];
+        !range["kvs"].empty() && range["kvs"][0].is_object()) {
+      kv = range["kvs"][0];
     }
   }
-  if (kv == nullptr)
+  if (kv.is_null()) {
     return Fail(ErrorKind::kTransient, "etcd: the key vanished; campaigning again");
-  const std::optional<std::string> holder = Base64Decode(kv->value("value", std::string()));
-  const std::optional<int64_t> holder_lease = EtcdInt64(*kv, "lease");
+  }
+  const std::optional<std::string> holder = Base64Decode(kv.value("value", std::string()));
+  const std::optional<int64_t> holder_lease = EtcdInt64(kv, "lease");
   std::lock_guard lock(mu_);
   leader_ = holder.value_or("");
   if (holder_lease && *holder_lease == lease_ && leader_ == options_.instance) return true;
@@ -239,6 +241,18 @@ void LeaderElector::Revoke() {
 }
 
 Result<void> LeaderElector::Step() {
+  try {
+    return StepOnce();
+  } catch (const std::exception& e) {
+    // An answer shaped unlike etcd's must not end the process, nor keep a leadership that
+    // cannot be checked.
+    std::lock_guard lock(mu_);
+    LoseLocked(e.what());
+    return Fail(ErrorKind::kInternal, fmt::format("leader election: {}", e.what()));
+  }
+}
+
+Result<void> LeaderElector::StepOnce() {
   const TimePoint sent = clock_.Now();
   bool has_lease = false;
   {

@@ -119,6 +119,7 @@ class LeaderElector final : public Fence {
   Duration RenewEvery() const { return options_.ttl / 3; }
 
  private:
+  Result<void> StepOnce();
   Result<std::string> Post(const std::string& path, const std::string& body);
   Result<void> Grant();
   /// Renews the lease; kNotFound when etcd no longer has it.

@@ -13,6 +13,8 @@
 namespace ra::autoscaler {
 namespace {
 
+using ra::testing::FakeLoadBalancer;
+
 class FakeFence final : public Fence {
  public:
   std::optional<uint64_t> HeldTerm() const override {

@@ -38,7 +38,8 @@ class FakeEtcd {
       it->second.expiry = clock_.Now() + it->second.ttl;
       return Ok({{"result",
                   {{"ID", std::to_string(id)},
-                   {"TTL", std::to_string(seconds(it->second.ttl).count())}}}});
+                   {"TTL", std::to_string(
+                               std::chrono::duration_cast<seconds>(it->second.ttl).count())}}}});
     }
     if (path == "/v3/lease/revoke") {
       Drop(std::stoll(in["ID"].get<std::string>()));
