@@ -151,7 +151,13 @@ Result<void> Controller::SaveIntentLocked() {
 }
 
 Result<void> Controller::RequireLeader() const {
-  if (options_.fence == nullptr || options_.fence->HeldTerm()) return {};
+  if (options_.fence == nullptr) return {};
+  if (const std::optional<uint64_t> held = options_.fence->HeldTerm()) {
+    if (*held == adopted_term_.load()) return {};
+    return Fail(ErrorKind::kTransient,
+                "this instance has just become the leader and is reading the operator state; "
+                "try again in a moment");
+  }
   const std::string leader = options_.fence->LeaderName();
   return Fail(ErrorKind::kNotLeader,
               leader.empty() ? std::string("this instance does not lead, and no leader is known "
@@ -171,6 +177,7 @@ bool Controller::AdoptTerm(uint64_t term) {
     if (!LoadIntent()) return false;
   }
   term_ = term;
+  adopted_term_ = term;
   log::Info("leading", {{"instance", options_.instance}, {"term", term}});
   journal_.Append({.at = clock_.Now(),
                    .type = "leadership_won",

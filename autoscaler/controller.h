@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -164,7 +165,10 @@ class Controller final : public ServiceControl {
   std::optional<TimePoint> last_success_{};
 
   std::optional<uint64_t> term_{};  // the term the cycles last ran in (cycle_mu_)
-  std::mutex cycle_mu_;             // one cycle at a time
+  // The term whose intent is loaded (0: none): changes wait for it, or they would overwrite
+  // the stored intent with what a follower held.
+  std::atomic<uint64_t> adopted_term_{0};
+  std::mutex cycle_mu_;       // one cycle at a time
   std::mutex state_file_mu_;  // one SaveIntent at a time, so the newest intent is written last
 };
 

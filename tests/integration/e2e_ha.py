@@ -255,9 +255,10 @@ def body(sb, args):
         eventually("a replica in drain", draining, 60, interval=0.2)
         took, leader = kill_leader(both, "mid-drain")
         takeovers.append(took)
-        st = leader.status()
-        check((st.get("manual_override") or {}).get("replicas") == 1,
-              f"the new leader has the manual count (from etcd): {st.get('manual_override')}")
+        # Read from etcd by the new leader's first cycle (an interval at most after it won).
+        eventually("the new leader has the manual count of 1 (from etcd)",
+                   lambda: (leader.status().get("manual_override") or {}).get("replicas") == 1, 10, interval=0.2)
+        check(True, "the new leader has the manual count (from etcd)")
     finally:
         for p in sleepers:
             p.kill()
