@@ -209,6 +209,11 @@ Reply ErrorReply(int status, const std::string& message) {
 }
 
 Reply FromError(const Error& error) {
+  if (error.kind == ErrorKind::kNotLeader) {
+    // ha: a follower answers reads and refuses writes; the message names the leader to ask.
+    return JsonReply(HttpStatus(error.kind),
+                     {{"error", {{"code", "not_leader"}, {"message", log::Redact(error.message)}}}});
+  }
   return ErrorReply(HttpStatus(error.kind), log::Redact(error.message));
 }
 
@@ -478,7 +483,14 @@ Reply ApiServer::Impl::Readyz() {
     return JsonReply(503, {{"status", "not_ready"},
                            {"reason", "the service has not completed its first cycle"}});
   }
-  return JsonReply(200, {{"status", "ready"}});
+  json body{{"status", "ready"}};
+  if (health.leading) {
+    // ha: both instances are ready (the follower answers reads); only the leader acts.
+    body["leading"] = *health.leading;
+    body["instance"] = health.instance;
+    body["leader"] = health.leader.empty() ? json(nullptr) : json(health.leader);
+  }
+  return JsonReply(200, body);
 }
 
 Reply ApiServer::Impl::Metrics() {
@@ -774,6 +786,7 @@ int HttpStatus(ErrorKind kind) {
     case ErrorKind::kConflict:
       return 409;
     case ErrorKind::kTransient:  // e.g. an override whose save failed: nothing changed, retry
+    case ErrorKind::kNotLeader:  // ha: a follower refuses writes; the body names the leader
       return 503;
     default:
       return 500;

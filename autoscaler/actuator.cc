@@ -248,8 +248,34 @@ std::string Actuator::KeyOf(const std::string& cluster, const Action& action) {
   return cluster + kKeySeparator + action.replica;
 }
 
+bool Actuator::Allowed(const Job& job) const {
+  return options_.fence == nullptr || options_.fence->HoldsTerm(job.term);
+}
+
+void Actuator::Abandon(const Job& job) {
+  Event event;
+  event.at = clock_.Now();
+  event.cluster = job.cluster;
+  event.replica = job.action.replica;
+  event.type = "action_abandoned";
+  event.action = std::string(ToString(job.action.kind));
+  event.message = fmt::format(
+      "not started: this instance no longer leads in term {} (the leader plans again)", job.term);
+  event.details["term"] = job.term;
+  event.details["reason"] = job.action.reason;
+  journal_.Append(std::move(event));
+  log::Warn("action abandoned: not leading", {{"cluster", job.cluster},
+                                              {"replica", job.action.replica},
+                                              {"action", ToString(job.action.kind)},
+                                              {"term", job.term}});
+}
+
 void Actuator::Submit(const std::string& cluster, ActionContext context,
-                      std::vector<Action> actions) {
+                      std::vector<Action> actions, uint64_t term) {
+  if (options_.fence != nullptr && !options_.fence->HoldsTerm(term)) {
+    for (Action& action : actions) Abandon(Job{cluster, context, std::move(action), term});
+    return;
+  }
   if (options_.inline_execution) {
     std::set<std::string> failed;
     for (Action& action : actions) {
@@ -259,7 +285,7 @@ void Actuator::Submit(const std::string& cluster, ActionContext context,
         if (stopping_) return;
       }
       if (failed.contains(key)) continue;
-      if (!Execute(Job{cluster, context, std::move(action)})) failed.insert(key);
+      if (!Execute(Job{cluster, context, std::move(action), term})) failed.insert(key);
     }
     return;
   }
@@ -269,7 +295,7 @@ void Actuator::Submit(const std::string& cluster, ActionContext context,
     const std::string key = KeyOf(cluster, action);
     std::deque<Job>& queue = queues_[key];
     const bool was_idle = queue.empty() && !running_.contains(key);
-    queue.push_back(Job{cluster, context, std::move(action)});
+    queue.push_back(Job{cluster, context, std::move(action), term});
     if (was_idle) MarkReadyLocked(key);
   }
 }
@@ -315,6 +341,12 @@ void Actuator::WorkerLoop(Lane lane) {
 }
 
 bool Actuator::Execute(const Job& job) {
+  // The last check before anything is sent: leadership may have ended while the job waited
+  // behind slower ones. What follows it in the replica's queue is dropped with it.
+  if (!Allowed(job)) {
+    Abandon(job);
+    return false;
+  }
   const Action& action = job.action;
   Event started;
   started.at = clock_.Now();

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "autoscaler/journal.h"
+#include "autoscaler/leader.h"
 #include "autoscaler/reconcile.h"
 #include "config/config.h"
 #include "core/clock.h"
@@ -105,6 +106,9 @@ class Actuator {
     bool inline_execution = false;
     /// Stop() waits this long for running actions.
     Duration stop_timeout = std::chrono::seconds(30);
+    /// Several instances (ha): an action is started only while this instance leads in the term
+    /// it was planned in; null: always (one instance). Not owned; it must outlive the actuator.
+    const Fence* fence = nullptr;
   };
 
   /// `journal` and `clock` must outlive the actuator. Starts the workers (unless inline).
@@ -118,7 +122,14 @@ class Actuator {
   /// (snapshot actions share one slot per cluster). Returns at once (inline: after running
   /// them). When an action fails, the replica's actions still queued are dropped: the next
   /// cycle plans again from what it sees. Ignored after Stop().
-  void Submit(const std::string& cluster, ActionContext context, std::vector<Action> actions);
+  ///
+  /// With a fence, `term` is the term the plan was made in: the actions are refused at once when
+  /// this instance does not lead in it, and each is checked again right before it starts; one
+  /// whose term has passed is not started and is journaled `action_abandoned` (with the rest of
+  /// its replica's queue), so no action is ever started by an instance that no longer leads.
+  /// Actions already running finish.
+  void Submit(const std::string& cluster, ActionContext context, std::vector<Action> actions,
+              uint64_t term = 0);
 
   /// Queued or running work of `cluster`. Thread-safe.
   BusySet Busy(const std::string& cluster) const;
@@ -143,7 +154,12 @@ class Actuator {
     std::string cluster;
     ActionContext context;
     Action action;
+    uint64_t term = 0;  ///< the leadership term it was planned in (with a fence)
   };
+  /// The fence allows `job` to start now.
+  bool Allowed(const Job& job) const;
+  /// Journals that `job` was not started because its term has passed.
+  void Abandon(const Job& job);
   static std::string KeyOf(const std::string& cluster, const Action& action);
   void WorkerLoop(Lane lane);
   /// Queues `key` as ready in the lane of its next job. Requires mu_.

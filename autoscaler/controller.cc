@@ -27,7 +27,13 @@ Controller::Controller(const config::Config& config, const Clock& clock, Random 
       journal_(journal),
       metrics_(metrics),
       options_(options),
-      actuator_(options.actuator, journal, clock),
+      actuator_(
+          [&options] {
+            Actuator::Options o = options.actuator;
+            if (options.fence != nullptr) o.fence = options.fence;
+            return o;
+          }(),
+          journal, clock),
       env_{.journal = journal,
            .metrics = metrics,
            .actuator = actuator_,
@@ -59,11 +65,13 @@ Controller::Controller(const config::Config& config, const Clock& clock, Random 
     clusters_.push_back(std::move(state));
   }
   try {
-    LoadIntent();
+    // With a fence, each new term reads the intent (AdoptTerm): whoever leads then has it.
+    if (options_.fence == nullptr) LoadIntent();
   } catch (const std::exception& e) {
     // The checks should leave nothing to throw; saved intent never stops the service.
     log::Error("operator state ignored", {{"error", e.what()}});
   }
+  if (options_.fence != nullptr) metrics_.SetLeader(false);
   actuator_.SetOnCompletion([this](const Completion& c) { OnActionCompleted(c); });
 }
 
@@ -77,8 +85,8 @@ Controller::~Controller() {
 // ---------------------------------------------------------------------------------------------
 // operator intent
 
-void Controller::LoadIntent() {
-  if (store_ == nullptr) return;
+bool Controller::LoadIntent() {
+  if (store_ == nullptr) return true;
   const TimePoint now = clock_.Now();
   Result<Intents> loaded = store_->Load();
   if (!loaded) {
@@ -91,7 +99,7 @@ void Controller::LoadIntent() {
              "the saved overrides and pauses in {} were ignored "
              "({}): none is in force; set them again through the API",
              options_.state_path.empty() ? "the intent store" : options_.state_path, why)});
-    return;
+    return false;
   }
   std::lock_guard lock(mu_);
   for (auto& [name, intent] : *loaded) {
@@ -117,6 +125,7 @@ void Controller::LoadIntent() {
     }
     state->intent.manual = manual;
   }
+  return true;
 }
 
 Result<void> Controller::SaveIntent() {
@@ -141,7 +150,55 @@ Result<void> Controller::SaveIntentLocked() {
   return {};
 }
 
+Result<void> Controller::RequireLeader() const {
+  if (options_.fence == nullptr) return {};
+  if (const std::optional<uint64_t> held = options_.fence->HeldTerm()) {
+    if (*held == adopted_term_.load()) return {};
+    return Fail(ErrorKind::kTransient,
+                "this instance has just become the leader and is reading the operator state; "
+                "try again in a moment");
+  }
+  const std::string leader = options_.fence->LeaderName();
+  return Fail(ErrorKind::kNotLeader,
+              leader.empty() ? std::string("this instance does not lead, and no leader is known "
+                                           "yet: try again in a few seconds")
+                             : fmt::format("this instance does not lead; {} does", leader));
+}
+
+bool Controller::AdoptTerm(uint64_t term) {
+  {
+    // Intent first: a new leader that cannot read the operators' pauses does not act without
+    // them; the next cycle tries again.
+    std::lock_guard file_lock(state_file_mu_);
+    {
+      std::lock_guard lock(mu_);
+      for (auto& state : clusters_) state->intent = ClusterIntent{};
+    }
+    if (!LoadIntent()) return false;
+  }
+  term_ = term;
+  adopted_term_ = term;
+  log::Info("leading", {{"instance", options_.instance}, {"term", term}});
+  journal_.Append({.at = clock_.Now(),
+                   .type = "leadership_won",
+                   .message = fmt::format("{} leads (term {}): adopting what the cloud and the "
+                                          "load balancers show, as after a restart",
+                                          options_.instance, term),
+                   .details = {{"instance", options_.instance}, {"term", term}}});
+  {
+    // What another leader did meanwhile is observed again; nothing remembered from an earlier
+    // term is trusted.
+    std::lock_guard lock(mu_);
+    for (auto& state : clusters_) {
+      state->memory = ClusterMemory{};
+      state->last_plan.reset();
+    }
+  }
+  return true;
+}
+
 Result<bool> Controller::UpdateIntent(const std::string& cluster, const IntentChange& change) {
+  if (auto leading = RequireLeader(); !leading) return Fail(leading.error());
   // Held from the change to its save, so that a failed save restores exactly what this call
   // replaced (no other API change can come in between).
   std::unique_lock file_lock(state_file_mu_, std::defer_lock);
@@ -161,6 +218,7 @@ Result<bool> Controller::UpdateIntent(const std::string& cluster, const IntentCh
     std::lock_guard lock(mu_);
     if (ClusterState* state = Find(cluster)) state->intent = before;
   }
+  if (saved.error().kind == ErrorKind::kNotLeader) return Fail(saved.error());
   return Fail(ErrorKind::kTransient,
               fmt::format("the change was not saved ({}), so it is not in force: it would not "
                           "survive a restart; nothing changed, try again once {} can be written",
@@ -187,6 +245,25 @@ const ClusterState* Controller::Find(const std::string& cluster) const {
 
 bool Controller::RunOnce(TimePoint now) {
   std::lock_guard cycle(cycle_mu_);
+  if (options_.fence != nullptr) {
+    const std::optional<uint64_t> term = options_.fence->HeldTerm();
+    metrics_.SetLeader(term.has_value());
+    if (!term) {
+      // A follower observes nothing and acts on nothing; it is healthy while it follows.
+      term_.reset();
+      metrics_.ObserveFollowing(UnixSeconds(now));
+      std::lock_guard lock(mu_);
+      first_cycle_done_ = now;
+      last_success_ = now;
+      return true;
+    }
+    if (term != term_ && !AdoptTerm(*term)) {
+      std::lock_guard lock(mu_);
+      first_cycle_done_ = now;
+      return false;
+    }
+    env_.term = *term;
+  }
   const auto started = std::chrono::steady_clock::now();
   bool ok = true;
   for (auto& state : clusters_) {
@@ -386,6 +463,7 @@ Result<void> Controller::Resume(const std::string& cluster) {
 }
 
 Result<void> Controller::RequestSnapshot(const std::string& cluster) {
+  if (auto leading = RequireLeader(); !leading) return leading;
   {
     std::lock_guard lock(mu_);
     ClusterState* state = Find(cluster);
@@ -406,6 +484,7 @@ Result<void> Controller::RequestSnapshot(const std::string& cluster) {
 }
 
 Result<void> Controller::ReplaceReplica(const std::string& cluster, const std::string& replica) {
+  if (auto leading = RequireLeader(); !leading) return leading;
   {
     std::lock_guard lock(mu_);
     ClusterState* state = Find(cluster);
@@ -454,6 +533,11 @@ Health Controller::GetHealth() const {
   health.ready = first_cycle_done_.has_value();
   health.last_successful_cycle = last_success_;
   health.max_cycle_age = 3 * config_.loop.interval + std::chrono::seconds(60);
+  if (options_.fence != nullptr) {
+    health.leading = options_.fence->HeldTerm().has_value();
+    health.instance = options_.instance;
+    health.leader = options_.fence->LeaderName();
+  }
   return health;
 }
 

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -47,6 +48,13 @@ struct ControllerOptions {
   /// Another store for operator intent (not owned; it must outlive the Controller); when set,
   /// state_path is not used.
   IntentStore* intent_store = nullptr;
+  /// Several instances (ha): cycles run, actions start and operator intent changes only while
+  /// this instance leads (not owned; it must outlive the Controller); null: always. Each new
+  /// term reloads the intent from the store and forgets what the cycles remembered, as a
+  /// restart would: the leader adopts what the cloud and HAProxy show.
+  const Fence* fence = nullptr;
+  /// This instance's name, shown by GetHealth with a fence.
+  std::string instance{};
 };
 
 /// Thread-safe: RunOnce (from the loop thread or a test) is serialized; ServiceControl calls may
@@ -120,11 +128,16 @@ class Controller final : public ServiceControl {
   void OnActionCompleted(const Completion& completion);
   /// Reads the intent store into the clusters' override and pause (constructor only). What
   /// cannot be read is reported (log and event) and ignored; an expired override, one outside
-  /// the cluster's bounds, or an unknown cluster is dropped.
-  void LoadIntent();
+  /// the cluster's bounds, or an unknown cluster is dropped. False when nothing could be read.
+  bool LoadIntent();
   /// Writes every cluster's intent to the store. Call without mu_ or state_file_mu_ held. The
   /// store's error (logged) when it could not be written; the intent stays in memory.
   Result<void> SaveIntent();
+  /// kNotLeader naming the leader when a fence says this instance does not lead.
+  Result<void> RequireLeader() const;
+  /// A new term began: intent read again, the clusters' memory forgotten (cycle_mu_ held).
+  /// False (nothing adopted, retried by the next cycle) when the intent cannot be read.
+  bool AdoptTerm(uint64_t term);
   /// SaveIntent with state_file_mu_ already held.
   Result<void> SaveIntentLocked();
   /// Changes one cluster's intent (under mu_) and, when it says it changed something, saves it.
@@ -151,6 +164,10 @@ class Controller final : public ServiceControl {
   std::optional<TimePoint> first_cycle_done_{};
   std::optional<TimePoint> last_success_{};
 
+  std::optional<uint64_t> term_{};  // the term the cycles last ran in (cycle_mu_)
+  // The term whose intent is loaded (0: none): changes wait for it, or they would overwrite
+  // the stored intent with what a follower held.
+  std::atomic<uint64_t> adopted_term_{0};
   std::mutex cycle_mu_;       // one cycle at a time
   std::mutex state_file_mu_;  // one SaveIntent at a time, so the newest intent is written last
 };

@@ -266,7 +266,7 @@ void Submit(ClusterState& state, CycleEnv& env, const ClusterObservation& seen, 
   context.primary_host = seen.observed.primary_host;
   context.primary_port = seen.observed.primary_port;
   context.donor_volume_id = state.cache.donor_volume_id;
-  env.actuator.Submit(state.deps.cluster->name, std::move(context), plan.actions);
+  env.actuator.Submit(state.deps.cluster->name, std::move(context), plan.actions, env.term);
 }
 
 }  // namespace

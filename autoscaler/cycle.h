@@ -56,6 +56,8 @@ struct CycleEnv {
   std::function<void()> save_intent;
   Duration zones_cache = std::chrono::minutes(10);
   int quota_every_cycles = 10;
+  /// The leadership term the cycle runs in (ha), given to the actuator with the plan.
+  uint64_t term = 0;
 };
 
 /// One cycle of one cluster at `now`. False when some source could not be read.

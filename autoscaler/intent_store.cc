@@ -125,15 +125,9 @@ Result<void> RequireReadableIntent(IntentStore& store, const std::string& where)
                           where, loaded.error().message));
 }
 
-Result<Intents> FileIntentStore::Load() {
+Result<Intents> IntentsFromJson(const std::string& text) {
   Intents intents;
-  std::error_code ec;
-  if (path_.empty() || !std::filesystem::exists(path_, ec)) return intents;  // nothing saved yet
-  std::ifstream in(path_, std::ios::binary);
-  std::stringstream text;
-  text << in.rdbuf();
-  if (!in.good() && !in.eof()) return Fail(ErrorKind::kInternal, "it could not be read");
-  nlohmann::json doc = nlohmann::json::parse(text.str(), nullptr, /*allow_exceptions=*/false);
+  nlohmann::json doc = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (doc.is_discarded()) return Fail(ErrorKind::kParse, "it is not valid JSON");
   if (!doc.is_object() || !doc.contains("clusters") || !doc["clusters"].is_object()) {
     return Fail(ErrorKind::kParse, "it has no 'clusters' object");
@@ -165,7 +159,18 @@ Result<Intents> FileIntentStore::Load() {
   return intents;
 }
 
-Result<void> FileIntentStore::Save(const Intents& intents) {
+Result<Intents> FileIntentStore::Load() {
+  Intents intents;
+  std::error_code ec;
+  if (path_.empty() || !std::filesystem::exists(path_, ec)) return intents;  // nothing saved yet
+  std::ifstream in(path_, std::ios::binary);
+  std::stringstream text;
+  text << in.rdbuf();
+  if (!in.good() && !in.eof()) return Fail(ErrorKind::kInternal, "it could not be read");
+  return IntentsFromJson(text.str());
+}
+
+std::string IntentsToJson(const Intents& intents) {
   nlohmann::json clusters = nlohmann::json::object();
   for (const auto& [name, intent] : intents) {
     nlohmann::json entry = nlohmann::json::object();
@@ -184,7 +189,11 @@ Result<void> FileIntentStore::Save(const Intents& intents) {
     if (!entry.empty()) clusters[name] = std::move(entry);
   }
   const nlohmann::json doc{{"version", kStateVersion}, {"clusters", std::move(clusters)}};
-  return WriteAtomically(path_, doc.dump(2) + "\n");
+  return doc.dump(2) + "\n";
+}
+
+Result<void> FileIntentStore::Save(const Intents& intents) {
+  return WriteAtomically(path_, IntentsToJson(intents));
 }
 
 }  // namespace ra::autoscaler

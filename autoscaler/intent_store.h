@@ -51,6 +51,12 @@ class FileIntentStore final : public IntentStore {
   std::string path_;
 };
 
+/// The saved form of `intents` (what state.json holds, and the etcd intent key's value).
+std::string IntentsToJson(const Intents& intents);
+/// The inverse of IntentsToJson; an entry that cannot be read is dropped with a log line; an
+/// error when the whole cannot be read (kParse).
+Result<Intents> IntentsFromJson(const std::string& text);
+
 /// What `serve` checks before it starts: kConfig when what `store` (at `where`, for the message)
 /// holds cannot be read at all, such as a corrupt state.json. The service then refuses to start
 /// rather than run without the operators' pauses and overrides (the Controller alone would

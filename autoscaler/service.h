@@ -43,6 +43,10 @@ struct Health {
   bool ready = false;  ///< configuration loaded, API up, first cycle completed
   std::optional<TimePoint> last_successful_cycle{};
   Duration max_cycle_age{};  ///< /healthz fails when the last success is older than this
+  /// Several instances (ha): whether this one leads, its name, and the leader's ("" unknown).
+  std::optional<bool> leading{};
+  std::string instance{};
+  std::string leader{};
 };
 
 /// What the HTTP API may ask of the running loop. Implemented by Controller; thread-safe; every

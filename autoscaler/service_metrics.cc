@@ -147,6 +147,11 @@ struct ServiceMetrics::Impl {
           .Name("replica_autoscaler_dataplane_requests_total")
           .Help("HAProxy Data Plane API calls by method and HTTP status")
           .Register(registry);
+  prometheus::Family<prometheus::Gauge>& leader =
+      prometheus::BuildGauge()
+          .Name("replica_autoscaler_leader")
+          .Help("1 while this instance leads (ha: several instances, etcd election), else 0")
+          .Register(registry);
 
   // Guards lag_series: prometheus-cpp's families are thread-safe, but removing the series of a
   // replica that left needs the set of names we exported last time, per cluster.
@@ -171,7 +176,9 @@ struct ServiceMetrics::Impl {
   }
 };
 
-ServiceMetrics::ServiceMetrics() : impl_(std::make_unique<Impl>()) {}
+ServiceMetrics::ServiceMetrics() : impl_(std::make_unique<Impl>()) {
+  impl_->leader.Add({}).Set(1);  // one instance leads alone; with ha the controller says
+}
 ServiceMetrics::~ServiceMetrics() = default;
 
 prometheus::Registry& ServiceMetrics::registry() { return impl_->registry; }
@@ -275,6 +282,12 @@ void ServiceMetrics::CountDataPlaneRequest(std::string_view method, std::string_
 void ServiceMetrics::CountError(std::string_view component, ErrorKind kind) {
   impl_->errors.Add({{"component", std::string(component)}, {"kind", std::string(ToString(kind))}})
       .Increment();
+}
+
+void ServiceMetrics::SetLeader(bool leading) { impl_->leader.Add({}).Set(leading ? 1 : 0); }
+
+void ServiceMetrics::ObserveFollowing(double unix_now) {
+  impl_->last_success.Add({}).Set(unix_now);
 }
 
 void ServiceMetrics::ObserveCycle(double seconds, bool success, double unix_now) {

@@ -53,6 +53,11 @@ class ServiceMetrics {
   /// The cycle's duration; on success also the last-successful-cycle time (which is absent
   /// until the first success, for the alert on absent()).
   void ObserveCycle(double seconds, bool success, double unix_now);
+  /// Several instances (ha): whether this one leads now. One instance alone exports 1.
+  void SetLeader(bool leading);
+  /// A follower's cycle (ha): nothing to do, and healthy; the last-successful-cycle time moves
+  /// (so the stalled-loop alert stays quiet) and no duration is observed.
+  void ObserveFollowing(double unix_now);
 
  private:
   struct Impl;

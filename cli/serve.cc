@@ -12,7 +12,9 @@
 
 #include "api/api_server.h"
 #include "autoscaler/controller.h"
+#include "autoscaler/etcd_intent_store.h"
 #include "autoscaler/journal.h"
+#include "autoscaler/leader.h"
 #include "autoscaler/probe.h"
 #include "autoscaler/service_metrics.h"
 #include "core/duration.h"
@@ -168,6 +170,11 @@ struct Service {
   std::vector<std::unique_ptr<LibpqReplicaProbe>> probes;
   std::vector<std::unique_ptr<openstack::DesignateClient>> designate_clients;
   std::vector<std::unique_ptr<openstack::DnsRecords>> dns_records;
+  // ha: the election and the intent kept in etcd; they outlive the controller that asks them.
+  std::unique_ptr<CurlHttpTransport> etcd_transport;
+  std::unique_ptr<LeaderElector> elector;
+  std::unique_ptr<EtcdGateway> intent_gateway;
+  std::unique_ptr<EtcdIntentStore> intent_store;
   std::unique_ptr<Controller> controller;
   std::unique_ptr<ApiServer> api;
 };
@@ -310,6 +317,38 @@ Result<void> Build(const config::Config& cfg, Service& s, bool once) {
   controller_options.actuator.inline_execution = once;
   // Overrides and pauses survive a restart beside the journal (`--once` honours them too).
   controller_options.state_path = StatePathFor(cfg.journal);
+  if (cfg.ha) {
+    // Several instances: one leads through an etcd lease, and operator intent lives in etcd so
+    // that the next leader has it.
+    const config::HaConfig& ha = *cfg.ha;
+    HttpOptions http;
+    http.ca_bundle = ha.etcd.ca_file;
+    http.client_cert = ha.etcd.cert_file;
+    http.client_key = ha.etcd.key_file;
+    http.connect_timeout = std::max<Duration>(ha.lease_ttl / 6, std::chrono::milliseconds(200));
+    http.proxy_from_env = false;  // etcd sits beside the service
+    s.etcd_transport = std::make_unique<CurlHttpTransport>(http);
+    EtcdOptions etcd;
+    etcd.endpoints = ha.etcd.endpoints;
+    etcd.username = ha.etcd.username;
+    if (ha.etcd.password.IsSet()) {
+      auto password = config::ResolveSecret(ha.etcd.password);
+      if (!password) return Fail(ErrorKind::kConfig, "ha.etcd.auth: " + password.error().message);
+      etcd.password = std::move(*password);
+    }
+    LeaderElectorOptions election;
+    election.etcd = etcd;
+    election.key = ha.key_prefix + "/leader";
+    election.instance = ha.instance;
+    election.ttl = ha.lease_ttl;
+    s.elector = std::make_unique<LeaderElector>(election, *s.etcd_transport, s.clock);
+    s.intent_gateway = std::make_unique<EtcdGateway>(etcd, *s.etcd_transport);
+    s.intent_store = std::make_unique<EtcdIntentStore>(*s.intent_gateway, ha.key_prefix + "/intent",
+                                                       election.key, ha.instance);
+    controller_options.intent_store = s.intent_store.get();
+    controller_options.fence = s.elector.get();
+    controller_options.instance = ha.instance;
+  }
   s.controller = std::make_unique<Controller>(cfg, s.clock, Controller::Random{}, *s.journal,
                                               *s.metrics, std::move(deps), controller_options);
   return {};
@@ -362,7 +401,8 @@ int RunServe(const ServeOptions& options, std::ostream& out, std::ostream& err) 
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   // Before anything is built or contacted: a state.json that cannot be read may hold a pause.
-  if (const std::string state = StatePathFor(cfg.journal); !state.empty()) {
+  // With ha, operator intent is in etcd and state.json is not used.
+  if (const std::string state = StatePathFor(cfg.journal); !state.empty() && !cfg.ha) {
     FileIntentStore store(state);
     if (auto readable = RequireReadableIntent(store, state); !readable) {
       err << "serve: " << readable.error().message << "\n";
@@ -378,9 +418,26 @@ int RunServe(const ServeOptions& options, std::ostream& out, std::ostream& err) 
     return built.error().kind == ErrorKind::kConfig ? 2 : 1;
   }
 
+  if (s.elector) {
+    // The first round before the first cycle: an instance that wins at start acts at once.
+    if (auto stepped = s.elector->Step(); !stepped) {
+      log::Warn("leader election", {{"error", log::Redact(stepped.error().message)}});
+    }
+    if (options.once && !s.elector->IsLeader()) {
+      const std::string leader = s.elector->LeaderName();
+      out << "serve --once: this instance (" << cfg.ha->instance << ") does not lead ("
+          << (leader.empty() ? std::string("no leader known") : leader + " leads")
+          << "): nothing done\n";
+      s.elector->Stop();
+      return 3;
+    }
+    s.elector->Start();
+  }
+
   if (options.once) {
     const bool ok = s.controller->RunOnce(s.clock.Now());
     s.controller->Stop();
+    if (s.elector) s.elector->Stop();
     PrintPlan(*s.controller, out);
     return ok ? 0 : 1;
   }
@@ -419,6 +476,8 @@ int RunServe(const ServeOptions& options, std::ostream& out, std::ostream& err) 
   log::Info("stopping", {{"signal", signal == SIGTERM ? "SIGTERM" : "SIGINT"}});
   s.api->Stop();
   const bool finished = s.controller->Stop();
+  // Once nothing runs any more: the lease is revoked, so another instance leads at once.
+  if (s.elector) s.elector->Stop();
   Event stopped;
   stopped.at = s.clock.Now();
   stopped.type = "service_stopped";

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <cctz/time_zone.h>
 #include <fmt/format.h>
+#include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -296,6 +297,7 @@ class Parser {
   void ParseLoop(const Located& at);
   void ParseJournal(const Located& at);
   void ParseLogging(const Located& at);
+  void ParseHa(const Located& at);
   void CheckEnvironment();
   void CheckCloudsYaml();
   void CheckTokens();
@@ -331,7 +333,7 @@ Config Parser::Parse(const YAML::Node& root, std::string_view name) {
   // (clouds and load balancers before the clusters that name them).
   MapReader m(ctx_, top,
               {"clouds", "load_balancers", "metrics", "clusters", "api", "loop", "journal",
-               "logging", "x-*"});
+               "logging", "ha", "x-*"});
   if (auto at = m.Get("clouds")) ParseClouds(*at);
   if (auto at = m.Get("load_balancers")) ParseLoadBalancers(*at);
   if (auto at = m.Get("metrics")) ParseMetrics(*at);
@@ -340,6 +342,7 @@ Config Parser::Parse(const YAML::Node& root, std::string_view name) {
   if (auto at = m.Get("loop")) ParseLoop(*at);
   if (auto at = m.Get("journal")) ParseJournal(*at);
   if (auto at = m.Get("logging")) ParseLogging(*at);
+  if (auto at = m.Get("ha")) ParseHa(*at);
 
   if (first_metric_policy_ && !m.Has("metrics")) {
     ctx_.Add(first_metric_policy_->path, first_metric_policy_->key_mark,
@@ -1528,6 +1531,59 @@ void Parser::ParseLogging(const Located& at) {
                       {"warn", log::Level::kWarn},
                       {"error", log::Level::kError}});
   m.Path("path", &cfg_.logging.path);
+}
+
+void Parser::ParseHa(const Located& at) {
+  MapReader m(ctx_, at, {"etcd", "lease_ttl", "key_prefix", "instance"});
+  if (!m.ok()) return;
+  HaConfig ha;
+  if (auto e = m.Require("etcd", " (endpoints: [https://etcd-1:2379, ...])")) {
+    MapReader em(ctx_, *e, {"endpoints", "tls", "auth"});
+    if (em.ok()) {
+      if (em.StringList("endpoints", &ha.etcd.endpoints, false)) {
+        const Located list = *em.Get("endpoints");
+        for (size_t i = 0; i < ha.etcd.endpoints.size(); ++i) {
+          std::string& url = ha.etcd.endpoints[i];
+          if (!url.starts_with("http://") && !url.starts_with("https://")) {
+            ctx_.Add(fmt::format("{}[{}]", list.path, i), list.mark,
+                     fmt::format("'{}' is not an http:// or https:// URL of etcd's gateway", url));
+          }
+          while (url.ends_with("/")) url.pop_back();
+        }
+      } else if (!em.Has("endpoints")) {
+        ctx_.Add(e->path, e->key_mark, "missing required field 'endpoints'");
+      }
+      if (auto t = em.Get("tls")) {
+        MapReader tm(ctx_, *t, {"ca_file", "cert_file", "key_file"});
+        tm.Path("ca_file", &ha.etcd.ca_file);
+        tm.Path("cert_file", &ha.etcd.cert_file);
+        tm.Path("key_file", &ha.etcd.key_file);
+        if (ha.etcd.cert_file.empty() != ha.etcd.key_file.empty()) {
+          ctx_.Add(t->path, t->key_mark, "cert_file and key_file go together");
+        }
+      }
+      if (auto a = em.Get("auth")) {
+        MapReader am(ctx_, *a, {"username", "password"}, {"password"});
+        am.String("username", &ha.etcd.username, true);
+        am.Secret("password", &ha.etcd.password, true);
+      }
+    }
+  }
+  if (m.Dur("lease_ttl", &ha.lease_ttl, 2s) && ha.lease_ttl % 1s != Duration(0)) {
+    ctx_.Add(*m.Get("lease_ttl"), "must be whole seconds (etcd's lease TTL is in seconds)");
+  }
+  if (m.String("key_prefix", &ha.key_prefix) && !ha.key_prefix.starts_with("/")) {
+    ctx_.Add(*m.Get("key_prefix"), "must start with '/'");
+  }
+  while (ha.key_prefix.size() > 1 && ha.key_prefix.ends_with("/")) ha.key_prefix.pop_back();
+  if (!m.String("instance", &ha.instance)) {
+    char host[256] = {0};
+    if (::gethostname(host, sizeof host - 1) == 0) ha.instance = host;
+  }
+  if (ha.instance.empty()) {
+    ctx_.Add(at.path, at.key_mark, "instance is empty and the host name could not be read");
+  }
+  cfg_.ha = std::move(ha);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -322,6 +322,25 @@ struct JournalConfig {
   int keep = 5;                                 ///< rotated files kept
 };
 
+/// etcd for several instances (ha): where, and how to authenticate.
+struct EtcdConfig {
+  std::vector<std::string> endpoints{};  ///< base URLs of etcd's v3 JSON gateway
+  std::string ca_file{};                 ///< tls.ca_file: PEM bundle; empty: the system store
+  std::string cert_file{};               ///< tls.cert_file: client certificate (with key_file)
+  std::string key_file{};                ///< tls.key_file
+  std::string username{};                ///< auth.username; empty: no authentication
+  SecretRef password{};                  ///< auth.password
+};
+
+/// `ha`: several instances, one leading at a time through an etcd lease. Absent: one instance,
+/// operator intent in state.json.
+struct HaConfig {
+  EtcdConfig etcd{};
+  Duration lease_ttl = 10s;  ///< whole seconds, at least 2 s
+  std::string key_prefix = "/replica-autoscaler";
+  std::string instance{};  ///< default: the host name
+};
+
 struct LoggingConfig {
   log::Level level = log::Level::kInfo;
   std::string path{};  ///< empty: stderr
@@ -337,6 +356,7 @@ struct Config {
   LoopConfig loop{};
   JournalConfig journal{};
   LoggingConfig logging{};
+  std::optional<HaConfig> ha{};
 
   const Cloud* FindCloud(std::string_view name) const;
   const LoadBalancer* FindLoadBalancer(std::string_view name) const;

@@ -129,6 +129,11 @@ Result<HttpResponse> CurlHttpTransport::Send(const HttpRequest& request) {
   curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, options_.verify_tls ? 1L : 0L);
   curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, options_.verify_tls ? 2L : 0L);
   if (!options_.ca_bundle.empty()) curl_easy_setopt(h, CURLOPT_CAINFO, options_.ca_bundle.c_str());
+  if (!options_.client_cert.empty()) {
+    curl_easy_setopt(h, CURLOPT_SSLCERT, options_.client_cert.c_str());
+  }
+  if (!options_.client_key.empty())
+    curl_easy_setopt(h, CURLOPT_SSLKEY, options_.client_key.c_str());
   // libcurl reads *_proxy from the environment by default; an empty CURLOPT_PROXY turns that off.
   if (!options_.proxy_from_env) curl_easy_setopt(h, CURLOPT_PROXY, "");
   curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, OnBody);

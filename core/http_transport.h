@@ -42,6 +42,9 @@ struct HttpOptions {
   bool verify_tls = true;
   /// PEM bundle of trusted CAs; empty means the system store.
   std::string ca_bundle{};
+  /// PEM client certificate and its key for mutual TLS (etcd with client auth); empty: none.
+  std::string client_cert{};
+  std::string client_key{};
   /// Honour http_proxy / https_proxy / no_proxy from the environment (libcurl's rules).
   bool proxy_from_env = true;
   /// A response body beyond this many bytes is not read on: the transfer is aborted and Send

@@ -26,6 +26,8 @@ std::string_view ToString(ErrorKind kind) {
       return "parse";
     case ErrorKind::kInternal:
       return "internal";
+    case ErrorKind::kNotLeader:
+      return "not_leader";
   }
   return "unknown";
 }

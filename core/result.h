@@ -20,6 +20,7 @@ enum class ErrorKind {
   kConfig,      ///< the configuration is invalid or incomplete
   kParse,       ///< an answer could not be understood
   kInternal,    ///< a bug or an unexpected state in this program
+  kNotLeader,   ///< another instance leads (ha): this one takes no write; the message names it
 };
 
 std::string_view ToString(ErrorKind kind);

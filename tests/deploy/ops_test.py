@@ -145,6 +145,8 @@ def fixture(now):
         put("replica_autoscaler_quota_remaining", {"cluster": "calm", "resource": "instances"}, 12, t)
         put("replica_autoscaler_forced_drains_total", {"cluster": "main"}, 0 if t < now - 900 else 1, t)
         put("replica_autoscaler_forced_drains_total", {"cluster": "calm"}, 0, t)
+        for instance, leading in (("svc-a:8080", 1), ("svc-b:8080", 0)):
+            put("replica_autoscaler_leader", {"instance": instance}, leading, t)
         for cluster, blocked in (("main", 1), ("calm", 0)):
             put("replica_autoscaler_creation_blocked", {"cluster": cluster, "reason": "lagging"}, blocked, t)
         for cluster, replica, lag_s, lag_b in (("main", "main-replica-a1", 180, 3 << 30), ("main", "main-replica-b2", 0.4, 8192),
@@ -193,7 +195,7 @@ def main():
 
     # 2. the dashboard against the contract
     contract = contract_metrics()
-    check("docs/metrics.md defines the 17 metrics of the contract", len(contract) == 17, sorted(contract))
+    check("docs/metrics.md defines the 18 metrics of the contract", len(contract) == 18, sorted(contract))
     histograms = {m for m in contract if m.endswith("_seconds") and "duration" in m}
     dash = json.load(open(DASHBOARD))
     exprs = []

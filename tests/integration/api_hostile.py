@@ -203,6 +203,10 @@ def main():
     limit = raise_fd_limit(20000)
     print(f"RLIMIT_NOFILE {limit} (the service inherits it)")
     if limit < 11000:
+        # CI runs as root, which can always raise it: there the test fails instead of skipping.
+        if os.environ.get("CI"):
+            print(f"FAIL: RLIMIT_NOFILE is {limit}; 5,000 connections need 11,000 descriptors")
+            return 1
         print("SKIP: cannot raise RLIMIT_NOFILE high enough for 5,000 connections")
         return 77
 
