@@ -263,7 +263,7 @@ def main():
             time.sleep(1)
         groups = json.loads(http(abase + "/api/v1/rules"))["data"]["groups"]
         rules = [rl for g in groups for rl in g["rules"]]
-        check("vmalert loaded all 9 rules", len(rules) == 9, [rl["name"] for rl in rules])
+        check("vmalert loaded all 10 rules", len(rules) == 10, [rl["name"] for rl in rules])
         errors = [(rl["name"], rl.get("lastError")) for rl in rules if rl.get("lastError")]
         check("every rule evaluated without error", not errors, errors)
         for name, labels in EXPECTED_ALERTS.items():
@@ -272,6 +272,8 @@ def main():
                   [(a["name"], a["labels"], a["state"]) for a in active])
         calm = [(a["name"], a["labels"]) for a in active if a["labels"].get("cluster") == "calm"]
         check("no alert for the healthy cluster", not calm, calm)
+        check("ReplicaAutoscalerNoLeader is not active while one instance leads", all(
+            a["name"] != "ReplicaAutoscalerNoLeader" for a in active))
         check("ReplicaAutoscalerAbsent is not active while the service exports", all(
             a["name"] != "ReplicaAutoscalerAbsent" for a in active))
         firing = {a["name"] for a in active if a["state"] == "firing"}
