@@ -211,8 +211,9 @@ Reply ErrorReply(int status, const std::string& message) {
 Reply FromError(const Error& error) {
   if (error.kind == ErrorKind::kNotLeader) {
     // ha: a follower answers reads and refuses writes; the message names the leader to ask.
-    return JsonReply(HttpStatus(error.kind),
-                     {{"error", {{"code", "not_leader"}, {"message", log::Redact(error.message)}}}});
+    return JsonReply(
+        HttpStatus(error.kind),
+        {{"error", {{"code", "not_leader"}, {"message", log::Redact(error.message)}}}});
   }
   return ErrorReply(HttpStatus(error.kind), log::Redact(error.message));
 }
