@@ -16,7 +16,13 @@ Result<Intents> EtcdIntentStore::Load() {
   if (!doc.is_object()) return Fail(ErrorKind::kParse, "etcd /v3/kv/range: not a JSON object");
   const auto kvs = doc.find("kvs");
   if (kvs == doc.end() || !kvs->is_array() || kvs->empty()) return Intents{};  // nothing saved
-  const std::optional<std::string> value = Base64Decode((*kvs)[0].value("value", std::string()));
+  const nlohmann::json& kv = (*kvs)[0];
+  const auto encoded = kv.is_object() ? kv.find("value") : kv.end();
+  if (!kv.is_object() || encoded == kv.end() || !encoded->is_string()) {
+    return Fail(ErrorKind::kParse,
+                fmt::format("etcd key {}: the answer has no string value", key_));
+  }
+  const std::optional<std::string> value = Base64Decode(encoded->get<std::string>());
   if (!value) return Fail(ErrorKind::kParse, fmt::format("etcd key {}: not base64", key_));
   return IntentsFromJson(*value);
 }

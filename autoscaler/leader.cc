@@ -309,7 +309,7 @@ void LeaderElector::Start() {
   });
 }
 
-void LeaderElector::Stop() {
+void LeaderElector::Stop(bool revoke) {
   {
     std::lock_guard lock(run_mu_);
     if (stop_) return;
@@ -317,7 +317,13 @@ void LeaderElector::Stop() {
   }
   run_cv_.notify_all();
   if (thread_.joinable()) thread_.join();
-  Revoke();
+  if (revoke) {
+    Revoke();
+    return;
+  }
+  std::lock_guard lock(mu_);
+  lease_ = 0;
+  LoseLocked("stopping; the lease is left to run out");
 }
 
 }  // namespace ra::autoscaler

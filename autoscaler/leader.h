@@ -105,9 +105,10 @@ class LeaderElector final : public Fence {
 
   /// Step() now and every ttl / 3 on a thread of its own, until Stop.
   void Start();
-  /// Ends the thread; when leading, revokes the lease so that another instance leads at once
-  /// (best effort). Idempotent.
-  void Stop();
+  /// Ends the thread; when leading and `revoke`, revokes the lease so that another instance
+  /// leads at once (best effort); without, the lease runs out on its own (an action may still be
+  /// running). Idempotent.
+  void Stop(bool revoke = true);
 
   bool IsLeader() const { return HeldTerm().has_value(); }
   // Fence

@@ -155,6 +155,7 @@ Result<policies::PrometheusSourceOptions> MetricsOptions(const config::MetricsSo
 // so users (controller, API) go before what they use.
 struct Service {
   SystemClock clock;
+  MonotonicClock lease_clock;  // ha: the lease's deadlines never move with the wall clock
   RealSleeper sleeper;
   std::unique_ptr<ServiceMetrics> metrics;
   std::unique_ptr<EventJournal> journal;
@@ -341,7 +342,7 @@ Result<void> Build(const config::Config& cfg, Service& s, bool once) {
     election.key = ha.key_prefix + "/leader";
     election.instance = ha.instance;
     election.ttl = ha.lease_ttl;
-    s.elector = std::make_unique<LeaderElector>(election, *s.etcd_transport, s.clock);
+    s.elector = std::make_unique<LeaderElector>(election, *s.etcd_transport, s.lease_clock);
     s.intent_gateway = std::make_unique<EtcdGateway>(etcd, *s.etcd_transport);
     s.intent_store = std::make_unique<EtcdIntentStore>(*s.intent_gateway, ha.key_prefix + "/intent",
                                                        election.key, ha.instance);
@@ -476,8 +477,10 @@ int RunServe(const ServeOptions& options, std::ostream& out, std::ostream& err) 
   log::Info("stopping", {{"signal", signal == SIGTERM ? "SIGTERM" : "SIGINT"}});
   s.api->Stop();
   const bool finished = s.controller->Stop();
-  // Once nothing runs any more: the lease is revoked, so another instance leads at once.
-  if (s.elector) s.elector->Stop();
+  // Once nothing runs any more, the lease is revoked, so another instance leads at once. With an
+  // action still running it is left to expire instead: the other instance must not act while
+  // requests this one sent may still be applied.
+  if (s.elector) s.elector->Stop(/*revoke=*/finished);
   Event stopped;
   stopped.at = s.clock.Now();
   stopped.type = "service_stopped";

@@ -23,6 +23,21 @@ class SystemClock final : public Clock {
   TimePoint Now() const override { return std::chrono::system_clock::now(); }
 };
 
+/// Wall-clock time that never jumps: the wall clock read once at construction, plus the
+/// monotonic time elapsed since. For deadlines that must not move with an NTP step (the ha lease:
+/// a leader whose clock went back would believe it still leads). Thread-safe.
+class MonotonicClock final : public Clock {
+ public:
+  TimePoint Now() const override {
+    return start_wall_ + std::chrono::duration_cast<TimePoint::duration>(
+                             std::chrono::steady_clock::now() - start_steady_);
+  }
+
+ private:
+  const TimePoint start_wall_ = std::chrono::system_clock::now();
+  const std::chrono::steady_clock::time_point start_steady_ = std::chrono::steady_clock::now();
+};
+
 /// A clock that moves only when told to. Thread-safe.
 class FakeClock final : public Clock {
  public:

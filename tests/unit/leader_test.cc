@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "autoscaler/etcd_intent_store.h"
 #include "core/base64.h"
 
 namespace ra::autoscaler {
@@ -229,6 +230,64 @@ TEST_F(LeaderTest, StopRevokesSoTheOtherLeadsAtOnce) {
   EXPECT_FALSE(a.IsLeader());
   ASSERT_TRUE(b.Step());
   EXPECT_TRUE(b.IsLeader());
+}
+
+TEST_F(LeaderTest, StopWithoutRevokeLeavesTheLeaseToRunOut) {
+  // serve stops this way while an action is still running: the other instance must wait.
+  ASSERT_TRUE(a.Step());
+  a.Stop(/*revoke=*/false);
+  EXPECT_FALSE(a.IsLeader());
+  ASSERT_TRUE(b.Step());
+  EXPECT_FALSE(b.IsLeader());
+  for (int i = 0; i < 2; ++i) {  // b steps every ttl / 3, as its thread does
+    clock.Advance(seconds(1));
+    ASSERT_TRUE(b.Step());
+    EXPECT_FALSE(b.IsLeader()) << "a's lease still lives in etcd";
+  }
+  clock.Advance(seconds(1));
+  ASSERT_TRUE(b.Step());
+  EXPECT_TRUE(b.IsLeader());
+}
+
+// An etcd (or something pretending to be one) answering the intent read with a malformed kv.
+class CannedLink final : public HttpTransport {
+ public:
+  explicit CannedLink(std::string body) : body_(std::move(body)) {}
+  Result<HttpResponse> Send(const HttpRequest&) override {
+    HttpResponse response;
+    response.status = 200;
+    response.body = body_;
+    return response;
+  }
+
+ private:
+  std::string body_;
+};
+
+TEST(EtcdIntentStoreTest, AMalformedAnswerIsAParseErrorNotACrash) {
+  for (const char* body : {R"({"kvs": [42]})", R"({"kvs": [{"value": 7}]})", R"({"kvs": [{}]})",
+                           R"({"kvs": [{"value": "%%%"}]})", R"([1])"}) {
+    CannedLink link(body);
+    EtcdOptions options;
+    options.endpoints = {"http://etcd:2379"};
+    EtcdGateway gateway(options, link);
+    EtcdIntentStore store(gateway, "/ra/intent", kKey, "a");
+    Result<Intents> intents = store.Load();
+    ASSERT_FALSE(intents) << body;
+    EXPECT_EQ(intents.error().kind, ErrorKind::kParse) << body;
+  }
+}
+
+TEST(MonotonicClockTest, FollowsTheWallClockAndNeverGoesBack) {
+  MonotonicClock clock;
+  const TimePoint first = clock.Now();
+  EXPECT_LT(std::chrono::abs(first - std::chrono::system_clock::now()), std::chrono::seconds(5));
+  TimePoint last = first;
+  for (int i = 0; i < 1000; ++i) {
+    const TimePoint now = clock.Now();
+    EXPECT_GE(now, last);
+    last = now;
+  }
 }
 
 TEST_F(LeaderTest, RequestsCarryNoPasswordWithoutAuth) {
