@@ -73,6 +73,20 @@ Controller::Controller(const config::Config& config, const Clock& clock, Random 
   }
   if (options_.fence != nullptr) metrics_.SetLeader(false);
   actuator_.SetOnCompletion([this](const Completion& c) { OnActionCompleted(c); });
+  if (config.loop.follow_transitions) {
+    TransitionWatcher::Options o;
+    o.min_delay = config.loop.follow_min_delay;
+    o.max_delay = config.loop.interval;
+    o.fraction = config.loop.follow_fraction;
+    for (const config::Cloud& cloud : config.clouds) {
+      if (cloud.requests_per_second > 0) {
+        o.budgets[cloud.name] = cloud.requests_per_second * config.loop.follow_rate_share;
+      }
+    }
+    watcher_ = std::make_unique<TransitionWatcher>(
+        std::move(o), clock_, [this](const TransitionWatch& w) { return PollTransition(w); },
+        [this] { TriggerCycle(); });
+  }
 }
 
 Controller::~Controller() {
@@ -250,6 +264,7 @@ bool Controller::RunOnce(TimePoint now) {
     metrics_.SetLeader(term.has_value());
     if (!term) {
       // A follower observes nothing and acts on nothing; it is healthy while it follows.
+      if (watcher_) watcher_->Sync({}, now);
       term_.reset();
       metrics_.ObserveFollowing(UnixSeconds(now));
       std::lock_guard lock(mu_);
@@ -276,7 +291,15 @@ bool Controller::RunOnce(TimePoint now) {
       metrics_.CountError("config", ErrorKind::kInternal);
       std::lock_guard lock(mu_);
       state->last_error = std::string("internal: ") + e.what();
+      state->watches.clear();
     }
+  }
+  if (watcher_) {
+    std::vector<TransitionWatch> watches;
+    for (const auto& state : clusters_) {
+      watches.insert(watches.end(), state->watches.begin(), state->watches.end());
+    }
+    watcher_->Sync(std::move(watches), now);
   }
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
@@ -287,11 +310,18 @@ bool Controller::RunOnce(TimePoint now) {
   return ok;
 }
 
-void Controller::Run() { loop_.Run(); }
+void Controller::Run() {
+  if (watcher_) watcher_->Start();
+  loop_.Run();
+}
 
-void Controller::Start() { loop_.Start(); }
+void Controller::Start() {
+  if (watcher_) watcher_->Start();
+  loop_.Start();
+}
 
 bool Controller::Stop() {
+  if (watcher_) watcher_->Stop();
   loop_.Stop();
   return actuator_.Stop();
 }
@@ -319,6 +349,50 @@ void Controller::OnActionCompleted(const Completion& completion) {
     default:
       break;
   }
+}
+
+Result<bool> Controller::PollTransition(const TransitionWatch& watch) {
+  // clusters_ never changes after construction, and the deps' clients are thread-safe.
+  const ClusterState* state = Find(watch.cluster);
+  if (state == nullptr) return false;
+  const ClusterDeps& deps = state->deps;
+  // A cloud resource has moved on when its status is another, or it is gone.
+  auto moved = [&watch](const Result<std::string>& status) -> Result<bool> {
+    if (status) return *status != watch.from;
+    if (status.error().kind == ErrorKind::kNotFound) return true;
+    return Fail(status.error());
+  };
+  switch (watch.kind) {
+    case WatchKind::kVolume:
+      return moved(deps.cloud->VolumeStatus(watch.id));
+    case WatchKind::kServer:
+      return moved(deps.cloud->ServerStatus(watch.id));
+    case WatchKind::kSnapshot:
+      return moved(deps.cloud->SnapshotStatus(watch.id));
+    case WatchKind::kPostgres:
+      return deps.probe->ProbeReplica(watch.host, watch.port, -1).reachable;
+    case WatchKind::kCatchUp: {
+      // Against the primary's position now: the cycle's would make a replica that passed it
+      // look caught up while the primary writes on.
+      auto primary = deps.probe->PrimaryPosition(watch.primary_host, watch.primary_port);
+      if (!primary) return Fail(primary.error());
+      const ProbeResult probe = deps.probe->ProbeReplica(watch.host, watch.port, primary->lsn);
+      const config::PostgresProbe& pg = deps.cluster->postgres;
+      const double max_seconds = std::chrono::duration<double>(pg.max_lag_time).count();
+      return probe.reachable && probe.in_recovery && probe.lag_bytes &&
+             *probe.lag_bytes <= pg.max_lag_bytes &&
+             (!probe.lag_seconds || *probe.lag_seconds <= max_seconds);
+    }
+    case WatchKind::kBalancer: {
+      auto members = deps.lb->ListMembers();
+      if (!members) return Fail(members.error());
+      for (const lb::Member& m : *members) {
+        if (m.name == watch.replica) return m.serving;
+      }
+      return true;  // gone from the balancer: the cycle decides what that means
+    }
+  }
+  return false;
 }
 
 std::optional<Plan> Controller::LastPlan(const std::string& cluster) const {

@@ -23,6 +23,7 @@
 #include "autoscaler/replica_names.h"
 #include "autoscaler/service.h"
 #include "autoscaler/service_metrics.h"
+#include "autoscaler/transitions.h"
 #include "config/config.h"
 #include "core/clock.h"
 #include "openstack/cloud_provider.h"
@@ -103,6 +104,9 @@ class Controller final : public ServiceControl {
   /// The shortest time between the starts of two cycles of Run().
   static constexpr Duration kMinCycleGap = Loop::kMinGap;
 
+  /// What is followed between cycles (loop.follow_transitions); null when that is off.
+  TransitionWatcher* watcher() { return watcher_.get(); }
+
   /// The plan of the cluster's last cycle (for `serve --once`); nullopt before one.
   std::optional<Plan> LastPlan(const std::string& cluster) const;
   Actuator& actuator() { return actuator_; }
@@ -126,6 +130,8 @@ class Controller final : public ServiceControl {
   const ClusterState* Find(const std::string& cluster) const;
   /// The actuator's completion callback (see CycleRequested).
   void OnActionCompleted(const Completion& completion);
+  /// One look at a transition the watcher follows (TransitionWatcher::Poll).
+  Result<bool> PollTransition(const TransitionWatch& watch);
   /// Reads the intent store into the clusters' override and pause (constructor only). What
   /// cannot be read is reported (log and event) and ignored; an expired override, one outside
   /// the cluster's bounds, or an unknown cluster is dropped. False when nothing could be read.
@@ -159,6 +165,7 @@ class Controller final : public ServiceControl {
   std::vector<std::unique_ptr<ClusterState>> clusters_;
   CycleEnv env_;
   Loop loop_;
+  std::unique_ptr<TransitionWatcher> watcher_;  // null: loop.follow_transitions is off
 
   mutable std::mutex mu_;  // cluster state and health
   std::optional<TimePoint> first_cycle_done_{};

@@ -292,6 +292,7 @@ bool RunClusterCycle(ClusterState& state, CycleEnv& env, TimePoint now) {
 
   Report(state, env, seen, decided, plan, now);
   Submit(state, env, seen, plan);
+  state.watches = TransitionWatches(cluster, seen.observed, plan);
   return seen.errors.empty();
 }
 

@@ -13,6 +13,7 @@
 #include "autoscaler/observer.h"
 #include "autoscaler/reconcile.h"
 #include "autoscaler/service_metrics.h"
+#include "autoscaler/transitions.h"
 #include "autoscaler/zone_latency.h"
 #include "config/config.h"
 #include "policies/engine.h"
@@ -43,6 +44,8 @@ struct ClusterState {
   ZoneLatency latency{10};
   std::optional<TemplateIds> template_ids{};
   int64_t cycles = 0;
+  /// The transitions the last cycle left to follow until the next (TransitionWatches).
+  std::vector<TransitionWatch> watches{};
 };
 
 /// What a cycle works with besides its cluster's state.

@@ -13,7 +13,13 @@ latencies, so the scale changes the seconds, not the meaning).
         (pgbench -C -S -c 16 through HAProxy; the sessions-per-replica policy wants a second
         replica above target 6 x (1 + tolerance 0.1)) to the first cloud call of the scale-up
         (the volume's POST, in the simulator's captured requests); and from the start of the load.
-Medians over --runs runs (default 3).
+  (iv)  the cloud's calls during each scale-up (+1, +4), from the simulator's captured requests:
+        the most in any 1 s and any 10 s, against what the configured client-side rate limit
+        allows in that window (burst + rate x window), and how many were single-resource GETs
+        (the polls of transitions followed between cycles) rather than lists. --rate-limit sets a
+        low limit and --latency-scale 1 a slower cloud, to check that following transitions
+        never makes the cloud see more than the limit.
+Medians over --runs runs (default 3). Each figure is printed with its target beside it.
 """
 import argparse
 import datetime
@@ -120,6 +126,61 @@ def scale_to(sb, n, timeout):
     return t1 - t0
 
 
+def cloud_calls(sb, since, until):
+    """The simulator's captured API requests (Keystone's included) between two wall times."""
+    reqs = sb.cloud("GET", "/control/requests")["requests"]
+    return [r for r in reqs if since <= parse_time(r["time"]) <= until]
+
+
+def busiest(times, window):
+    """The most timestamps in any window of `window` seconds."""
+    times = sorted(times)
+    best, j = 0, 0
+    for i, t in enumerate(times):
+        while times[j] < t - window:
+            j += 1
+        best = max(best, i - j + 1)
+    return best
+
+
+def call_figures(calls):
+    times = [parse_time(r["time"]) for r in calls]
+    polls = sum(1 for r in calls if r["method"] == "GET" and
+                any(f"/{kind}/" in r["path"] and not r["path"].rstrip("/").endswith(("/detail", f"/{kind}"))
+                    for kind in ("volumes", "servers", "snapshots")))
+    return {"calls": len(calls), "polls": polls, "max1": busiest(times, 1.0), "max10": busiest(times, 10.0)}
+
+
+def actual_cloud_seconds(sb, since):
+    """For the replicas created after `since` (wall time): the cloud's real time on their path,
+    volume clone (created -> available, the simulator's copy included) plus server build (created
+    -> ACTIVE), from the simulator's own records; the longest of them (they run in parallel)."""
+    state = sb.cloud("GET", "/control/state")
+    volumes = {v["id"]: v for v in state["volumes"]}
+    best = None
+    for srv in state["servers"]:
+        if srv["name"] == sandbox_mod.DONOR_NAME or not srv.get("launched_at"):
+            continue
+        if parse_time(srv["created"]) < since:
+            continue
+        vol = next((volumes.get(b["uuid"]) for b in srv.get("bdms", []) if b.get("uuid") in volumes), None)
+        if vol is None or not vol.get("ready_at"):
+            continue
+        total = (parse_time(vol["ready_at"]) - parse_time(vol["created"])) + \
+                (parse_time(srv["launched_at"]) - parse_time(srv["created"]))
+        best = total if best is None else max(best, total)
+    return best
+
+
+def timed_scale(sb, n, timeout):
+    """scale_to, plus the cloud's calls while it ran."""
+    w0 = time.time()
+    t = scale_to(sb, n, timeout)
+    figures = call_figures(cloud_calls(sb, w0, time.time()))
+    figures["cloud"] = actual_cloud_seconds(sb, w0)
+    return t, figures
+
+
 def back_to_one(sb, timeout=300):
     sb.api("DELETE", C + "/override")
     wait("back to 1 replica", lambda: settled(sb, 1), timeout, interval=0.5)
@@ -156,7 +217,7 @@ def one_run(sb, latency, i, modes):
         log(f"run {i}: +1 replica")
         probe = CatchUpProbe(sb)
         try:
-            out["t1"] = scale_to(sb, 2, 300)
+            out["t1"], out["calls1"] = timed_scale(sb, 2, 300)
         finally:
             probe.stop()
         out["pg"] = probe.pg_seconds()
@@ -164,7 +225,7 @@ def one_run(sb, latency, i, modes):
 
     if "t4" in modes:
         log(f"run {i}: +4 replicas")
-        out["t4"] = scale_to(sb, 5, 400)
+        out["t4"], out["calls4"] = timed_scale(sb, 5, 400)
         log(f"run {i}: +4 replicas serving after {out['t4']:.1f} s")
         back_to_one(sb)
 
@@ -201,6 +262,9 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--latency-scale", type=float, default=0.25)
+    p.add_argument("--rate-limit", type=float, default=100.0,
+                   help="the service's client-side rate limit on the cloud, requests a second (burst the "
+                        "same); the sandbox's default is 100")
     p.add_argument("--binary", default=os.path.join(REPO, "build", "bin", "replica-autoscaler"))
     p.add_argument("--root")
     p.add_argument("--only", default="t1,t4,reaction",
@@ -209,8 +273,9 @@ def main():
                    help="copy the service's log, its journal (events.jsonl) and the simulator's and "
                         "Data Plane double's logs and captured requests into DIR at the end")
     args = p.parse_args()
-    if args.runs < 1 or not 0 < args.latency_scale <= 10:
-        p.error("--runs >= 1 and 0 < --latency-scale <= 10")
+    if args.runs < 1 or not 0 < args.latency_scale <= 10 or not 0.5 <= args.rate_limit <= 1000:
+        p.error("--runs >= 1, 0 < --latency-scale <= 10 and 0.5 <= --rate-limit <= 1000")
+    burst = max(1, int(args.rate_limit))
     modes = {m.strip() for m in args.only.split(",") if m.strip()}
     if not modes or modes - {"t1", "t4", "reaction"}:
         p.error("--only takes t1, t4 and/or reaction")
@@ -219,7 +284,8 @@ def main():
     os.chmod(root, 0o755)
     octet = 250 - os.getpid() % 5
     settings = {"MAX_REPLICAS": 5, "SCALE_DOWN_WINDOW": "5s", "SCALE_DOWN_STEP": 4, "LOOP_INTERVAL": "2s",
-                "SESSIONS_WINDOW": "4s"}
+                "SESSIONS_WINDOW": "4s",
+                "RATE_LIMIT": f"{{requests_per_second: {args.rate_limit:g}, burst: {burst}}}"}
     results = []
     with sandbox_mod.Sandbox(root, profile="realistic", octet=octet, binary=args.binary, settings=settings,
                              log=log) as sb:
@@ -241,25 +307,62 @@ def main():
         return statistics.median(vals) if vals else float("nan")
 
     ratios = [r["t1"] / (r["injected"] + r["pg"]) for r in results if r.get("pg") is not None]
+    # The same against what the simulator really took (its clone copies the data directory, on a
+    # shared machine): what is left is the service's own time, plus HAProxy's admission.
+    actual = [r["t1"] / (r["calls1"]["cloud"] + r["pg"]) for r in results
+              if r.get("pg") is not None and r.get("calls1", {}).get("cloud")]
     par = [r["t4"] / r["t1"] for r in results if "t4" in r and "t1" in r]
+    interval = 2.0
+
+    def calls_med(which, key):
+        vals = [r[which][key] for r in results if which in r and r[which].get(key) is not None]
+        return statistics.median(vals) if vals else None
+
+    def calls_max(which, key):
+        vals = [r[which][key] for r in results if which in r]
+        return max(vals) if vals else None
+
     print(f"\nreplica-autoscaler benchmarks: simulator profile realistic, latencies scaled x{args.latency_scale} "
           f"(volume_create {latency['volume_create']} s, server_build {latency['server_build']} s); "
-          f"loop interval 2 s, scrape interval 2 s; medians of {len(results)} runs")
+          f"loop interval {interval:g} s, scrape interval 2 s, cloud rate limit {args.rate_limit:g}/s "
+          f"(burst {burst}); medians of {len(results)} runs")
+
+    def num(value, fmt):
+        return "n/a" if value is None or value != value else format(value, fmt)
+
     rows = [
-        ("time to serving, +1 replica", f"{med('t1'):.1f} s"),
-        ("  injected latencies on its path", f"{med('injected'):.1f} s"),
-        ("  PostgreSQL start + catch-up (measured)", f"{med('pg'):.1f} s"),
-        ("(i) overhead ratio", f"{statistics.median(ratios):.2f}" if ratios else "n/a"),
-        ("time to serving, +4 replicas", f"{med('t4'):.1f} s"),
-        ("(ii) parallelism t(+4)/t(+1)", f"{statistics.median(par):.2f}" if par else "n/a"),
-        ("(iii) metric over threshold -> first cloud call", f"{med('reaction'):.1f} s"),
-        ("      load start -> first cloud call", f"{med('from_load'):.1f} s"),
+        ("time to serving, +1 replica", num(med("t1"), ".1f") + " s", ""),
+        ("  injected latencies on its path", num(med("injected"), ".1f") + " s", ""),
+        ("  PostgreSQL start + catch-up (measured)", num(med("pg"), ".1f") + " s", ""),
+        ("(i) overhead ratio", num(statistics.median(ratios) if ratios else None, ".2f"), "<= 1.10"),
+        ("  cloud's actual time on the path (simulator's records)",
+         num(calls_med("calls1", "cloud"), ".1f") + " s", ""),
+        ("  overhead ratio against the actual cloud time", num(statistics.median(actual) if actual else None, ".2f"),
+         "(the service's own share, HAProxy's admission included)"),
+        ("time to serving, +4 replicas", num(med("t4"), ".1f") + " s", ""),
+        ("(ii) parallelism t(+4)/t(+1)", num(statistics.median(par) if par else None, ".2f"), "<= 1.10"),
+        ("(iii) metric over threshold -> first cloud call", num(med("reaction"), ".1f") + " s",
+         f"<= {interval:g} s (one interval)"),
+        ("      load start -> first cloud call", num(med("from_load"), ".1f") + " s", ""),
     ]
+    for which, label in (("calls1", "+1"), ("calls4", "+4")):
+        if calls_med(which, "calls") is None:
+            continue
+        rows += [
+            (f"(iv) cloud calls during {label} (of them polls)",
+             f"{calls_med(which, 'calls'):.0f} ({calls_med(which, 'polls'):.0f})", ""),
+            ("     most in any 1 s (max over runs)", f"{calls_max(which, 'max1')}",
+             f"<= {burst + args.rate_limit:g} (burst + rate x 1 s)"),
+            ("     most in any 10 s (max over runs)", f"{calls_max(which, 'max10')}",
+             f"<= {burst + 10 * args.rate_limit:g} (burst + rate x 10 s)"),
+        ]
     width = max(len(r[0]) for r in rows)
-    print("-" * (width + 14))
-    for name, value in rows:
-        print(f"{name:{width}}  {value:>10}")
-    print("-" * (width + 14))
+    print("-" * (width + 44))
+    print(f"{'figure':{width}}  {'measured':>10}  target")
+    for name, value, target in rows:
+        print(f"{name:{width}}  {value:>10}  {target}")
+    print("-" * (width + 44))
+
     def fig(r, key):
         return "-" if r.get(key) is None else f"{r[key]:.1f}"
 

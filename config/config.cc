@@ -1507,8 +1507,14 @@ void Parser::ParseApi(const std::optional<Located>& at, const Located& root) {
 }
 
 void Parser::ParseLoop(const Located& at) {
-  MapReader m(ctx_, at, {"interval", "jitter"});
+  MapReader m(ctx_, at,
+              {"interval", "jitter", "follow_transitions", "follow_min_delay", "follow_fraction",
+               "follow_rate_share"});
   const bool interval_ok = m.Dur("interval", &cfg_.loop.interval, 1s) || !m.Has("interval");
+  m.Bool("follow_transitions", &cfg_.loop.follow_transitions);
+  m.Dur("follow_min_delay", &cfg_.loop.follow_min_delay, 50ms);
+  m.Number("follow_fraction", &cfg_.loop.follow_fraction, 0.01, 1);
+  m.Number("follow_rate_share", &cfg_.loop.follow_rate_share, 0.05, 1);
   if (m.Dur("jitter", &cfg_.loop.jitter) && interval_ok && cfg_.loop.jitter >= cfg_.loop.interval) {
     ctx_.Add(*m.Get("jitter"),
              fmt::format("jitter ({}) must be shorter than the interval ({})",

@@ -314,6 +314,17 @@ struct ApiConfig {
 struct LoopConfig {
   Duration interval = 30s;
   Duration jitter = 0s;  ///< each cycle starts up to this much later, at random
+  /// Between cycles, poll each volume, server or snapshot in transition (and each replica
+  /// starting, catching up or admitted) on its own schedule, and cycle the moment one moved on
+  /// (autoscaler/transitions.h). Off: the next step waits for the next cycle.
+  bool follow_transitions = true;
+  /// The first polls of a transition come this often; later ones wait follow_fraction of the
+  /// time it has already taken (never longer than `interval`).
+  Duration follow_min_delay = 250ms;
+  double follow_fraction = 0.1;
+  /// The polls of a cloud start at most this share of its rate_limit.requests_per_second a
+  /// second, so the cycle's own calls always have the rest.
+  double follow_rate_share = 0.5;
 };
 
 struct JournalConfig {

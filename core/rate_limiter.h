@@ -15,8 +15,13 @@ class RateLimiter {
   RateLimiter(double rate_per_second, int burst, const Clock& clock, Sleeper& sleeper);
   /// Takes one token, waiting for it if needed. Never fails; with rate <= 0 it never waits.
   void Acquire();
+  /// Takes one token only if one is free now, never waiting: for work that can come back later
+  /// (polls between cycles) and must not hold up the calls that wait. True when taken.
+  bool TryAcquire();
 
  private:
+  void RefillLocked();
+
   const double rate_;
   const double burst_;
   const Clock& clock_;

@@ -170,6 +170,13 @@ class CloudProvider {
 
   /// What the project may still create (Nova and Cinder absolute limits). Read-only.
   virtual Result<Quota> RemainingQuota() = 0;
+
+  /// One resource's status now (Cinder's or Nova's word, as the lists give it), for following
+  /// a transition between cycles with a single GET instead of a cycle's lists. kNotFound when
+  /// it is gone. They check no ownership: the caller passes ids the lists gave it. Read-only.
+  virtual Result<std::string> VolumeStatus(const std::string& volume_id) = 0;
+  virtual Result<std::string> ServerStatus(const std::string& server_id) = 0;
+  virtual Result<std::string> SnapshotStatus(const std::string& snapshot_id) = 0;
 };
 
 /// Drives the steps of a replica's creation and waits until its server is ACTIVE: volume,

@@ -342,4 +342,22 @@ Result<Quota> OpenStackCloudProvider::RemainingQuota() {
                left(volume->max_snapshots, volume->used_snapshots)};
 }
 
+Result<std::string> OpenStackCloudProvider::VolumeStatus(const std::string& volume_id) {
+  auto volume = cinder_.GetVolume(volume_id);
+  if (!volume) return Fail(volume.error());
+  return volume->status;
+}
+
+Result<std::string> OpenStackCloudProvider::ServerStatus(const std::string& server_id) {
+  auto server = nova_.GetServer(server_id);
+  if (!server) return Fail(server.error());
+  return server->status;
+}
+
+Result<std::string> OpenStackCloudProvider::SnapshotStatus(const std::string& snapshot_id) {
+  auto snapshot = cinder_.GetSnapshot(snapshot_id);
+  if (!snapshot) return Fail(snapshot.error());
+  return snapshot->status;
+}
+
 }  // namespace ra::openstack

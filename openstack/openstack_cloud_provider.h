@@ -37,6 +37,9 @@ class OpenStackCloudProvider final : public CloudProvider {
   Result<void> DeleteSnapshot(const std::string& snapshot_id) override;
   Result<std::vector<std::string>> AvailabilityZones() override;
   Result<Quota> RemainingQuota() override;
+  Result<std::string> VolumeStatus(const std::string& volume_id) override;
+  Result<std::string> ServerStatus(const std::string& server_id) override;
+  Result<std::string> SnapshotStatus(const std::string& snapshot_id) override;
 
  private:
   /// The replica's data volume from its server's attachments, when the list by metadata had

@@ -183,6 +183,33 @@ Result<openstack::Quota> FakeCloudProvider::RemainingQuota() {
   return quota_;
 }
 
+Result<std::string> FakeCloudProvider::VolumeStatus(const std::string& volume_id) {
+  std::lock_guard lock(mu_);
+  if (auto e = TakeFailure("VolumeStatus", volume_id)) return Fail(*e);
+  for (const auto& [name, r] : replicas_) {
+    if (r.volume && r.volume->id == volume_id) return r.volume->status;
+  }
+  return Fail(ErrorKind::kNotFound, "no volume " + volume_id);
+}
+
+Result<std::string> FakeCloudProvider::ServerStatus(const std::string& server_id) {
+  std::lock_guard lock(mu_);
+  if (auto e = TakeFailure("ServerStatus", server_id)) return Fail(*e);
+  for (const auto& [name, r] : replicas_) {
+    if (r.server && r.server->id == server_id) return r.server->status;
+  }
+  return Fail(ErrorKind::kNotFound, "no server " + server_id);
+}
+
+Result<std::string> FakeCloudProvider::SnapshotStatus(const std::string& snapshot_id) {
+  std::lock_guard lock(mu_);
+  if (auto e = TakeFailure("SnapshotStatus", snapshot_id)) return Fail(*e);
+  for (const Snap& s : snapshots_) {
+    if (s.facts.id == snapshot_id) return s.facts.status;
+  }
+  return Fail(ErrorKind::kNotFound, "no snapshot " + snapshot_id);
+}
+
 void FakeCloudProvider::Settle() {
   std::lock_guard lock(mu_);
   SettleLocked();

@@ -33,6 +33,10 @@ class FakeCloudProvider final : public openstack::CloudProvider {
   Result<void> DeleteSnapshot(const std::string& snapshot_id) override;
   Result<std::vector<std::string>> AvailabilityZones() override;
   Result<openstack::Quota> RemainingQuota() override;
+  /// Recorded; no settling (a poll between cycles does not move the cloud).
+  Result<std::string> VolumeStatus(const std::string& volume_id) override;
+  Result<std::string> ServerStatus(const std::string& server_id) override;
+  Result<std::string> SnapshotStatus(const std::string& snapshot_id) override;
 
   /// Moves every resource one step: volumes creating -> available, servers BUILD -> ACTIVE
   /// (with an address), snapshots creating -> available, deleting servers and volumes vanish.

@@ -115,7 +115,8 @@ class Sandbox:
         self.settings = {"MIN_REPLICAS": 1, "MAX_REPLICAS": 4, "TARGET": 6, "SESSIONS_WINDOW": "6s",
                          "SCALE_DOWN_WINDOW": "20s", "SCALE_DOWN_STEP": 2, "LOOP_INTERVAL": "2s", "DRAIN_TIMEOUT": "1m",
                          "SERVER_BUILD_TIMEOUT": "3m", "PLACEMENT": "{}", "MAX_LAG_TIME": "30s",
-                         "LAGGING_TIMEOUT": "5m"}
+                         "LAGGING_TIMEOUT": "5m",
+                         "RATE_LIMIT": "{requests_per_second: 100, burst: 100}"}
         self.settings.update(settings or {})
         self.state = {}
         self.service_proc = None

@@ -247,8 +247,39 @@ TEST(Config, DefaultsAreTheDocumentedOnes) {
   EXPECT_EQ(config->api.listen, "127.0.0.1:8080");
   EXPECT_EQ(config->loop.interval, 30s);
   EXPECT_EQ(config->loop.jitter, 0s);
+  EXPECT_TRUE(config->loop.follow_transitions);
+  EXPECT_EQ(config->loop.follow_min_delay, 250ms);
+  EXPECT_DOUBLE_EQ(config->loop.follow_fraction, 0.1);
+  EXPECT_DOUBLE_EQ(config->loop.follow_rate_share, 0.5);
   EXPECT_EQ(config->journal.path, "/var/lib/replica-autoscaler/events.jsonl");
   EXPECT_EQ(config->logging.level, log::Level::kInfo);
+}
+
+TEST(Config, LoopFollowingTransitions) {
+  const int line = static_cast<int>(Lines(kBase).size()) + 1;
+  auto config =
+      LoadConfigFromString(std::string(kBase) +
+                               "loop: {follow_transitions: false, follow_min_delay: 100ms, "
+                               "follow_fraction: 0.2, follow_rate_share: 0.25}\n",
+                           "t", Offline());
+  ASSERT_TRUE(config.has_value()) << Dump(config.error());
+  EXPECT_FALSE(config->loop.follow_transitions);
+  EXPECT_EQ(config->loop.follow_min_delay, 100ms);
+  EXPECT_DOUBLE_EQ(config->loop.follow_fraction, 0.2);
+  EXPECT_DOUBLE_EQ(config->loop.follow_rate_share, 0.25);
+
+  auto bad = LoadConfigFromString(std::string(kBase) +
+                                      "loop: {follow_transitions: often, follow_min_delay: 10ms, "
+                                      "follow_fraction: 2, follow_rate_share: 0}\n",
+                                  "t", Offline());
+  ASSERT_FALSE(bad.has_value());
+  const std::string all = Dump(bad.error());
+  for (const char* path : {"loop.follow_transitions", "loop.follow_min_delay",
+                           "loop.follow_fraction", "loop.follow_rate_share"}) {
+    bool found = false;
+    for (const auto& p : bad.error()) found |= p.path == path && p.line == line;
+    EXPECT_TRUE(found) << path << " in\n" << all;
+  }
 }
 
 TEST(Config, PlacementSection) {

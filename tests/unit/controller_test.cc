@@ -94,6 +94,15 @@ class LoggingCloud final : public openstack::CloudProvider {
     return inner_.AvailabilityZones();
   }
   Result<openstack::Quota> RemainingQuota() override { return inner_.RemainingQuota(); }
+  Result<std::string> VolumeStatus(const std::string& id) override {
+    return inner_.VolumeStatus(id);
+  }
+  Result<std::string> ServerStatus(const std::string& id) override {
+    return inner_.ServerStatus(id);
+  }
+  Result<std::string> SnapshotStatus(const std::string& id) override {
+    return inner_.SnapshotStatus(id);
+  }
 
   std::vector<openstack::ReplicaSpec> specs;
   /// The next server created goes ERROR with this fault.
@@ -1273,6 +1282,15 @@ class HeldCloud final : public openstack::CloudProvider {
     return inner_.AvailabilityZones();
   }
   Result<openstack::Quota> RemainingQuota() override { return inner_.RemainingQuota(); }
+  Result<std::string> VolumeStatus(const std::string& id) override {
+    return inner_.VolumeStatus(id);
+  }
+  Result<std::string> ServerStatus(const std::string& id) override {
+    return inner_.ServerStatus(id);
+  }
+  Result<std::string> SnapshotStatus(const std::string& id) override {
+    return inner_.SnapshotStatus(id);
+  }
 
  private:
   openstack::CloudProvider& inner_;
@@ -1375,6 +1393,59 @@ TEST(ActuatorTest, NamesAndUserData) {
   EXPECT_EQ(facts["primary_port"], 5433);
   EXPECT_EQ(facts["sslmode"], "prefer");
   EXPECT_FALSE(facts.contains("password"));
+}
+
+// Between cycles, the controller follows each resource in transition with one GET of its own,
+// and asks for a cycle the moment it moved on: the next step does not wait out the interval.
+TEST_F(ControllerTest, FollowsAVolumeThenItsServerBetweenCyclesAndAsksForACycleEachTime) {
+  metrics_source_.value = 10.0;  // one replica
+  MakeController();
+  TransitionWatcher* watcher = controller_->watcher();
+  ASSERT_NE(watcher, nullptr);
+  auto run = [this] {
+    clock_.Advance(30s);
+    SyncProbes();
+    controller_->RunOnce(clock_.Now());
+  };
+  run();  // plans and (inline) creates the volume: `creating`
+  run();  // sees it creating: one watch of that volume
+  ASSERT_EQ(watcher->size(), 1u);
+  EXPECT_FALSE(controller_->CycleRequested());
+  const auto volume_polls = [this] {
+    int n = 0;
+    for (const auto& c : cloud_.calls()) n += c.method == "VolumeStatus" ? 1 : 0;
+    return n;
+  };
+  // Due a tenth of the 30 s already waited (capped by the 30 s interval) after the cycle.
+  EXPECT_EQ(watcher->PollDue(clock_.Now() + 2s), 0);
+  EXPECT_EQ(watcher->PollDue(clock_.Now() + 3s), 1);
+  EXPECT_EQ(volume_polls(), 1);
+  EXPECT_FALSE(controller_->CycleRequested());  // still creating
+  cloud_.Settle();                              // available
+  EXPECT_EQ(watcher->PollDue(clock_.Now() + 30s), 1);
+  EXPECT_EQ(volume_polls(), 2);
+  EXPECT_TRUE(controller_->CycleRequested());
+  EXPECT_EQ(watcher->size(), 0u);
+
+  run();  // creates the server: BUILD
+  run();  // sees it building: one watch of the server
+  ASSERT_EQ(watcher->size(), 1u);
+  cloud_.Settle();  // ACTIVE
+  EXPECT_EQ(watcher->PollDue(clock_.Now() + 30s), 1);
+  int server_polls = 0;
+  for (const auto& c : cloud_.calls()) server_polls += c.method == "ServerStatus" ? 1 : 0;
+  EXPECT_EQ(server_polls, 1);
+  EXPECT_EQ(watcher->moved(), 2);
+}
+
+TEST_F(ControllerTest, FollowsNothingWhenTurnedOff) {
+  config_.loop.follow_transitions = false;
+  MakeController();
+  EXPECT_EQ(controller_->watcher(), nullptr);
+  metrics_source_.value = 10.0;
+  Cycle();
+  Cycle();
+  for (const auto& c : cloud_.calls()) EXPECT_NE(c.method, "VolumeStatus");
 }
 
 }  // namespace

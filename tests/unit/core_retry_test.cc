@@ -43,5 +43,23 @@ TEST(RateLimiter, BurstThenOneTokenPerInterval) {
   EXPECT_EQ(sleeper.sleeps.back(), 500ms);
 }
 
+TEST(RateLimiter, TryAcquireTakesOnlyAFreeTokenAndNeverSleeps) {
+  FakeClock clock(TimePoint{} + std::chrono::hours(24 * 365 * 56));
+  FakeSleeper sleeper(clock);
+  RateLimiter limiter(2.0, 2, clock, sleeper);
+  EXPECT_TRUE(limiter.TryAcquire());
+  EXPECT_TRUE(limiter.TryAcquire());
+  EXPECT_FALSE(limiter.TryAcquire());  // the burst is spent
+  clock.Advance(499ms);
+  EXPECT_FALSE(limiter.TryAcquire());
+  clock.Advance(1ms);  // one token grown in 500 ms
+  EXPECT_TRUE(limiter.TryAcquire());
+  EXPECT_TRUE(sleeper.sleeps.empty());
+  // A refused try takes nothing: a waiting Acquire right after it does not wait longer.
+  EXPECT_FALSE(limiter.TryAcquire());
+  limiter.Acquire();
+  EXPECT_EQ(sleeper.sleeps.back(), 500ms);
+}
+
 }  // namespace
 }  // namespace ra
