@@ -40,7 +40,7 @@ Controller::Controller(const config::Config& config, const Clock& clock, Random 
            .actuator = actuator_,
            .mu = mu_,
            .random = [this] { return random_(); },
-           .save_intent = [this] { (void)SaveIntent(); },  // a failure is logged
+           .save_intent = [this] { return SaveIntent().has_value(); },  // failures are logged
            .zones_cache = options.zones_cache,
            .quota_every_cycles = options.quota_every_cycles},
       loop_(
@@ -125,6 +125,7 @@ bool Controller::LoadIntent() {
     }
     state->intent.paused = intent.paused;
     state->intent.paused_reason = intent.paused_reason;
+    state->intent.decided = intent.decided;
     if (!intent.manual) continue;
     const policies::ManualOverride& manual = *intent.manual;
     const policies::ClusterPolicy& p = state->deps.cluster->policy;
@@ -231,7 +232,13 @@ Result<bool> Controller::UpdateIntent(const std::string& cluster, const IntentCh
   if (saved) return true;
   {
     std::lock_guard lock(mu_);
-    if (ClusterState* state = Find(cluster)) state->intent = before;
+    // The operator's part only: a cycle may have changed the decisions meanwhile, and putting
+    // back an erased one could observe its replica twice.
+    if (ClusterState* state = Find(cluster)) {
+      state->intent.manual = before.manual;
+      state->intent.paused = before.paused;
+      state->intent.paused_reason = before.paused_reason;
+    }
   }
   if (saved.error().kind == ErrorKind::kNotLeader) return Fail(saved.error());
   return Fail(ErrorKind::kTransient,

@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "autoscaler/replica_names.h"
+#include "autoscaler/time_to_serve.h"
 #include "core/duration.h"
 #include "core/log.h"
 
@@ -254,6 +255,29 @@ void Report(ClusterState& state, CycleEnv& env, const ClusterObservation& seen, 
                       {"reason", plan.reason}});
 }
 
+/// Time to serve: the objectives, the pending replicas, and the replicas that came to serve,
+/// observed only once their decisions are erased from the intent store (so that a restart
+/// cannot observe them again). A failed save is retried by the next cycle.
+void ReportTimeToServe(ClusterState& state, CycleEnv& env, TimeToServe tts) {
+  const config::Cluster& cluster = *state.deps.cluster;
+  const auto seconds = [](Duration d) { return std::chrono::duration<double>(d).count(); };
+  env.metrics.SetSlo(cluster.name, seconds(cluster.slo.time_to_serve_budget),
+                     seconds(cluster.slo.replay_lag_alert));
+  env.metrics.SetPending(cluster.name, tts.pending);
+  for (auto& served : tts.served) state.served_unsaved.push_back(std::move(served));
+  if (!tts.changed && !state.decided_unsaved) return;
+  state.decided_unsaved = !env.save_intent();
+  if (state.decided_unsaved) return;
+  for (const auto& [replica, value] : state.served_unsaved) {
+    env.metrics.ObserveTimeToServe(cluster.name, value);
+    log::Info("serving", {{"cluster", cluster.name},
+                          {"replica", replica},
+                          {"time_to_serve_seconds", value},
+                          {"budget_seconds", seconds(cluster.slo.time_to_serve_budget)}});
+  }
+  state.served_unsaved.clear();
+}
+
 /// Step 6: the plan's actions to the actuator's workers.
 void Submit(ClusterState& state, CycleEnv& env, const ClusterObservation& seen, const Plan& plan) {
   if (plan.actions.empty()) return;
@@ -288,9 +312,12 @@ bool RunClusterCycle(ClusterState& state, CycleEnv& env, TimePoint now) {
   std::string cannot_create = WhyCannotCreate(state, seen, decided);
   lock.lock();
   const Plan plan = PlanAndStore(state, env, seen, decided, busy, std::move(cannot_create), now);
+  TimeToServe tts =
+      TrackTimeToServe(state.intent.decided, state.memory, plan, !seen.observed.cloud_error, now);
   lock.unlock();
 
   Report(state, env, seen, decided, plan, now);
+  ReportTimeToServe(state, env, std::move(tts));
   Submit(state, env, seen, plan);
   state.watches = TransitionWatches(cluster, seen.observed, plan);
   return seen.errors.empty();

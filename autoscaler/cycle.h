@@ -6,6 +6,8 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "autoscaler/actuator.h"
 #include "autoscaler/intent_store.h"
@@ -46,6 +48,10 @@ struct ClusterState {
   int64_t cycles = 0;
   /// The transitions the last cycle left to follow until the next (TransitionWatches).
   std::vector<TransitionWatch> watches{};
+  /// Time to serve (time_to_serve.h): replicas seen serving whose decision is not yet erased
+  /// from the intent store, with their seconds; observed once a save succeeds.
+  std::vector<std::pair<std::string, double>> served_unsaved{};
+  bool decided_unsaved = false;  ///< intent.decided changed and the last save failed
 };
 
 /// What a cycle works with besides its cluster's state.
@@ -55,8 +61,9 @@ struct CycleEnv {
   Actuator& actuator;
   std::mutex& mu;  ///< guards the ClusterState fields so marked
   std::function<uint32_t()> random;
-  /// Saves every cluster's intent (called without `mu` held) after an override expired.
-  std::function<void()> save_intent;
+  /// Saves every cluster's intent (called without `mu` held) after an override expired or the
+  /// pending decisions changed. False when it could not be saved (logged).
+  std::function<bool()> save_intent;
   Duration zones_cache = std::chrono::minutes(10);
   int quota_every_cycles = 10;
   /// The leadership term the cycle runs in (ha), given to the actuator with the plan.

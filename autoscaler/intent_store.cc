@@ -107,6 +107,26 @@ std::optional<policies::ManualOverride> ReadOverride(const std::string& cluster,
   return manual;
 }
 
+/// The saved decisions of one cluster (replica -> {at_unix_ms}); an entry that cannot be read
+/// is dropped (logged): its replica is then not observed in the time-to-serve histogram, which
+/// is better than a value from a garbled time.
+std::map<std::string, TimePoint> ReadDecided(const std::string& cluster, const nlohmann::json& d) {
+  std::map<std::string, TimePoint> out;
+  for (const auto& [replica, entry] : d.items()) {
+    const auto at = entry.is_object() ? entry.find("at_unix_ms") : entry.end();
+    // Within ±10^14 ms, as an override's expiry (ReadOverride); negative is no decision time.
+    if (replica.empty() || at == entry.end() || !at->is_number_unsigned() ||
+        at->get<uint64_t>() >= uint64_t{100'000'000'000'000}) {
+      log::Warn("saved decision time that cannot be read dropped",
+                {{"cluster", cluster}, {"replica", replica}});
+      continue;
+    }
+    out[replica] = TimePoint(std::chrono::duration_cast<Duration>(
+        std::chrono::milliseconds(static_cast<int64_t>(at->get<uint64_t>()))));
+  }
+  return out;
+}
+
 }  // namespace
 
 std::string StatePathFor(const config::JournalConfig& journal) {
@@ -155,6 +175,9 @@ Result<Intents> IntentsFromJson(const std::string& text) {
     if (const auto o = entry.find("override"); o != entry.end() && o->is_object()) {
       intent.manual = ReadOverride(name, *o);
     }
+    if (const auto d = entry.find("decided"); d != entry.end() && d->is_object()) {
+      intent.decided = ReadDecided(name, *d);
+    }
   }
   return intents;
 }
@@ -185,6 +208,13 @@ std::string IntentsToJson(const Intents& intents) {
         o["expires_at"] = FormatTime(*intent.manual->expires_at);  // for people reading it
       }
       entry["override"] = std::move(o);
+    }
+    if (!intent.decided.empty()) {
+      nlohmann::json decided = nlohmann::json::object();
+      for (const auto& [replica, at] : intent.decided) {
+        decided[replica] = {{"at_unix_ms", UnixMillis(at)}, {"at", FormatTime(at)}};
+      }
+      entry["decided"] = std::move(decided);
     }
     if (!entry.empty()) clusters[name] = std::move(entry);
   }

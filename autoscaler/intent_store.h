@@ -5,20 +5,26 @@
 #include <string>
 
 #include "config/config.h"
+#include "core/clock.h"
 #include "core/result.h"
 #include "policies/engine.h"
 
-/// Operator intent that the cloud and the load balancer cannot show: each cluster's manual
-/// override and pause. Kept by an IntentStore so that a restarted service (or, later, another
-/// instance) has it.
+/// What the cloud and the load balancer cannot show: each cluster's operator intent (manual
+/// override and pause) and the service's own pending decisions (when it decided to create each
+/// replica not yet serving, for the time-to-serve histogram). Kept by an IntentStore so that a
+/// restarted service (or another instance) has it.
 namespace ra::autoscaler {
 
 struct ClusterIntent {
   std::optional<policies::ManualOverride> manual{};
   bool paused = false;
   std::string paused_reason{};
+  /// Replicas this service decided to create and has not seen serving yet, by name: the time of
+  /// the cycle that decided (see autoscaler/time_to_serve.h). Not operator intent: the API
+  /// neither shows nor changes it.
+  std::map<std::string, TimePoint> decided{};
 
-  bool Empty() const { return !manual && !paused; }
+  bool Empty() const { return !manual && !paused && decided.empty(); }
 };
 
 /// By cluster name.

@@ -178,6 +178,9 @@ struct ReplicaMemory {
   /// `lagging` budget counts from the last new low.
   std::optional<int64_t> lag_low{};
   TimePoint lag_low_at{};
+  /// Time to serve (autoscaler/time_to_serve.h): this process (this term) has seen it not
+  /// serving, so the cycle that sees it serving is the first to.
+  bool seen_not_serving = false;
 };
 
 /// Replicas that failed one after another for the same PostgreSQL reason (catch_up, lagging,

@@ -153,10 +153,34 @@ struct ServiceMetrics::Impl {
           .Help("1 while this instance leads (ha: several instances, etcd election), else 0")
           .Register(registry);
 
-  // Guards lag_series: prometheus-cpp's families are thread-safe, but removing the series of a
-  // replica that left needs the set of names we exported last time, per cluster.
+  prometheus::Family<prometheus::Histogram>& time_to_serve =
+      prometheus::BuildHistogram()
+          .Name("replica_autoscaler_time_to_serve_seconds")
+          .Help(
+              "From the cycle that decided to create a replica to the cycle that first saw it "
+              "serving, for replicas this service created")
+          .Register(registry);
+  prometheus::Family<prometheus::Gauge>& pending =
+      prometheus::BuildGauge()
+          .Name("replica_autoscaler_replica_pending_seconds")
+          .Help("Seconds since the decision to create each replica still wanted and not serving")
+          .Register(registry);
+  prometheus::Family<prometheus::Gauge>& time_to_serve_budget =
+      prometheus::BuildGauge()
+          .Name("replica_autoscaler_time_to_serve_budget_seconds")
+          .Help("The cluster's slo.time_to_serve_budget")
+          .Register(registry);
+  prometheus::Family<prometheus::Gauge>& replay_lag_alert =
+      prometheus::BuildGauge()
+          .Name("replica_autoscaler_replay_lag_alert_seconds")
+          .Help("The cluster's slo.replay_lag_alert")
+          .Register(registry);
+
+  // Guards lag_series and pending_series: prometheus-cpp's families are thread-safe, but removing
+  // the series of a replica that left needs the set of names we exported last time, per cluster.
   std::mutex mu{};
   std::map<std::string, std::set<std::string>> lag_series{};
+  std::map<std::string, std::set<std::string>> pending_series{};  // by cluster
 
   void SetLag(const std::string& cluster, const std::string& replica,
               prometheus::Family<prometheus::Gauge>& family, std::optional<double> value) {
@@ -284,7 +308,58 @@ void ServiceMetrics::CountError(std::string_view component, ErrorKind kind) {
       .Increment();
 }
 
-void ServiceMetrics::SetLeader(bool leading) { impl_->leader.Add({}).Set(leading ? 1 : 0); }
+namespace {
+
+// 10 s .. 1 h around the default budget of 10 minutes, finer below it.
+const prometheus::Histogram::BucketBoundaries& TimeToServeBuckets() {
+  static const prometheus::Histogram::BucketBoundaries kBuckets = {
+      15, 30, 60, 90, 120, 180, 240, 300, 420, 600, 900, 1200, 1800, 3600};
+  return kBuckets;
+}
+
+}  // namespace
+
+void ServiceMetrics::SetSlo(const std::string& cluster, double time_to_serve_budget_seconds,
+                            double replay_lag_alert_seconds) {
+  Impl& m = *impl_;
+  m.time_to_serve_budget.Add({{"cluster", cluster}}).Set(time_to_serve_budget_seconds);
+  m.replay_lag_alert.Add({{"cluster", cluster}}).Set(replay_lag_alert_seconds);
+  m.time_to_serve.Add({{"cluster", cluster}}, TimeToServeBuckets());
+}
+
+void ServiceMetrics::ObserveTimeToServe(const std::string& cluster, double seconds) {
+  impl_->time_to_serve.Add({{"cluster", cluster}}, TimeToServeBuckets()).Observe(seconds);
+}
+
+void ServiceMetrics::SetPending(const std::string& cluster,
+                                const std::map<std::string, double>& pending_seconds) {
+  Impl& m = *impl_;
+  std::lock_guard lock(m.mu);
+  std::set<std::string>& exported = m.pending_series[cluster];
+  for (const std::string& name : exported) {
+    if (!pending_seconds.count(name)) {
+      m.pending.Remove(&m.pending.Add({{"cluster", cluster}, {"replica", name}}));
+    }
+  }
+  exported.clear();
+  for (const auto& [name, seconds] : pending_seconds) {
+    m.pending.Add({{"cluster", cluster}, {"replica", name}}).Set(seconds);
+    exported.insert(name);
+  }
+}
+
+void ServiceMetrics::SetLeader(bool leading) {
+  Impl& m = *impl_;
+  m.leader.Add({}).Set(leading ? 1 : 0);
+  if (leading) return;
+  std::lock_guard lock(m.mu);
+  for (auto& [cluster, names] : m.pending_series) {
+    for (const std::string& name : names) {
+      m.pending.Remove(&m.pending.Add({{"cluster", cluster}, {"replica", name}}));
+    }
+    names.clear();
+  }
+}
 
 void ServiceMetrics::ObserveFollowing(double unix_now) {
   impl_->last_success.Add({}).Set(unix_now);

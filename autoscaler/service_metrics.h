@@ -1,5 +1,6 @@
 #pragma once
 
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -53,7 +54,19 @@ class ServiceMetrics {
   /// The cycle's duration; on success also the last-successful-cycle time (which is absent
   /// until the first success, for the alert on absent()).
   void ObserveCycle(double seconds, bool success, double unix_now);
-  /// Several instances (ha): whether this one leads now. One instance alone exports 1.
+  /// The cluster's configured objectives (config `slo:`), so alert rules compare against them;
+  /// also creates its time-to-serve histogram (empty) so that increase() sees the first value.
+  void SetSlo(const std::string& cluster, double time_to_serve_budget_seconds,
+              double replay_lag_alert_seconds);
+  /// One replica created by this service seen serving: seconds from the cycle that decided to
+  /// create it to the cycle that first saw it serving.
+  void ObserveTimeToServe(const std::string& cluster, double seconds);
+  /// Seconds since the decision of each replica still wanted and not serving yet, by name; the
+  /// series of replicas not in `pending_seconds` are removed.
+  void SetPending(const std::string& cluster, const std::map<std::string, double>& pending_seconds);
+  /// Several instances (ha): whether this one leads now. One instance alone exports 1. A
+  /// follower exports no pending series: frozen at the last leading value, they could keep the
+  /// time-to-serve alert firing.
   void SetLeader(bool leading);
   /// A follower's cycle (ha): nothing to do, and healthy; the last-successful-cycle time moves
   /// (so the stalled-loop alert stays quiet) and no duration is observed.

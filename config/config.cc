@@ -292,6 +292,7 @@ class Parser {
   void ParseSnapshots(const Located& at, Cluster& c);
   void ParseDns(const Located& at, Cluster& c);
   void ParsePlacement(const Located& at, Cluster& c);
+  void ParseSlo(const Located& at, Cluster& c);
   void ParseTimeouts(const Located& at, Cluster& c);
   void ParseApi(const std::optional<Located>& at, const Located& root);
   void ParseLoop(const Located& at);
@@ -679,7 +680,7 @@ std::optional<Cluster> Parser::ParseCluster(const Located& at) {
   MapReader m(ctx_, at,
               {"name", "cloud", "primary", "donor", "replica", "postgres", "load_balancer",
                "load_balancer_quorum", "min_replicas", "max_replicas", "policies", "behavior",
-               "missing_data", "snapshots", "dns", "timeouts", "placement"});
+               "missing_data", "snapshots", "dns", "timeouts", "placement", "slo"});
   if (!m.ok()) return std::nullopt;
   if (at.node.IsNull()) {
     ctx_.Add(at, "empty cluster: expected name, cloud, primary, donor, replica, ...");
@@ -739,6 +740,7 @@ std::optional<Cluster> Parser::ParseCluster(const Located& at) {
   if (auto d = m.Get("dns")) ParseDns(*d, c);
   if (auto t = m.Get("timeouts")) ParseTimeouts(*t, c);
   if (auto p = m.Get("placement")) ParsePlacement(*p, c);
+  if (auto s = m.Get("slo")) ParseSlo(*s, c);
 
   if (ctx_.count() != before) return std::nullopt;
   return c;
@@ -1384,6 +1386,25 @@ void Parser::ParsePlacement(const Located& at, Cluster& c) {
     }
   }
   m.Int("samples", &p.samples, 1, 1000);
+}
+
+void Parser::ParseSlo(const Located& at, Cluster& c) {
+  MapReader m(ctx_, at, {"time_to_serve_budget", "replay_lag_alert"});
+  if (!m.ok()) return;
+  // Thresholds the alert rules compare with: 0 would make every replica (or every lag) alert.
+  const auto positive = [&](std::string_view key, Duration* out, std::string_view why) {
+    Duration d{};
+    if (!m.Dur(key, &d)) return;
+    if (d <= Duration(0)) {
+      ctx_.Add(*m.Get(key), fmt::format("{} must be greater than 0 ({})", key, why));
+      return;
+    }
+    *out = d;
+  };
+  positive("time_to_serve_budget", &c.slo.time_to_serve_budget,
+           "a replica not serving this long after the decision to create it is alerted on");
+  positive("replay_lag_alert", &c.slo.replay_lag_alert,
+           "a serving replica whose replay lag stays above it is alerted on");
 }
 
 void Parser::ParseTimeouts(const Located& at, Cluster& c) {

@@ -260,6 +260,19 @@ struct PhaseTimeouts {
   Duration delete_ = 10min;
 };
 
+/// The cluster's service-level objectives (`slo:`): the service exports them as gauges
+/// (replica_autoscaler_time_to_serve_budget_seconds, replica_autoscaler_replay_lag_alert_seconds)
+/// so that the alert rules compare against the configuration; nothing the service does depends
+/// on them.
+struct Slo {
+  /// From the cycle that decides to create a replica to the cycle that first sees it serving.
+  Duration time_to_serve_budget = 10min;
+  /// A serving replica whose replay lag (replica_autoscaler_replica_lag_seconds) stays above
+  /// this is alerted on. Tighter than postgres.max_lag_time by default: the alert comes before
+  /// the ejection.
+  Duration replay_lag_alert = 1s;
+};
+
 struct Cluster {
   std::string name{};
   std::string cloud{};  ///< a key of Config::clouds
@@ -281,6 +294,7 @@ struct Cluster {
   std::optional<Dns> dns{};
   PhaseTimeouts timeouts{};
   Placement placement{};
+  Slo slo{};
 };
 
 // ---------------------------------------------------------------------------------------------

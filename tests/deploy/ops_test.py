@@ -89,6 +89,11 @@ def contract_metrics():
     return names
 
 
+def contract_histograms():
+    """The histograms among them (their type column), whose _bucket/_sum/_count series are theirs."""
+    return set(re.findall(r"^\| `(replica_autoscaler_[a-z_]+)` \| histogram \|", open(METRICS_DOC).read(), re.M))
+
+
 def base_name(name, histograms):
     for suffix in ("_bucket", "_sum", "_count"):
         if name.endswith(suffix) and name[: -len(suffix)] in histograms:
@@ -101,7 +106,8 @@ def fixture(now):
     """Prometheus text lines with millisecond timestamps covering the last 30 minutes.
 
     Cluster "main" is in trouble (a stalled loop, failed scale-ups in az2, one lagging replica, no
-    instances quota, a forced drain, fewer ready replicas than desired); cluster "calm" is healthy.
+    instances quota, a forced drain, fewer ready replicas than desired, a replica not serving 15
+    minutes after the decision to create it); cluster "calm" is healthy.
     """
     lines = []
     step = 30
@@ -153,6 +159,26 @@ def fixture(now):
                                                ("calm", "calm-replica-c3", 0.2, 4096)):
             put("replica_autoscaler_replica_lag_seconds", {"cluster": cluster, "replica": replica}, lag_s, t)
             put("replica_autoscaler_replica_lag_bytes", {"cluster": cluster, "replica": replica}, lag_b, t)
+        # service-level objectives: both clusters at the defaults (10 minutes, 1 second)
+        tts_buckets = ["15", "30", "60", "90", "120", "180", "240", "300", "420", "600", "900", "1200", "1800",
+                       "3600", "+Inf"]
+        for cluster, secs in (("main", 480), ("calm", 200)):
+            put("replica_autoscaler_time_to_serve_budget_seconds", {"cluster": cluster}, 600, t)
+            put("replica_autoscaler_replay_lag_alert_seconds", {"cluster": cluster}, 1, t)
+            count = k // 10
+            for le in tts_buckets:
+                fits = le == "+Inf" or float(le) >= secs
+                put("replica_autoscaler_time_to_serve_seconds_bucket", {"cluster": cluster, "le": le},
+                    count if fits else 0, t)
+            put("replica_autoscaler_time_to_serve_seconds_sum", {"cluster": cluster}, count * secs, t)
+            put("replica_autoscaler_time_to_serve_seconds_count", {"cluster": cluster}, count, t)
+        # main-replica-d4 was decided 15 minutes ago and still does not serve; calm-replica-e5 1 minute ago
+        if t >= now - 900:
+            put("replica_autoscaler_replica_pending_seconds", {"cluster": "main", "replica": "main-replica-d4"},
+                t - (now - 900), t)
+        if t >= now - 60:
+            put("replica_autoscaler_replica_pending_seconds", {"cluster": "calm", "replica": "calm-replica-e5"},
+                t - (now - 60), t)
         for cluster, zone, latency in (("main", "az1", 0.0008), ("main", "az2", 0.031), ("calm", "az1", 0.0011)):
             put("replica_autoscaler_zone_latency_seconds", {"cluster": cluster, "zone": zone}, latency, t)
         for le, n in (("0.05", k), ("0.5", 3 * k), ("5", 4 * k), ("60", 4 * k), ("+Inf", 4 * k)):
@@ -176,6 +202,8 @@ EXPECTED_ALERTS = {
     "ReplicaAutoscalerForcedDrains": {"cluster": "main"},
     "ReplicaAutoscalerBelowDesired": {"cluster": "main"},
     "ReplicaAutoscalerCreationBlocked": {"cluster": "main", "reason": "lagging"},
+    "ReplicaAutoscalerReplayLagOverThreshold": {"cluster": "main", "replica": "main-replica-a1"},
+    "ReplicaAutoscalerTimeToServeBudget": {"cluster": "main", "replica": "main-replica-d4"},
 }
 
 
@@ -195,8 +223,11 @@ def main():
 
     # 2. the dashboard against the contract
     contract = contract_metrics()
-    check("docs/metrics.md defines the 18 metrics of the contract", len(contract) == 18, sorted(contract))
-    histograms = {m for m in contract if m.endswith("_seconds") and "duration" in m}
+    check("docs/metrics.md defines the 22 metrics of the contract", len(contract) == 22, sorted(contract))
+    histograms = contract_histograms()
+    check("docs/metrics.md's histograms are the three the service exports", histograms == {
+        "replica_autoscaler_provisioning_phase_duration_seconds", "replica_autoscaler_reconcile_duration_seconds",
+        "replica_autoscaler_time_to_serve_seconds"}, sorted(histograms))
     dash = json.load(open(DASHBOARD))
     exprs = []
     for p in dash["panels"]:
@@ -263,7 +294,7 @@ def main():
             time.sleep(1)
         groups = json.loads(http(abase + "/api/v1/rules"))["data"]["groups"]
         rules = [rl for g in groups for rl in g["rules"]]
-        check("vmalert loaded all 10 rules", len(rules) == 10, [rl["name"] for rl in rules])
+        check("vmalert loaded all 12 rules", len(rules) == 12, [rl["name"] for rl in rules])
         errors = [(rl["name"], rl.get("lastError")) for rl in rules if rl.get("lastError")]
         check("every rule evaluated without error", not errors, errors)
         for name, labels in EXPECTED_ALERTS.items():
@@ -277,8 +308,15 @@ def main():
         check("ReplicaAutoscalerAbsent is not active while the service exports", all(
             a["name"] != "ReplicaAutoscalerAbsent" for a in active))
         firing = {a["name"] for a in active if a["state"] == "firing"}
-        check("alerts without a 'for' fire at once (provisioning failures, forced drains)",
-              {"ReplicaAutoscalerProvisioningFailures", "ReplicaAutoscalerForcedDrains"} <= firing, sorted(firing))
+        check("alerts without a 'for' fire at once (provisioning failures, forced drains, time to serve)",
+              {"ReplicaAutoscalerProvisioningFailures", "ReplicaAutoscalerForcedDrains",
+               "ReplicaAutoscalerTimeToServeBudget"} <= firing, sorted(firing))
+        late = [a["labels"].get("replica") for a in active if a["name"] == "ReplicaAutoscalerTimeToServeBudget"]
+        check("only the replica past its budget is late", late == ["main-replica-d4"], late)
+        over = sorted(a["labels"].get("replica") for a in active
+                      if a["name"] == "ReplicaAutoscalerReplayLagOverThreshold")
+        check("only the replica over the replay-lag threshold alerts (0.4 s and 0.2 s do not)",
+              over == ["main-replica-a1"], over)
     finally:
         stop(alert)
         stop(vm)

@@ -190,6 +190,8 @@ TEST(Config, ExampleFileValidatesAndSaysWhatItMeans) {
   EXPECT_EQ(c.placement.prefer, Placement::Prefer::kLatency);
   EXPECT_EQ(c.placement.max_latency, 20ms);
   EXPECT_EQ(c.placement.samples, 10);
+  EXPECT_EQ(c.slo.time_to_serve_budget, 15min);
+  EXPECT_EQ(c.slo.replay_lag_alert, 1s);
   const Cloud* cloud = config->FindCloud("prod");
   ASSERT_NE(cloud, nullptr);
   ASSERT_TRUE(cloud->auth.has_value());
@@ -236,6 +238,8 @@ TEST(Config, DefaultsAreTheDocumentedOnes) {
   EXPECT_EQ(c.placement.prefer, Placement::Prefer::kSpread);
   EXPECT_EQ(c.placement.max_latency, 20ms);
   EXPECT_EQ(c.placement.samples, 10);
+  EXPECT_EQ(c.slo.time_to_serve_budget, 10min);
+  EXPECT_EQ(c.slo.replay_lag_alert, 1s);
   const Cloud& cloud = config->clouds[0];
   EXPECT_EQ(cloud.auth->user_domain_name, "Default");
   EXPECT_FALSE(cloud.interface.has_value());
@@ -345,6 +349,72 @@ TEST(Config, PlacementSection) {
   ASSERT_FALSE(misplaced.has_value());
   EXPECT_NE(
       FindProblem(misplaced.error(), "clusters[0].max_latency", 30, "under a cluster's placement:"),
+      nullptr)
+      << Dump(misplaced.error());
+}
+
+TEST(Config, SloSection) {
+  // Line 29 is "    max_replicas: 5"; the section goes right after it, on line 30.
+  const auto with = [](const std::string& section) {
+    return WithLine(29, "    max_replicas: 5\n    slo: " + section);
+  };
+  auto config = LoadConfigFromString(with("{time_to_serve_budget: 15m, replay_lag_alert: 500ms}"),
+                                     "t", Offline());
+  ASSERT_TRUE(config.has_value()) << Dump(config.error());
+  EXPECT_EQ(config->clusters[0].slo.time_to_serve_budget, 15min);
+  EXPECT_EQ(config->clusters[0].slo.replay_lag_alert, 500ms);
+
+  // Keys left out keep their defaults: 10 minutes, 1 second.
+  config = LoadConfigFromString(with("{time_to_serve_budget: 1h}"), "t", Offline());
+  ASSERT_TRUE(config.has_value()) << Dump(config.error());
+  EXPECT_EQ(config->clusters[0].slo.time_to_serve_budget, 1h);
+  EXPECT_EQ(config->clusters[0].slo.replay_lag_alert, 1s);
+  config = LoadConfigFromString(with("{replay_lag_alert: 5s}"), "t", Offline());
+  ASSERT_TRUE(config.has_value()) << Dump(config.error());
+  EXPECT_EQ(config->clusters[0].slo.time_to_serve_budget, 10min);
+  EXPECT_EQ(config->clusters[0].slo.replay_lag_alert, 5s);
+
+  struct Bad {
+    std::string what;
+    std::string section;
+    std::string want_path;
+    std::string want_message;
+  };
+  const std::vector<Bad> cases = {
+      {"zero budget", "{time_to_serve_budget: 0s}", "clusters[0].slo.time_to_serve_budget",
+       "time_to_serve_budget must be greater than 0"},
+      {"negative budget", "{time_to_serve_budget: -10m}", "clusters[0].slo.time_to_serve_budget",
+       ""},
+      {"budget without a unit", "{time_to_serve_budget: 600}",
+       "clusters[0].slo.time_to_serve_budget", "invalid duration"},
+      {"budget not a duration", "{time_to_serve_budget: soon}",
+       "clusters[0].slo.time_to_serve_budget", "invalid duration"},
+      {"zero lag threshold", "{replay_lag_alert: 0ms}", "clusters[0].slo.replay_lag_alert",
+       "replay_lag_alert must be greater than 0"},
+      {"negative lag threshold", "{replay_lag_alert: -1s}", "clusters[0].slo.replay_lag_alert", ""},
+      {"fractional lag threshold", "{replay_lag_alert: 1.5s}", "clusters[0].slo.replay_lag_alert",
+       "write 1500ms rather than 1.5s"},
+      {"lag threshold a list", "{replay_lag_alert: [1s]}", "clusters[0].slo.replay_lag_alert",
+       "expected a duration"},
+      {"unknown key", "{time_to_serve: 10m}", "clusters[0].slo.time_to_serve",
+       "unknown key 'time_to_serve'"},
+      {"not a mapping", "10m", "clusters[0].slo", ""},
+  };
+  for (const Bad& c : cases) {
+    SCOPED_TRACE(c.what);
+    auto bad = LoadConfigFromString(with(c.section), "t", Offline());
+    ASSERT_FALSE(bad.has_value());
+    EXPECT_NE(FindProblem(bad.error(), c.want_path, 30, c.want_message), nullptr)
+        << "want 30 " << c.want_path << ": " << c.want_message << "\ngot:\n"
+        << Dump(bad.error());
+  }
+
+  // An slo key one level too high says where it belongs.
+  auto misplaced = LoadConfigFromString(
+      WithLine(29, "    max_replicas: 5\n    replay_lag_alert: 1s"), "t", Offline());
+  ASSERT_FALSE(misplaced.has_value());
+  EXPECT_NE(
+      FindProblem(misplaced.error(), "clusters[0].replay_lag_alert", 30, "under a cluster's slo:"),
       nullptr)
       << Dump(misplaced.error());
 }

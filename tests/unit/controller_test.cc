@@ -12,6 +12,8 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -1497,6 +1499,164 @@ TEST_F(ControllerTest, FollowsNothingWhenTurnedOff) {
   Cycle();
   Cycle();
   for (const auto& c : cloud_.calls()) EXPECT_NE(c.method, "VolumeStatus");
+}
+
+/// The value of one series in a scrape ("name{labels}" exactly as prometheus-cpp writes it);
+/// nullopt when the series is absent.
+std::optional<double> SeriesValue(const std::string& text, const std::string& series) {
+  const size_t at = text.find("\n" + series + " ");
+  if (at == std::string::npos) return std::nullopt;
+  return std::stod(text.substr(at + series.size() + 2));
+}
+
+const std::string kServedCount = "replica_autoscaler_time_to_serve_seconds_count{cluster=\"pg\"}";
+const std::string kServedSum = "replica_autoscaler_time_to_serve_seconds_sum{cluster=\"pg\"}";
+
+std::string PendingSeries(const std::string& replica) {
+  return "replica_autoscaler_replica_pending_seconds{cluster=\"pg\",replica=\"" + replica + "\"}";
+}
+
+TEST_F(ControllerTest, TimeToServeIsObservedOnceFromTheDecisionToTheFirstServingCycle) {
+  MakeController();
+  std::optional<TimePoint> decided, served;
+  bool pending_checked = false;
+  for (int i = 0; i < 20 && !served; ++i) {
+    Cycle();
+    const std::set<std::string> ours = Ours();
+    if (!decided && ours.contains(NameOf(0))) decided = clock_.Now();
+    if (CountPhase(Phase::kServing) == 1) {
+      served = clock_.Now();
+    } else if (decided && clock_.Now() > *decided) {
+      // Not serving yet: its age since the decision is exported, and nothing is observed.
+      const std::string text = Scrape();
+      EXPECT_EQ(SeriesValue(text, PendingSeries(NameOf(0))),
+                std::chrono::duration<double>(clock_.Now() - *decided).count())
+          << text;
+      EXPECT_EQ(SeriesValue(text, kServedCount), 0.0);
+      pending_checked = true;
+    }
+  }
+  ASSERT_TRUE(decided && served) << Status().plan_reason;
+  ASSERT_TRUE(pending_checked) << "it took more than one cycle to serve";
+  std::string text = Scrape();
+  EXPECT_EQ(SeriesValue(text, kServedCount), 1.0) << text;
+  EXPECT_EQ(SeriesValue(text, kServedSum),
+            std::chrono::duration<double>(*served - *decided).count());
+  EXPECT_FALSE(SeriesValue(text, PendingSeries(NameOf(0)))) << "serving: no longer pending";
+  EXPECT_EQ(SeriesValue(text, "replica_autoscaler_time_to_serve_budget_seconds{cluster=\"pg\"}"),
+            600.0);
+  EXPECT_EQ(SeriesValue(text, "replica_autoscaler_replay_lag_alert_seconds{cluster=\"pg\"}"), 1.0);
+  for (int i = 0; i < 5; ++i) Cycle();
+  EXPECT_EQ(SeriesValue(Scrape(), kServedCount), 1.0) << "observed once";
+}
+
+TEST_F(ControllerTest, TimeToServeCountsFromTheDecisionAcrossARestartAndOnlyOnce) {
+  ScratchDir dir;
+  state_path_ = dir.File("state.json");
+  config_.clusters[0].slo.time_to_serve_budget = 5min;
+  default_stage_ = FakeReplicaProbe::Lagging(100 << 20, 90);  // catching up, for now
+  MakeController();
+  std::optional<TimePoint> decided;
+  for (int i = 0; i < 10 && CountPhase(Phase::kCatchingUp) < 1; ++i) {
+    Cycle();
+    if (!decided && Ours().contains(NameOf(0))) decided = clock_.Now();
+  }
+  ASSERT_TRUE(decided);
+  ASSERT_EQ(CountPhase(Phase::kCatchingUp), 1) << Status().plan_reason;
+  {
+    std::ifstream in(state_path_);
+    std::stringstream saved;
+    saved << in.rdbuf();
+    EXPECT_NE(saved.str().find("\"decided\""), std::string::npos) << saved.str();
+    EXPECT_NE(saved.str().find(NameOf(0)), std::string::npos) << saved.str();
+  }
+
+  controller_.reset();  // killed: the memory is lost, the decision is in state.json
+  clock_.Advance(4min);
+  MakeController();
+  Cycle();
+  std::string text = Scrape();
+  // The age counts from the decision before the restart: past the 5-minute budget now.
+  const double age = std::chrono::duration<double>(clock_.Now() - *decided).count();
+  EXPECT_GT(age, 300.0);
+  EXPECT_EQ(SeriesValue(text, PendingSeries(NameOf(0))), age) << text;
+  EXPECT_EQ(SeriesValue(text, "replica_autoscaler_time_to_serve_budget_seconds{cluster=\"pg\"}"),
+            300.0);
+
+  default_stage_ = FakeReplicaProbe::CaughtUp();
+  std::optional<TimePoint> served;
+  for (int i = 0; i < 10 && !served; ++i) {
+    Cycle();
+    if (CountPhase(Phase::kServing) == 1) served = clock_.Now();
+  }
+  ASSERT_TRUE(served) << Status().plan_reason;
+  text = Scrape();
+  EXPECT_EQ(SeriesValue(text, kServedCount), 1.0) << text;
+  EXPECT_EQ(SeriesValue(text, kServedSum),
+            std::chrono::duration<double>(*served - *decided).count());
+  {
+    std::ifstream in(state_path_);
+    std::stringstream saved;
+    saved << in.rdbuf();
+    EXPECT_EQ(saved.str().find(NameOf(0)), std::string::npos) << "erased once observed";
+  }
+
+  // Restarted again, serving all along: not observed a second time.
+  controller_.reset();
+  MakeController();
+  for (int i = 0; i < 3; ++i) Cycle();
+  EXPECT_EQ(SeriesValue(Scrape(), kServedCount), 1.0);
+}
+
+TEST_F(ControllerTest, AServedReplicaIsObservedOnlyOnceItsDecisionIsErasedFromTheStore) {
+  ScratchDir dir;
+  state_path_ = dir.File("state.json");
+  MakeController();
+  Cycle();
+  ASSERT_TRUE(Ours().contains(NameOf(0)));
+  const TimePoint decided = clock_.Now();
+  // Every save fails from now on (a directory at the temporary name).
+  std::filesystem::create_directory(state_path_ + ".tmp");
+  std::optional<TimePoint> served;
+  for (int i = 0; i < 15 && !served; ++i) {
+    Cycle();
+    if (CountPhase(Phase::kServing) == 1) served = clock_.Now();
+  }
+  ASSERT_TRUE(served) << Status().plan_reason;
+  for (int i = 0; i < 2; ++i) Cycle();
+  // Observed now, a restart would find the decision still saved: not yet.
+  EXPECT_EQ(SeriesValue(Scrape(), kServedCount), 0.0);
+  std::filesystem::remove(state_path_ + ".tmp");
+  Cycle();
+  const std::string text = Scrape();
+  EXPECT_EQ(SeriesValue(text, kServedCount), 1.0) << text;
+  EXPECT_EQ(SeriesValue(text, kServedSum), std::chrono::duration<double>(*served - decided).count())
+      << "the value measured when it first served, not when the save succeeded";
+}
+
+TEST_F(ControllerTest, AReplicaThatNeverServesIsPendingUntilItIsGoneAndNeverObserved) {
+  config_.clusters[0].policy.min_replicas = 0;
+  default_stage_ = FakeReplicaProbe::Lagging(100 << 20, 90);  // never catches up
+  MakeController();
+  double last = -1;
+  for (int i = 0; i < 12; ++i) {
+    Cycle();
+    const std::optional<double> age = SeriesValue(Scrape(), PendingSeries(NameOf(0)));
+    if (!age) continue;  // not decided yet
+    EXPECT_GT(*age, last) << "cycle " << i;
+    last = *age;
+  }
+  EXPECT_GE(last, 300.0) << Scrape();
+  EXPECT_EQ(SeriesValue(Scrape(), kServedCount), 0.0);
+
+  // Not wanted any more: it leaves, and its series with it.
+  metrics_source_.value = 0;
+  for (int i = 0; i < 10 && !Ours().empty(); ++i) Cycle();
+  ASSERT_TRUE(Ours().empty()) << Status().plan_reason;
+  const std::string text = Scrape();
+  EXPECT_FALSE(SeriesValue(text, PendingSeries(NameOf(0)))) << text;
+  EXPECT_EQ(text.find("replica_autoscaler_replica_pending_seconds{"), std::string::npos) << text;
+  EXPECT_EQ(SeriesValue(text, kServedCount), 0.0);
 }
 
 }  // namespace

@@ -226,5 +226,70 @@ TEST(ServiceMetricsTest, LastSuccessfulCycleIsSetOnlyBySuccess) {
   EXPECT_TRUE(Has(text, "replica_autoscaler_reconcile_duration_seconds_count 2"));
 }
 
+TEST(ServiceMetricsTest, TimeToServeHistogramThresholdsAndPendingReplicas) {
+  ServiceMetrics metrics;
+  metrics.SetSlo("main", 600, 1);
+  std::string text = Scrape(metrics);
+  EXPECT_TRUE(Has(text, "replica_autoscaler_time_to_serve_budget_seconds{cluster=\"main\"} 600"))
+      << text;
+  EXPECT_TRUE(Has(text, "replica_autoscaler_replay_lag_alert_seconds{cluster=\"main\"} 1"));
+  // The histogram exists, empty, before the first replica serves: increase() sees the first.
+  EXPECT_TRUE(Has(text, "replica_autoscaler_time_to_serve_seconds_count{cluster=\"main\"} 0"));
+  EXPECT_NE(text.find("# TYPE replica_autoscaler_time_to_serve_seconds histogram"),
+            std::string::npos);
+
+  metrics.ObserveTimeToServe("main", 200);
+  metrics.ObserveTimeToServe("main", 650);
+  text = Scrape(metrics);
+  EXPECT_TRUE(Has(text, "replica_autoscaler_time_to_serve_seconds_count{cluster=\"main\"} 2"));
+  EXPECT_TRUE(Has(text, "replica_autoscaler_time_to_serve_seconds_sum{cluster=\"main\"} 850"));
+  // Buckets from 15 s to 1 h: 200 s is under 240, 650 s over 600 and under 900.
+  EXPECT_TRUE(
+      Has(text, "replica_autoscaler_time_to_serve_seconds_bucket{cluster=\"main\",le=\"180\"} 0"));
+  EXPECT_TRUE(
+      Has(text, "replica_autoscaler_time_to_serve_seconds_bucket{cluster=\"main\",le=\"240\"} 1"));
+  EXPECT_TRUE(
+      Has(text, "replica_autoscaler_time_to_serve_seconds_bucket{cluster=\"main\",le=\"600\"} 1"));
+  EXPECT_TRUE(
+      Has(text, "replica_autoscaler_time_to_serve_seconds_bucket{cluster=\"main\",le=\"900\"} 2"));
+  EXPECT_TRUE(
+      Has(text, "replica_autoscaler_time_to_serve_seconds_bucket{cluster=\"main\",le=\"15\"} 0"));
+  EXPECT_TRUE(
+      Has(text, "replica_autoscaler_time_to_serve_seconds_bucket{cluster=\"main\",le=\"3600\"} 2"));
+
+  metrics.SetPending("main", {{"main-replica-a1", 30}, {"main-replica-b2", 700}});
+  metrics.SetPending("calm", {{"calm-replica-c3", 5}});
+  text = Scrape(metrics);
+  EXPECT_TRUE(Has(text,
+                  "replica_autoscaler_replica_pending_seconds{cluster=\"main\","
+                  "replica=\"main-replica-a1\"} 30"))
+      << text;
+  EXPECT_TRUE(Has(text,
+                  "replica_autoscaler_replica_pending_seconds{cluster=\"main\","
+                  "replica=\"main-replica-b2\"} 700"));
+  // A replica no longer pending (serving, gone) loses its series; other clusters keep theirs.
+  metrics.SetPending("main", {{"main-replica-a1", 60}});
+  text = Scrape(metrics);
+  EXPECT_EQ(text.find("main-replica-b2"), std::string::npos) << text;
+  EXPECT_TRUE(Has(text,
+                  "replica_autoscaler_replica_pending_seconds{cluster=\"main\","
+                  "replica=\"main-replica-a1\"} 60"));
+  EXPECT_TRUE(Has(text,
+                  "replica_autoscaler_replica_pending_seconds{cluster=\"calm\","
+                  "replica=\"calm-replica-c3\"} 5"));
+
+  // A follower (ha) exports no pending series: a frozen value would keep the alert firing.
+  metrics.SetLeader(false);
+  text = Scrape(metrics);
+  EXPECT_EQ(text.find("replica_autoscaler_replica_pending_seconds{"), std::string::npos) << text;
+  EXPECT_TRUE(Has(text, "replica_autoscaler_time_to_serve_seconds_count{cluster=\"main\"} 2"));
+  metrics.SetLeader(true);
+  metrics.SetPending("main", {{"main-replica-a1", 90}});
+  text = Scrape(metrics);
+  EXPECT_TRUE(Has(text,
+                  "replica_autoscaler_replica_pending_seconds{cluster=\"main\","
+                  "replica=\"main-replica-a1\"} 90"));
+}
+
 }  // namespace
 }  // namespace ra::autoscaler
