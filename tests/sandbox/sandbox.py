@@ -123,7 +123,8 @@ class Sandbox:
         self.settings = {"MIN_REPLICAS": 1, "MAX_REPLICAS": 4, "TARGET": 6, "SESSIONS_WINDOW": "6s",
                          "SCALE_DOWN_WINDOW": "20s", "SCALE_DOWN_STEP": 2, "LOOP_INTERVAL": "2s", "DRAIN_TIMEOUT": "1m",
                          "SERVER_BUILD_TIMEOUT": "3m", "PLACEMENT": "{}", "MAX_LAG_TIME": "30s",
-                         "LAGGING_TIMEOUT": "5m"}
+                         "LAGGING_TIMEOUT": "5m", "SNAPSHOT_INTERVAL": "1h", "POSTGRES_START_TIMEOUT": "2m",
+                         "CATCH_UP_TIMEOUT": "5m"}
         self.settings.update(settings or {})
         self.state = {}
         self.service_proc = None
@@ -331,7 +332,7 @@ class Sandbox:
         auto = os.path.join(primary, "postgresql.auto.conf")
         with open(auto) as f:
             conf = f.read()
-        if "# sandbox: archive" not in conf:
+        if not re.search(r"^archive_command = '.*pgbackrest", conf, re.M):
             command = (f"pgbackrest --config={self.pgbackrest_config()} --stanza={self.STANZA} "
                        "archive-push %p")
             with open(auto, "a") as f:
