@@ -198,7 +198,8 @@ def build_primary(root, octet, args):
                          f"generate_series(1, 5) g ON CONFLICT DO NOTHING")
         stmts.append("COMMIT")
         psql_sock(primary, "; ".join(stmts), 600)
-    psql_sock(primary, "VACUUM ANALYZE; CHECKPOINT", args.build_timeout)
+    psql_sock(primary, "VACUUM ANALYZE", args.build_timeout)
+    psql_sock(primary, "CHECKPOINT", args.build_timeout)
     size = int(psql_sock(primary, "SELECT pg_database_size('postgres')", 60).strip())
     tables = int(psql_sock(primary, "SELECT count(*) FROM pg_class WHERE relkind = 'r' AND relnamespace = "
                                     "'public'::regnamespace", 60).strip())
@@ -236,7 +237,8 @@ class Load:
 
     def __init__(self, name, argv_for):
         self.name, self.argv_for = name, argv_for
-        self.totals = {"processed": 0, "failed": 0, "aborted_clients": 0, "rounds": 0, "bad_rounds": 0}
+        self.totals = {"processed": 0, "failed": 0, "aborted_clients": 0, "rounds": 0, "bad_rounds": 0,
+                       "errors": {}}
         self._stop = threading.Event()
         self._proc = None
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -253,6 +255,13 @@ class Load:
                                               start_new_session=True, env=dict(os.environ, PGCONNECT_TIMEOUT="5"))
                 out, _ = self._proc.communicate(timeout=120)
                 r = sandbox_mod.parse_pgbench(out, self._proc.returncode)
+                for line in out.splitlines():
+                    if "error" in line.lower() or "abort" in line.lower():
+                        # "pgbench: error: client 1 aborted ...: ERROR: canceling statement ..." -> its kind
+                        kind = re.sub(r"\d+", "N", line.split("ERROR:")[-1].strip())[:120]
+                        errs = self.totals["errors"]
+                        if kind in errs or len(errs) < 10:
+                            errs[kind] = errs.get(kind, 0) + 1
             except subprocess.TimeoutExpired:
                 self._kill()
                 r = {"processed": 0, "failed": 0, "aborted_clients": 0, "ok": False}
@@ -460,6 +469,10 @@ def scale_up(sb, pm, k, snap_lsn, timeout, baseline_cpu_rate):
             if rec.get("start_lsn") and rec.get("flushed_lsn"):
                 item["streamed_bytes"] = lsn_int(rec["flushed_lsn"]) - lsn_int(rec["start_lsn"])
                 item["from_archive_bytes"] = max(0, lsn_int(rec["start_lsn"]) - snap_lsn)
+            elif name in su.caught:
+                # Caught up before its WAL receiver started: everything came from the archive.
+                item["streamed_bytes"] = 0
+                item["from_archive_bytes"] = item["wal_bytes"]
         except (KeyError, ValueError, AttributeError):
             pass
         if name in su.walsender:
@@ -494,6 +507,7 @@ def baseline(sb, pm, seconds):
     """The primary's CPU (cores) over `seconds` with no replica catching up, polled as a scale-up
     polls it (the cluster's status and one query on the primary every 0.5 s)."""
     c0, t0 = primary_cpu_seconds(pm), time.monotonic()
+    lsn0 = lsn_int(primary_probe(sb)[0])
     while time.monotonic() - t0 < seconds:
         try:
             sb.cluster_status()
@@ -501,7 +515,9 @@ def baseline(sb, pm, seconds):
         except sandbox_mod.SandboxError:
             pass
         time.sleep(0.5)
-    return (primary_cpu_seconds(pm) - c0) / (time.monotonic() - t0)
+    secs = time.monotonic() - t0
+    wal_rate = (lsn_int(primary_probe(sb)[0]) - lsn0) / secs
+    return (primary_cpu_seconds(pm) - c0) / secs, wal_rate
 
 
 # ---------------------------------------------------------------------- WAL after the snapshot
@@ -593,7 +609,11 @@ def report(results, meta, args, wal_meta):
     for label, cells in rows:
         print(f"{label:{width}}  " + "  ".join(f"{c:>14}" for c in cells))
     print("-" * len(head))
-    print(f"baseline primary CPU (no catch-up): {fmt(med([r['baseline_cpu'] for r in results]), ' cores', 2)}")
+    print(f"baseline (no catch-up): primary CPU {fmt(med([r['baseline_cpu'] for r in results]), ' cores', 2)}, "
+          f"WAL {fmt(med([r['baseline_wal_rate'] / 1024 for r in results]), ' KB/s', 0)} "
+          f"(pgbench TPC-B -R {args.write_rate} plus the sandbox's heartbeat)")
+    print(f"WAL written after the snapshot: {wal_meta['wal_bytes'] / GIB:.2f} GiB in {wal_meta['wal_seconds']:.0f} s; "
+          f"the archive held it {fmt(wal_meta.get('archive_wait'), ' s', 0)} after")
 
 
 def main():
@@ -691,10 +711,10 @@ def main():
                     if sb.archive:
                         sb.set_replica_catch_up(mode)
                     for k in (args.n, 2 * args.n):
-                        base_cpu = baseline(sb, pm, args.baseline_seconds)
+                        base_cpu, wal_rate = baseline(sb, pm, args.baseline_seconds)
                         log(f"run {i} {mode}: +{k} (baseline primary CPU {base_cpu:.2f} cores)")
                         r = scale_up(sb, pm, k, snap_lsn, args.scale_timeout, base_cpu)
-                        r.update(mode=mode, run=i, baseline_cpu=base_cpu)
+                        r.update(mode=mode, run=i, baseline_cpu=base_cpu, baseline_wal_rate=wal_rate)
                         results.append(r)
                         log(f"run {i} {mode}: +{k} all serving after {r['all_serving']:.1f} s; "
                             + "; ".join(f"{p['name']}: catch-up {fmt(p.get('catch_up'), ' s')}, "
@@ -725,7 +745,13 @@ def main():
     finally:
         for load in loads:
             load.stop()
-        # The sandbox (a context manager) has stopped everything by now.
+        # The sandbox (a context manager) has stopped what it started; a failed build may have
+        # left the primary or the donor running in the mount.
+        if os.path.isdir(mnt):
+            for pid_file in sandbox_mod.find_postmasters(mnt):
+                subprocess.run(pgctl.as_user([f"{pgctl.PG_BIN}/pg_ctl", "-D", os.path.dirname(pid_file), "-m",
+                                              "immediate", "-w", "-t", "30", "stop"]),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
         disk.close()
 
 
