@@ -3,7 +3,7 @@
 
   sandbox.py up     --root DIR [--profile fast|realistic] [--octet N] [--binary PATH] [--no-service]
                     [--no-heartbeat] [--set KEY=VALUE ...] [--zones az1,az2]
-                    [--zone-latency ZONE=MS[,ZONE=MS]] [--patroni | --plain] [--balancers N]
+                    [--zone-latency ZONE=MS[,ZONE=MS]] [--patroni | --plain [--archive]] [--balancers N]
   sandbox.py down   --root DIR
   sandbox.py status --root DIR [--json]
 
@@ -36,6 +36,12 @@
   - VictoriaMetrics scraping HAProxy's exporter and the service's /metrics every 2 s
   - replica-autoscaler serve, with tests/sandbox/demo/config.yaml.in rendered into
     DIR/service/config.yaml (API tokens in DIR/service/secrets/)
+With --plain --archive (Sandbox(..., archive=True)) the primary archives its WAL with pgBackRest
+(asynchronous archive-push, lz4) into a posix repository under DIR/pgbackrest (configuration,
+lock, log and spool paths there too, owned by the user PostgreSQL runs as), and replicas restore
+from it: the cloud simulator hands the first-boot script DIR/firstboot.env (RA_PGBACKREST_STANZA,
+RA_PGBACKREST_CONFIG) at every boot; Sandbox.set_replica_catch_up("stream"|"archive") rewrites
+it. Sandbox(..., keep_pg=True) reuses a pg/primary and pg/donor left in DIR (bench/datasize.py).
 Everything it started is recorded in DIR/state.json; `down` stops it all (process groups: the
 Patroni members all at once, then etcd; then any PostgreSQL left below DIR, the simulated VMs'
 too), each wait bounded. The Sandbox class does the same for Python code (a context manager) and
