@@ -9,7 +9,8 @@ a timed test. Root only (it loop-mounts a file system). bench/README.md says wha
      disk. Without a loop device it falls back to a plain directory (full copies; it says so).
   2. The primary (PostgreSQL 15, plain sandbox mode): pgbench -i -I dtGvp (server-side
      generation) at scale size_gb*1000/15, plus --tables small generated tables (a few rows and an
-     index each, a few hundred per transaction); the donor standby by pg_basebackup. Built once
+     index each, a few hundred per transaction); the donor standby as a cp --reflink copy of the
+     cleanly stopped primary (pg_basebackup would write a second full copy). Built once
      per invocation (every run reuses it), or kept across invocations with --keep-data DIR.
   3. The sandbox (service, simulator, HAProxy, VictoriaMetrics) on it; the primary archives with
      pgBackRest. The service takes its golden snapshot of the donor and builds the first replica;
@@ -204,11 +205,9 @@ def build_primary(root, octet, args):
     tables = int(psql_sock(primary, "SELECT count(*) FROM pg_class WHERE relkind = 'r' AND relnamespace = "
                                     "'public'::regnamespace", 60).strip())
     log(f"datasize: primary built in {time.monotonic() - t0:.0f} s: {size / GIB:.2f} GiB, {tables} tables; "
-        "pg_basebackup of the donor")
+        "the donor: a copy-on-write copy of the stopped primary, made its standby")
     t1 = time.monotonic()
-    run(["/usr/bin/python3", pgctl_py, "init-standby", "--dir", donor, "--host", dhost, "--port", "5432",
-         "--primary-host", host, "--primary-port", "5432", "--application-name", sandbox_mod.DONOR_NAME],
-        args.build_timeout, "pgctl init-standby")
+    make_donor(primary, donor, host, dhost, pgctl_py, args.build_timeout)
     log(f"datasize: donor built in {time.monotonic() - t1:.0f} s")
     for d in (donor, primary):
         run(["/usr/bin/python3", pgctl_py, "stop", "--dir", d], 300, "pgctl stop")
@@ -217,6 +216,30 @@ def build_primary(root, octet, args):
     with open(os.path.join(root, "datasize.json"), "w") as f:
         json.dump(meta, f)
     return meta
+
+
+def make_donor(primary, donor, host, dhost, pgctl_py, timeout):
+    """The donor standby as a copy of the cleanly stopped primary (cp --reflink: on the
+    copy-on-write image it shares the primary's blocks until either writes, where pg_basebackup
+    would write a second full copy the disk may not have room for), made a standby of it."""
+    run(["/usr/bin/python3", pgctl_py, "stop", "--dir", primary], 600, "pgctl stop (primary)")
+    pgctl.prepare_dirs(donor)
+    run(["cp", "-a", "--reflink=auto", primary, donor], timeout, "cp --reflink (donor)")
+    for name in ("postmaster.pid", "postmaster.opts"):
+        if os.path.exists(os.path.join(donor, name)):
+            os.unlink(os.path.join(donor, name))
+    auto = os.path.join(donor, "postgresql.auto.conf")
+    with open(auto) as f:
+        lines = [line for line in f if line.split("=")[0].strip() not in
+                 ("listen_addresses", "port", "unix_socket_directories", "primary_conninfo")]
+    with open(auto, "w") as f:
+        f.writelines(lines)
+    pgctl.write_conf(donor, dhost, 5432, f"primary_conninfo = 'host={host} port=5432 user=replicator "
+                                         f"application_name={sandbox_mod.DONOR_NAME}'\n")
+    open(os.path.join(donor, "standby.signal"), "w").close()
+    pgctl.own(donor)
+    run(["/usr/bin/python3", pgctl_py, "start", "--dir", primary], 600, "pgctl start (primary)")
+    run(["/usr/bin/python3", pgctl_py, "start", "--dir", donor], 600, "pgctl start (donor)")
 
 
 def reusable(root, octet, args):
