@@ -234,8 +234,10 @@ def make_donor(primary, donor, host, dhost, pgctl_py, timeout):
                  ("listen_addresses", "port", "unix_socket_directories", "primary_conninfo")]
     with open(auto, "w") as f:
         f.writelines(lines)
+    # wal_keep_size 0: the primary's would make the donor and every clone of it keep gigabytes of
+    # WAL for standbys they never serve (and fill the disk).
     pgctl.write_conf(donor, dhost, 5432, f"primary_conninfo = 'host={host} port=5432 user=replicator "
-                                         f"application_name={sandbox_mod.DONOR_NAME}'\n")
+                                         f"application_name={sandbox_mod.DONOR_NAME}'\nwal_keep_size = 0\n")
     open(os.path.join(donor, "standby.signal"), "w").close()
     pgctl.own(donor)
     run(["/usr/bin/python3", pgctl_py, "start", "--dir", primary], 600, "pgctl start (primary)")
