@@ -768,6 +768,10 @@ def main():
         log(f"datasize: interrupted ({e}); cleaning up")
         return 130
     finally:
+        # Clean-up is not interrupted by a second signal (a half-done unmount would leave the
+        # image busy).
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         for load in loads:
             load.stop()
         # The sandbox (a context manager) has stopped what it started; a failed build may have
