@@ -7,6 +7,10 @@
 #   bench/run.sh cpu [--binary B]... [--runs N] [--window S]
 #                                     the cycle's CPU per cycle per cluster (bench/cycle_cpu.py);
 #                                     several --binary alternate runs, to compare builds
+#   bench/run.sh datasize [--size-gb 20] [--tables 4500] [--wal-gb W] [--n N] [--runs 3]
+#                         [--mode stream|archive|both] [--keep-data DIR]
+#                                     scaling a primary of real size: streaming catch-up against
+#                                     catch-up from a pgBackRest archive (bench/datasize.py; root)
 # Environment: BUILD_DIR (default build/) holds bin/replica-autoscaler (used when no --binary).
 # See bench/README.md.
 set -euo pipefail
@@ -17,6 +21,13 @@ if [ "${1:-}" = cpu ]; then
   case " $* " in
     *" --binary"*) exec /usr/bin/python3 "$here/bench/cycle_cpu.py" "$@" ;;
     *) exec /usr/bin/python3 "$here/bench/cycle_cpu.py" --binary "$bin" "$@" ;;
+  esac
+fi
+if [ "${1:-}" = datasize ]; then
+  shift
+  case " $* " in
+    *" --binary"*) exec /usr/bin/python3 "$here/bench/datasize.py" "$@" ;;
+    *) exec /usr/bin/python3 "$here/bench/datasize.py" --binary "$bin" "$@" ;;
   esac
 fi
 if [ ! -x "$bin" ]; then

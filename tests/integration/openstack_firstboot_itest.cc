@@ -213,6 +213,58 @@ TEST_F(FirstBoot, OverridesWhatAPatroniDonorsConfigurationWouldImpose) {
       << AutoConf();
 }
 
+// Catch-up from a pgBackRest archive (RA_PGBACKREST_STANZA, set by the role in the image):
+// restore_command is pgBackRest's archive-get with the image's configuration, primary_conninfo
+// still streams the tail; what cannot work is refused before anything is touched.
+TEST_F(FirstBoot, RestoresFromAPgBackRestArchiveWhenTheImageSaysSo) {
+  const std::string conf_file = dir_.path() + "/pgbackrest.conf";
+  Write(conf_file, "[demo]\npg1-path=/var/lib/postgresql/15/main\n");
+  const std::string bin = dir_.path() + "/bin/pgbackrest";
+  Write(bin, "#!/bin/sh\nexit 0\n");
+  std::filesystem::permissions(bin, std::filesystem::perms::owner_all);
+  CommandResult r = Run(
+      {"--pgbackrest-stanza", "demo", "--pgbackrest-config", conf_file, "--pgbackrest-bin", bin});
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("pgBackRest stanza 'demo'"), std::string::npos) << r.output;
+  const std::string conf = AutoConf();
+  EXPECT_NE(conf.find("restore_command = '" + bin + " --config=" + conf_file +
+                      " --stanza=demo --pg1-path=" + data_ + " archive-get %f \"%p\"'\n"),
+            std::string::npos)
+      << conf;
+  EXPECT_NE(conf.find("primary_conninfo = 'host=10.1.2.3 port=5432"), std::string::npos)
+      << "the tail still streams:\n"
+      << conf;
+  EXPECT_EQ(conf.find("restore_command"), conf.rfind("restore_command")) << conf;
+
+  struct Case {
+    std::vector<std::string> args;
+    const char* says;
+  };
+  for (const Case& c : {
+           Case{{"--pgbackrest-stanza", "demo; rm -rf /", "--pgbackrest-config", conf_file,
+                 "--pgbackrest-bin", bin},
+                "--pgbackrest-stanza must be letters, digits"},
+           Case{{"--pgbackrest-stanza", "demo", "--pgbackrest-config", dir_.path() + "/none.conf",
+                 "--pgbackrest-bin", bin},
+                "none.conf is missing or unreadable"},
+           Case{{"--pgbackrest-stanza", "demo", "--pgbackrest-config", "relative.conf",
+                 "--pgbackrest-bin", bin},
+                "--pgbackrest-config must be an absolute path"},
+           Case{{"--pgbackrest-stanza", "demo", "--pgbackrest-config", conf_file,
+                 "--pgbackrest-bin", dir_.path() + "/bin/absent"},
+                "is not installed or not executable"},
+           Case{{"--pgbackrest-stanza", "demo", "--pgbackrest-config", conf_file,
+                 "--pgbackrest-bin", bin, "--restore-command", "cp /a/%f %p"},
+                "--restore-command and --pgbackrest-stanza are exclusive"},
+       }) {
+    Write(data_ + "/postmaster.pid", "4242\n/var/lib/postgresql/15/main\n");
+    CommandResult bad = Run(c.args);
+    EXPECT_NE(bad.status, 0) << c.says;
+    EXPECT_NE(bad.output.find(c.says), std::string::npos) << c.says << ": " << bad.output;
+    EXPECT_TRUE(std::filesystem::exists(data_ + "/postmaster.pid")) << "nothing was touched";
+  }
+}
+
 TEST_F(FirstBoot, RefusesBadInputWithAClearMessage) {
   struct Case {
     const char* user_data;

@@ -3,7 +3,7 @@
 
   sandbox.py up     --root DIR [--profile fast|realistic] [--octet N] [--binary PATH] [--no-service]
                     [--no-heartbeat] [--set KEY=VALUE ...] [--zones az1,az2]
-                    [--zone-latency ZONE=MS[,ZONE=MS]] [--patroni | --plain] [--balancers N]
+                    [--zone-latency ZONE=MS[,ZONE=MS]] [--patroni | --plain [--archive]] [--balancers N]
   sandbox.py down   --root DIR
   sandbox.py status --root DIR [--json]
 
@@ -36,6 +36,12 @@
   - VictoriaMetrics scraping HAProxy's exporter and the service's /metrics every 2 s
   - replica-autoscaler serve, with tests/sandbox/demo/config.yaml.in rendered into
     DIR/service/config.yaml (API tokens in DIR/service/secrets/)
+With --plain --archive (Sandbox(..., archive=True)) the primary archives its WAL with pgBackRest
+(asynchronous archive-push, lz4) into a posix repository under DIR/pgbackrest (configuration,
+lock, log and spool paths there too, owned by the user PostgreSQL runs as), and replicas restore
+from it: the cloud simulator hands the first-boot script DIR/firstboot.env (RA_PGBACKREST_STANZA,
+RA_PGBACKREST_CONFIG) at every boot; Sandbox.set_replica_catch_up("stream"|"archive") rewrites
+it. Sandbox(..., keep_pg=True) reuses a pg/primary and pg/donor left in DIR (bench/datasize.py).
 Everything it started is recorded in DIR/state.json; `down` stops it all (process groups: the
 Patroni members all at once, then etcd; then any PostgreSQL left below DIR, the simulated VMs'
 too), each wait bounded. The Sandbox class does the same for Python code (a context manager) and
@@ -93,7 +99,7 @@ class Sandbox:
 
     def __init__(self, root, profile="fast", octet=None, binary=None, start_service=True,
                  settings=None, scale=5, log=None, heartbeat=True, zones=("az1", "az2"),
-                 zone_latency=None, patroni=False, balancers=1):
+                 zone_latency=None, patroni=False, balancers=1, archive=False, keep_pg=False):
         self.root = os.path.abspath(root)
         self.profile = profile
         self.octet = octet if octet is not None else 200 + os.getpid() % 40
@@ -110,12 +116,21 @@ class Sandbox:
         # service's configuration lists them all (one: the usual single mapping).
         self.balancers = max(1, int(balancers))
         self.patroni_cluster = patroni_cluster.PatroniCluster(self) if patroni else None
+        # The primary archives its WAL with pgBackRest into a posix repository under the root
+        # (plain mode only); replicas restore from it once set_replica_catch_up("archive").
+        self.archive = archive
+        # Plain mode: reuse pg/primary and pg/donor if a previous run left them (stopped), instead
+        # of building them again (bench/datasize.py: a primary of many gigabytes is built once).
+        self.keep_pg = keep_pg
+        if (archive or keep_pg) and patroni:
+            raise SandboxError("archive and keep_pg are for the plain primary (patroni=False)")
         self.log = log or (lambda message: print(message, flush=True))
         # What config.yaml.in leaves open; tests change the windows and timeouts.
         self.settings = {"MIN_REPLICAS": 1, "MAX_REPLICAS": 4, "TARGET": 6, "SESSIONS_WINDOW": "6s",
                          "SCALE_DOWN_WINDOW": "20s", "SCALE_DOWN_STEP": 2, "LOOP_INTERVAL": "2s", "DRAIN_TIMEOUT": "1m",
                          "SERVER_BUILD_TIMEOUT": "3m", "PLACEMENT": "{}", "MAX_LAG_TIME": "30s",
-                         "LAGGING_TIMEOUT": "5m",
+                         "LAGGING_TIMEOUT": "5m", "SNAPSHOT_INTERVAL": "1h", "POSTGRES_START_TIMEOUT": "2m",
+                         "CATCH_UP_TIMEOUT": "5m",
                          "RATE_LIMIT": "{requests_per_second: 100, burst: 100}"}
         self.settings.update(settings or {})
         self.state = {}
@@ -154,7 +169,8 @@ class Sandbox:
             state = json.load(f)
         sb = cls(root, profile=state["profile"], octet=state["octet"], binary=state["binary"],
                  zones=state.get("zones", ("az1", "az2")), zone_latency=state.get("zone_latency"),
-                 patroni=state.get("patroni", False), balancers=state.get("balancers", 1))
+                 patroni=state.get("patroni", False), balancers=state.get("balancers", 1),
+                 archive=state.get("archive", False), keep_pg=state.get("keep_pg", False))
         sb.state = state
         return sb
 
@@ -176,7 +192,10 @@ class Sandbox:
             old = Sandbox.attach(self.root)
             self.log(f"sandbox: stopping what a previous run left in {self.root}")
             old.down()
-        for d in ("pg", "cloud", "haproxy", "metrics", "service", "etcd", "patroni"):
+        kept = self.keep_pg and self._pg_reusable()
+        for d in ("pg", "cloud", "haproxy", "metrics", "service", "etcd", "patroni", "pgbackrest"):
+            if kept and d in ("pg", "pgbackrest"):
+                continue
             shutil.rmtree(self.path(d), ignore_errors=True)
         for i in range(1, 8):
             shutil.rmtree(self.path(f"haproxy{i}"), ignore_errors=True)
@@ -185,13 +204,16 @@ class Sandbox:
         self.state = {"profile": self.profile, "octet": self.octet, "binary": self.binary,
                       "root": self.root, "groups": {}, "pg_dirs": [], "zones": self.zones,
                       "zone_latency": self.zone_latency, "patroni": self.patroni,
-                      "balancers": self.balancers, "extra_balancers": []}
+                      "balancers": self.balancers, "extra_balancers": [], "archive": self.archive,
+                      "keep_pg": self.keep_pg}
         self._save()
         t0 = time.monotonic()
         if self.patroni:
             self.patroni_cluster.start()
         else:
-            self._start_postgres()
+            self._start_postgres(reuse=kept)
+        if self.archive:
+            self._start_archive()
         if self.heartbeat:
             self._start_heartbeat()
         self._start_cloud()
@@ -259,7 +281,10 @@ class Sandbox:
         if r.returncode != 0:
             raise SandboxError(f"pgctl {args[0]} failed:\n{r.stdout}")
 
-    def _start_postgres(self):
+    def _pg_reusable(self):
+        return all(os.path.exists(self.path("pg", d, "PG_VERSION")) for d in ("primary", "donor"))
+
+    def _start_postgres(self, reuse=False):
         primary, donor = self.path("pg", "primary"), self.path("pg", "donor")
         for host in (self.primary_host, self.donor_host):
             if not address_free(host, PG_PORT):
@@ -267,6 +292,12 @@ class Sandbox:
                                    f"{self.octet}?); choose another --octet")
         self.state["pg_dirs"] = [primary, donor]
         self._save()
+        if reuse:
+            self.log(f"sandbox: reusing the primary and donor in {self.path('pg')}")
+            for d in (primary, donor):
+                if not os.path.exists(os.path.join(d, "postmaster.pid")):
+                    self._pgctl("start", "--dir", d)
+            return
         self.log(f"sandbox: PostgreSQL primary on {self.primary_host}:{PG_PORT} "
                  f"(pgbench -i -s {self.scale})")
         self._pgctl("init-primary", "--dir", primary, "--host", self.primary_host,
@@ -275,6 +306,67 @@ class Sandbox:
         self._pgctl("init-standby", "--dir", donor, "--host", self.donor_host, "--port",
                     str(PG_PORT), "--primary-host", self.primary_host, "--primary-port",
                     str(PG_PORT), "--application-name", DONOR_NAME)
+
+    # ------------------------------------------------------------------ WAL archive (archive=True)
+    STANZA = CLUSTER
+
+    def pgbackrest_config(self):
+        return self.path("pgbackrest", "pgbackrest.conf")
+
+    def pgbackrest(self, *args, timeout=600):
+        """pgbackrest with the sandbox's configuration, as the user PostgreSQL runs as; its output,
+        or raises SandboxError."""
+        argv = pgctl.as_user(["pgbackrest", f"--config={self.pgbackrest_config()}",
+                              f"--stanza={self.STANZA}"] + list(args))
+        r = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                           timeout=timeout)
+        if r.returncode != 0:
+            raise SandboxError(f"pgbackrest {' '.join(args)} failed ({r.returncode}):\n{r.stdout}")
+        return r.stdout
+
+    def _start_archive(self):
+        """The primary archives with pgBackRest (archive-push, asynchronous) into a posix
+        repository under DIR/pgbackrest; config, lock, log and spool paths are there too, owned
+        by the user PostgreSQL runs as. Replicas restore only after set_replica_catch_up("archive")."""
+        d = self.path("pgbackrest")
+        for sub in ("repo", "log", "lock", "spool"):
+            os.makedirs(os.path.join(d, sub), exist_ok=True)
+        primary = self.path("pg", "primary")
+        with open(self.pgbackrest_config(), "w") as f:
+            f.write(PGBACKREST_CONF.format(dir=d, primary=primary, sock=pgctl.socket_dir(primary),
+                                           port=PG_PORT, stanza=self.STANZA))
+        pgctl.own(d)
+        auto = os.path.join(primary, "postgresql.auto.conf")
+        with open(auto) as f:
+            conf = f.read()
+        if not re.search(r"^archive_command = '.*pgbackrest", conf, re.M):
+            command = (f"pgbackrest --config={self.pgbackrest_config()} --stanza={self.STANZA} "
+                       "archive-push %p")
+            with open(auto, "a") as f:
+                f.write(f"# sandbox: archive\narchive_mode = on\narchive_command = '{command}'\n")
+            self.log("sandbox: restarting the primary with archive_mode = on (pgBackRest)")
+            self._pgctl("stop", "--dir", primary)
+            self._pgctl("start", "--dir", primary)
+        self.pgbackrest("stanza-create", timeout=120)
+        self.pgbackrest("check", timeout=120)  # a WAL switch, pushed and found in the repository
+        self.set_replica_catch_up("stream")
+        self.log(f"sandbox: the primary archives to {d}/repo (pgBackRest stanza {self.STANZA})")
+
+    def set_replica_catch_up(self, mode):
+        """How replicas booted from now on catch up: "stream" (everything from the primary) or
+        "archive" (the WAL since the snapshot from the pgBackRest archive, the tail streamed):
+        the first-boot settings file the cloud simulator reads at each boot."""
+        if mode not in ("stream", "archive"):
+            raise SandboxError(f"catch-up mode must be stream or archive, not {mode!r}")
+        if mode == "archive" and not self.archive:
+            raise SandboxError("this sandbox does not archive (Sandbox(..., archive=True))")
+        lines = ["# written by sandbox.py set_replica_catch_up"]
+        if mode == "archive":
+            lines += [f"RA_PGBACKREST_STANZA={self.STANZA}", f"RA_PGBACKREST_CONFIG={self.pgbackrest_config()}"]
+        tmp = self.path("firstboot.env.tmp")
+        with open(tmp, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        os.replace(tmp, self.path("firstboot.env"))
 
     def _start_heartbeat(self):
         # A primary that never writes is not what replicas are for: real ones commit all the
@@ -306,7 +398,8 @@ class Sandbox:
                 "--address-base", f"127.0.{self.octet}", "--reserve", ",".join(self.reserved_hosts),
                 "--donor-dir", self.path("pg", "donor"), "--donor-address", self.donor_host,
                 "--donor-name", DONOR_NAME, "--donor-volume-id", volume_id,
-                "--capture", self.path("cloud-requests.jsonl")]
+                "--capture", self.path("cloud-requests.jsonl"),
+                "--firstboot-env", self.path("firstboot.env")]
         proc, log = self._spawn("cloud", argv, "cloud.log")
         url = f"http://127.0.0.1:{port}"
         wait_until("cloud simulator", lambda: http("GET", url + "/control/state", timeout=2)[0] == 200,
@@ -758,6 +851,34 @@ backend {backend}
     default-server inter 1s fall 2 rise 1
 """
 
+# pgBackRest for the sandbox's archive (archive=True). Compression lz4: gzip's default would make
+# the two cores of a laptop the bottleneck. archive-push is asynchronous (the primary's
+# archive_command returns once the segment is queued in the spool); archive-get is synchronous, so
+# replicas on this one machine share no spool queue.
+PGBACKREST_CONF = """\
+[global]
+repo1-path={dir}/repo
+repo1-retention-full=1
+log-path={dir}/log
+lock-path={dir}/lock
+spool-path={dir}/spool
+log-level-console=warn
+log-level-file=info
+compress-type=lz4
+compress-level=1
+start-fast=y
+
+[global:archive-push]
+archive-async=y
+process-max=2
+
+[{stanza}]
+pg1-path={primary}
+pg1-socket-path={sock}
+pg1-port={port}
+pg1-user=postgres
+"""
+
 SCRAPE_CFG = """\
 global:
   scrape_interval: 2s
@@ -804,6 +925,9 @@ def main():
     up.add_argument("--zone-latency", default="", metavar="ZONE=MS[,ZONE=MS]",
                     help="round-trip latency from a zone's replicas to the primary, e.g. az2=40")
     up.add_argument("--balancers", type=int, default=1, help="HAProxies, each with its Data Plane double")
+    up.add_argument("--archive", action="store_true",
+                    help="(with --plain) the primary archives with pgBackRest into DIR/pgbackrest; "
+                         "replicas restore from it (docs/data-size.md)")
     mode = up.add_mutually_exclusive_group()
     mode.add_argument("--patroni", dest="patroni", action="store_true", default=True,
                       help="the primary and the donor as a Patroni cluster on etcd (patroni_cluster.py); "
@@ -826,6 +950,8 @@ def main():
             if not sep or not re.fullmatch(r"[A-Z_]+", key):
                 p.error(f"--set expects KEY=VALUE with an upper-case key, not '{item}'")
             settings[key] = value
+        if args.archive and args.patroni:
+            p.error("--archive needs --plain (the Patroni members do not archive here)")
         zones = [z for z in args.zones.split(",") if z]
         zone_latency = {}
         for item in (i for i in args.zone_latency.split(",") if i):
@@ -837,9 +963,11 @@ def main():
         sb = Sandbox(args.root, profile=args.profile, octet=args.octet, binary=args.binary,
                      start_service=not args.no_service, settings=settings, heartbeat=not args.no_heartbeat,
                      zones=zones, zone_latency=zone_latency, patroni=args.patroni,
-                     balancers=args.balancers)
+                     balancers=args.balancers, archive=args.archive)
         try:
             sb.up()
+            if args.archive:
+                sb.set_replica_catch_up("archive")
         except (SandboxError, subprocess.TimeoutExpired, OSError) as e:
             print(f"sandbox: {e}", file=sys.stderr)
             sb.down()

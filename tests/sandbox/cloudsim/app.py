@@ -327,6 +327,9 @@ def main():
                    help="round-trip latency from a zone's servers to the primary (network.py)")
     p.add_argument("--reserve", default="", metavar="ADDR[,ADDR]",
                    help="addresses never given to a server (the primary's, Patroni members')")
+    p.add_argument("--firstboot-env", metavar="FILE",
+                   help="KEY=VALUE lines (RA_* settings) the first-boot script gets at each boot, as "
+                        "the image's /etc/default/replica-first-boot; read at every boot, so it may change")
     args = p.parse_args()
 
     if not re.fullmatch(r"127\.0\.\d{1,3}", args.address_base):
@@ -335,6 +338,7 @@ def main():
     for addr in reserved:
         if not re.fullmatch(r"127\.\d{1,3}\.\d{1,3}\.\d{1,3}", addr):
             p.error(f"--reserve: '{addr}' is not a loopback IPv4 address (127.x.y.z)")
+    vm.FIRSTBOOT_ENV_FILE = os.path.abspath(args.firstboot_env) if args.firstboot_env else None
     os.makedirs(args.root, exist_ok=True)
     os.chmod(args.root, 0o755)  # PostgreSQL runs as an unprivileged user below it
     for d in ("volumes", "snapshots", "servers"):

@@ -21,6 +21,26 @@ REPO = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
 import pgctl  # the project's PostgreSQL conventions: user, sockets, binaries (tests/sandbox)
 
 FIRSTBOOT = os.path.join(REPO, "ansible", "roles", "pg_replica", "files", "replica-first-boot.sh")
+# KEY=VALUE lines for the first-boot script's environment (app.py --firstboot-env), read at each
+# boot: what the image's /etc/default/replica-first-boot holds (e.g. RA_PGBACKREST_STANZA).
+FIRSTBOOT_ENV_FILE = None
+
+
+def firstboot_env():
+    """The environment of the first-boot script: ours plus FIRSTBOOT_ENV_FILE's RA_* settings."""
+    env = dict(os.environ)
+    if not FIRSTBOOT_ENV_FILE or not os.path.exists(FIRSTBOOT_ENV_FILE):
+        return env
+    with open(FIRSTBOOT_ENV_FILE) as f:
+        for n, line in enumerate(f, 1):
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            key, sep, value = line.partition("=")
+            if not sep or not key.startswith("RA_") or not key.replace("_", "").isalnum():
+                raise ValueError(f"{FIRSTBOOT_ENV_FILE}:{n}: expected RA_NAME=VALUE, not '{line}'")
+            env[key] = value
+    return env
 
 
 def address_is_free(addr, port=5432):
@@ -148,8 +168,12 @@ def boot(server_dir, drive, data_dir):
     user = pgctl.run_user()
     if user:
         argv += ["--pg-user", user]
+    try:
+        env = firstboot_env()
+    except (OSError, ValueError) as e:
+        return False, f"cloudsim: first-boot settings: {e}\n"
     r = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                       timeout=120)
+                       timeout=120, env=env)
     with open(os.path.join(server_dir, "console.log"), "a") as f:
         f.write(r.stdout)
     return r.returncode == 0, r.stdout

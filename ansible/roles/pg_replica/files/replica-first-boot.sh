@@ -30,6 +30,15 @@
 #   RA_SOCKET_DIR     [--socket-dir]; default: keep
 #   RA_RESTORE_COMMAND  this replica's restore_command [--restore-command]; default "" (none:
 #                     the donor's names its archive tool and credentials; see step 3)
+#   RA_PGBACKREST_STANZA  catch up from a pgBackRest WAL archive [--pgbackrest-stanza]: the
+#                     restore_command becomes `pgbackrest --config=C --stanza=S --pg1-path=DATA_DIR
+#                     archive-get %f "%p"`
+#                     (WAL since the snapshot from the archive, only the tail streamed from the
+#                     primary); default "" (stream everything). Exclusive with RA_RESTORE_COMMAND.
+#   RA_PGBACKREST_CONFIG  its configuration [--pgbackrest-config]; default
+#                     /etc/pgbackrest/pgbackrest.conf (the role writes it; the repository's
+#                     credentials, if any, live there, in the image, never in user_data)
+#   RA_PGBACKREST_BIN [--pgbackrest-bin]; default: pgbackrest on PATH
 #   RA_START          "none" (systemd starts PostgreSQL after this unit) or "pg_ctl" [--start]
 #   RA_LOG            PostgreSQL's log with --start pg_ctl [--log]
 #   RA_WAIT_SECONDS   how long to wait for the data directory [--wait]; default 300
@@ -45,6 +54,9 @@ LISTEN=${RA_LISTEN:-}
 PORT=${RA_PORT:-}
 SOCKET_DIR=${RA_SOCKET_DIR:-}
 RESTORE_COMMAND=${RA_RESTORE_COMMAND:-}
+PGBACKREST_STANZA=${RA_PGBACKREST_STANZA:-}
+PGBACKREST_CONFIG=${RA_PGBACKREST_CONFIG:-/etc/pgbackrest/pgbackrest.conf}
+PGBACKREST_BIN=${RA_PGBACKREST_BIN:-pgbackrest}
 START=${RA_START:-none}
 LOG=${RA_LOG:-}
 WAIT_SECONDS=${RA_WAIT_SECONDS:-300}
@@ -62,6 +74,9 @@ while [ $# -gt 0 ]; do
     --port) PORT=$2; shift 2 ;;
     --socket-dir) SOCKET_DIR=$2; shift 2 ;;
     --restore-command) RESTORE_COMMAND=$2; shift 2 ;;
+    --pgbackrest-stanza) PGBACKREST_STANZA=$2; shift 2 ;;
+    --pgbackrest-config) PGBACKREST_CONFIG=$2; shift 2 ;;
+    --pgbackrest-bin) PGBACKREST_BIN=$2; shift 2 ;;
     --start) START=$2; shift 2 ;;
     --log) LOG=$2; shift 2 ;;
     --wait) WAIT_SECONDS=$2; shift 2 ;;
@@ -71,6 +86,25 @@ while [ $# -gt 0 ]; do
 done
 case "$START" in none|pg_ctl) ;; *) die "--start must be none or pg_ctl, not '$START'" ;; esac
 [ -z "$PORT" ] || [[ "$PORT" =~ ^[0-9]+$ ]] || die "--port must be a number, not '$PORT'"
+# Catch-up from a pgBackRest archive: checked before anything is touched. A restore_command that
+# cannot run (no binary, no configuration) stops recovery with FATAL on the first segment, so
+# it is refused here with the reason instead.
+if [ -n "$PGBACKREST_STANZA" ]; then
+  [ -z "$RESTORE_COMMAND" ] || die "--restore-command and --pgbackrest-stanza are exclusive (both set)"
+  [[ "$PGBACKREST_STANZA" =~ ^[A-Za-z0-9_.-]{1,64}$ ]] ||
+    die "--pgbackrest-stanza must be letters, digits and . _ - (at most 64), not '$PGBACKREST_STANZA'"
+  [[ "$PGBACKREST_CONFIG" =~ ^/[A-Za-z0-9_./-]+$ ]] ||
+    die "--pgbackrest-config must be an absolute path of letters, digits and . _ - /, not '$PGBACKREST_CONFIG'"
+  [ -r "$PGBACKREST_CONFIG" ] || die "pgBackRest configuration $PGBACKREST_CONFIG is missing or unreadable"
+  bin=$(command -v "$PGBACKREST_BIN" 2>/dev/null || true)
+  [ -n "$bin" ] && [ -x "$bin" ] || die "pgbackrest ('$PGBACKREST_BIN') is not installed or not executable"
+  [[ "$bin" =~ ^/[A-Za-z0-9_./-]+$ ]] || die "pgbackrest's path '$bin' has unexpected characters"
+  [[ "$DATA_DIR" =~ ^/[A-Za-z0-9_./-]+$ ]] ||
+    die "with --pgbackrest-stanza the data directory must be an absolute path of letters, digits and . _ - /, not '$DATA_DIR'"
+  # --pg1-path: archive-get resolves %p (pg_wal/RECOVERYXLOG) against it, so it is this data
+  # directory whatever the configuration says.
+  RESTORE_COMMAND="$bin --config=$PGBACKREST_CONFIG --stanza=$PGBACKREST_STANZA --pg1-path=$DATA_DIR archive-get %f \"%p\""
+fi
 
 # 1. The config drive.
 if [ -z "$CONFIG_DRIVE" ]; then
@@ -181,6 +215,8 @@ PY
 ) || die "cannot read the instance's facts"
 eval "$facts"
 say "server $F_UUID as '$F_APP', primary $F_PRIMARY_HOST:$F_PRIMARY_PORT (hosts $F_HOSTS, ports $F_PORTS)"
+[ -z "$PGBACKREST_STANZA" ] ||
+  say "WAL since the snapshot from pgBackRest stanza '$PGBACKREST_STANZA' ($PGBACKREST_CONFIG), the tail streamed"
 
 # 2. The data volume.
 waited=0
@@ -282,6 +318,10 @@ fi
 #     restore_command that cannot run ("command not found") stops recovery with FATAL, and an
 #     archive_cleanup_command would prune an archive others still read. A replica streams, so
 #     restore_command is RA_RESTORE_COMMAND (default none) and archive_cleanup_command none.
+#     With RA_PGBACKREST_STANZA it is the image's pgBackRest archive-get: PostgreSQL then takes
+#     every segment the archive has (the WAL since the snapshot, from the archive, not the
+#     primary), and when one is not there (archive-get exits 1) it streams the rest from
+#     primary_conninfo; it tries the archive again only after the stream breaks.
 # Left as the donor had them, on purpose:
 #   cluster_name (Patroni: the scope): only in process titles; the walreceiver's application_name,
 #     which would otherwise default to it, is set in primary_conninfo.
