@@ -32,6 +32,9 @@ packages=(
   # writes (the sandbox's members run from their own config files as the tests' user);
   # python3-etcd is the first of its DCS alternatives, named so that apt picks no other
   patroni python3-etcd
+  # the sandbox's WAL archive (sandbox.py up --archive, test sandbox_archive, bench/run.sh
+  # datasize); xfsprogs for the data-size benchmark's copy-on-write image
+  pgbackrest xfsprogs
   python3 python3-yaml python3-jsonschema
   # conformance of the cloud simulator and the OpenStack client (~450 MB with dependencies)
   python3-tempest python3-openstacksdk python3-nova python3-cinder python3-openstackclient

@@ -112,6 +112,10 @@ def main():
     p.add_argument("--keep", action="store_true", help="keep the sandbox folder")
     args = p.parse_args()
     if not shutil.which("pgbackrest"):
+        if os.environ.get("CI"):
+            print("sandbox_archive: FAILED: pgbackrest is not installed, and CI never skips "
+                  "(scripts/setup.sh installs it)")
+            return 1
         print("sandbox_archive: SKIPPED: pgbackrest is not installed (apt-get install pgbackrest)")
         return 77
 
