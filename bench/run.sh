@@ -7,6 +7,9 @@
 #   bench/run.sh cpu [--binary B]... [--runs N] [--window S]
 #                                     the cycle's CPU per cycle per cluster (bench/cycle_cpu.py);
 #                                     several --binary alternate runs, to compare builds
+#   bench/run.sh scale [--clusters 100] [--replicas 20] [--runs 3] [--window S]
+#                                     the scale of one instance (bench/scale.py): list calls per
+#                                     cycle, cycle CPU, RSS, GET /v1/clusters latency
 # Environment: BUILD_DIR (default build/) holds bin/replica-autoscaler (used when no --binary).
 # See bench/README.md.
 set -euo pipefail
@@ -17,6 +20,13 @@ if [ "${1:-}" = cpu ]; then
   case " $* " in
     *" --binary"*) exec /usr/bin/python3 "$here/bench/cycle_cpu.py" "$@" ;;
     *) exec /usr/bin/python3 "$here/bench/cycle_cpu.py" --binary "$bin" "$@" ;;
+  esac
+fi
+if [ "${1:-}" = scale ]; then
+  shift
+  case " $* " in
+    *" --binary"*) exec /usr/bin/python3 "$here/bench/scale.py" "$@" ;;
+    *) exec /usr/bin/python3 "$here/bench/scale.py" --binary "$bin" "$@" ;;
   esac
 fi
 if [ ! -x "$bin" ]; then
