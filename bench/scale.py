@@ -5,11 +5,11 @@ Each run starts, in a temporary directory:
   - the cloud simulator in its no-PostgreSQL mode (tests/sandbox/cloudsim, --no-postgres, profile
     "fast"): servers, volumes and snapshots are metadata only; one donor server and data volume
     per cluster are added through POST /control/donors; quotas are lifted;
-  - one Data Plane API double (tests/sandbox/dataplane/dataplane_double.py) over one real HAProxy
-    whose haproxy.cfg has one backend per cluster. The service always has HAProxy check its
-    servers (a TCP connect here), and nothing runs at the simulated servers' addresses, so the
-    same HAProxy also listens on 0.0.0.0 at the replicas' port (postgres.port, a free port) and
-    drops every connection it accepts: the handshake is all an L4 check needs;
+  - one Data Plane API double (tests/sandbox/dataplane/dataplane_double.py) with
+    --simulate-haproxy, whose haproxy.cfg has one backend per cluster: no HAProxy process runs
+    (2,000 admissions through a real one, each with `haproxy -c` and two reloads, took hours
+    here); the double keeps the servers' runtime state itself, reloads at once, and passes every
+    health check (nothing listens at the simulated servers' addresses);
   - replica-autoscaler serve with --clusters clusters (no metrics policy: min_replicas 0, the
     replica count set by hand through the API) and test_only.probe_double (SimulatedReplicaProbe,
     the service's probe test double: every ACTIVE server reads as a caught-up standby);
@@ -83,8 +83,8 @@ CLUSTER = """\
     primary: {{static: {{host: {primary}, port: 5432}}}}
     donor: {{server: {name}-donor, volume: {volume}}}
     replica: {{flavor: m1.small, image: replica-image, networks: [private]}}
-    postgres: {{user: postgres, port: {port}, connect_timeout: 2s}}
-    load_balancer: {{name: haproxy, backend: {backend}, check: {{interval: 5s, rise: 1, fall: 3}}}}
+    postgres: {{user: postgres, connect_timeout: 2s}}
+    load_balancer: {{name: haproxy, backend: {backend}}}
     behavior:
       scale_up: {{stabilization_window: 0s, limits: [{{replicas: {max}, period: 10s}}]}}
     snapshots: {{interval: 1h, keep: 2}}
@@ -199,18 +199,14 @@ class Run:
         os.makedirs(d)
         with open(os.path.join(d, "haproxy.cfg"), "w") as f:
             f.write(HAPROXY_GLOBAL.format(dir=d))
-            # Every simulated replica "listens" here: the kernel completes the handshake of
-            # HAProxy's own L4 checks, then the connection is dropped.
-            self.replica_port = free_port()
-            f.write(f"\nfrontend replicas_stand_in\n    bind 0.0.0.0:{self.replica_port}\n"
-                    f"    tcp-request connection reject\n")
             for n in self.names:
                 f.write(f"\nbackend be_{n}\n    balance leastconn\n")
         write_secret(os.path.join(self.secrets, "dataplane-password"), secrets.token_hex(12))
         port = free_port()
         argv = ["/usr/bin/python3", os.path.join(SANDBOX, "dataplane", "dataplane_double.py"), "--dir", d,
                 "--listen", f"127.0.0.1:{port}", "--api", "v3", "--user", "admin",
-                "--password-file", os.path.join(self.secrets, "dataplane-password"), "--reload-delay-ms", "200"]
+                "--password-file", os.path.join(self.secrets, "dataplane-password"), "--reload-delay-ms", "0",
+                "--simulate-haproxy"]
         proc = self.spawn(argv, "dataplane.log")
         self.dataplane_url = f"http://127.0.0.1:{port}"
         wait_until("Data Plane API double", lambda: tcp_open("127.0.0.1", port), 30, proc=proc,
@@ -220,7 +216,7 @@ class Run:
         self.token = secrets.token_hex(24)
         write_secret(os.path.join(self.secrets, "admin.token"), self.token)
         self.api_port = free_port()
-        entries = "".join(CLUSTER.format(name=n, max=self.replicas, primary=f"127.0.3.{i + 1}", port=self.replica_port,
+        entries = "".join(CLUSTER.format(name=n, max=self.replicas, primary=f"127.0.3.{i + 1}",
                                          volume=self.volumes[n], backend=f"be_{n}")
                           for i, n in enumerate(self.names))
         with open(self.path("config.yaml"), "w") as f:
