@@ -339,6 +339,9 @@ def one_run(args, index):
                      if op.split(".", 1)[1].startswith(("create", "delete", "set_")))
         all_requests = counts1["total"] - counts0["total"]
 
+        log(f"run {index}: window: {cycles:.0f} cycles, CPU {1000 * (c1 - c0) / cycles:.1f} ms/cycle, "
+            f"list calls {lists / cycles:.1f}/cycle, RSS {rss_window / 2**20:.1f} MB; "
+            f"{args.requests} GET /v1/clusters next")
         deadline = time.monotonic() + args.latency_timeout
         seq = latencies(run.api_url, run.token, args.requests, 1, deadline)
         conc = latencies(run.api_url, run.token, args.requests, args.concurrency, deadline) if args.concurrency > 1 else []
@@ -374,7 +377,7 @@ def main():
     p.add_argument("--replicas", type=int, default=20, help="serving replicas per cluster (default 20, 1..50)")
     p.add_argument("--runs", type=int, default=3, help="runs (default 3), each from a fresh start")
     p.add_argument("--window", type=float, default=30, help="steady-state window, s (default 30, 5..600)")
-    p.add_argument("--requests", type=int, default=2000, help="GET /v1/clusters requests (default 2000)")
+    p.add_argument("--requests", type=int, default=300, help="GET /v1/clusters requests (default 300)")
     p.add_argument("--concurrency", type=int, default=4,
                    help="connections of the concurrent latency variant (default 4; 1: skip it)")
     p.add_argument("--settle-timeout", type=float, default=900,
