@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <random>
 #include <utility>
 
@@ -265,6 +266,26 @@ bool Controller::RunOnce(TimePoint now) {
     env_.term = *term;
   }
   const auto started = std::chrono::steady_clock::now();
+  // Each cloud (one per project) lists its resources once for all its clusters in this cycle,
+  // and forgets that listing when the cycle ends, whatever happens in it.
+  std::vector<openstack::CloudProvider*> clouds;
+  for (const auto& state : clusters_) {
+    if (state->deps.cloud != nullptr &&
+        std::find(clouds.begin(), clouds.end(), state->deps.cloud) == clouds.end()) {
+      clouds.push_back(state->deps.cloud);
+    }
+  }
+  struct CycleScope {
+    const std::vector<openstack::CloudProvider*>& clouds;
+    explicit CycleScope(const std::vector<openstack::CloudProvider*>& c) : clouds(c) {
+      for (openstack::CloudProvider* cloud : clouds) cloud->BeginCycle();
+    }
+    ~CycleScope() {
+      for (openstack::CloudProvider* cloud : clouds) cloud->EndCycle();
+    }
+    CycleScope(const CycleScope&) = delete;
+    CycleScope& operator=(const CycleScope&) = delete;
+  } scope(clouds);
   bool ok = true;
   for (auto& state : clusters_) {
     try {

@@ -124,10 +124,23 @@ class CloudProvider {
  public:
   virtual ~CloudProvider() = default;
 
+  /// Opens a cycle of the control loop: until EndCycle, ListReplicas and ListSnapshots may answer
+  /// every cluster from one listing of the whole project, taken at the first call that needs it
+  /// in this cycle (so a cycle over many clusters of one project lists the cloud a fixed number
+  /// of times, not once per cluster). A call for a cluster that this provider wrote to (created
+  /// or deleted something) after that listing was taken reads the cloud itself, so no write is
+  /// hidden; a listing that failed fails every cluster's call of the cycle with its error. Each
+  /// BeginCycle drops the previous listing: no cycle sees another's. Outside a cycle, and by
+  /// default, every call reads the cloud. Never blocks, never fails; not reentrant (one cycle at
+  /// a time).
+  virtual void BeginCycle() {}
+  /// Closes the cycle: the listing is dropped and later calls read the cloud. Idempotent.
+  virtual void EndCycle() {}
+
   /// Every replica of `cluster`: servers with tags {kManagedTag, ClusterTag(cluster)} joined
   /// with volumes whose metadata has ra_cluster=cluster, ra_role=replica, matched by replica
   /// name. Orphans (volume without server, server without volume) are included. Read-only,
-  /// idempotent.
+  /// idempotent. Inside a cycle (BeginCycle) it may be answered from the cycle's listing.
   virtual Result<std::vector<ReplicaFacts>> ListReplicas(const std::string& cluster) = 0;
 
   /// Starts cloning the spec's snapshot into the replica's data volume, named after the
@@ -158,7 +171,7 @@ class CloudProvider {
                                                const std::string& name) = 0;
 
   /// The cluster's golden snapshots (metadata ra_cluster=cluster, ra_role=golden), oldest
-  /// first. Read-only, idempotent.
+  /// first. Read-only, idempotent. Inside a cycle it may be answered from the cycle's listing.
   virtual Result<std::vector<SnapshotFacts>> ListSnapshots(const std::string& cluster) = 0;
 
   /// Deletes a snapshot. Idempotent: one already gone is success. kConflict/kBadRequest while

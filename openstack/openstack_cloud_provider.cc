@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <set>
 
 #include "core/log.h"
 
@@ -73,15 +74,159 @@ bool OwnedServer(const Server& server, const std::string& cluster) {
 OpenStackCloudProvider::OpenStackCloudProvider(Session& session)
     : session_(session), nova_(session), cinder_(session) {}
 
+void OpenStackCloudProvider::BeginCycle() {
+  std::lock_guard lock(mu_);
+  cycle_.emplace();
+  ++generation_;
+  // A listing taken from now on is asked for after every write so far: none needs remembering.
+  replicas_written_.clear();
+  snapshots_written_.clear();
+}
+
+void OpenStackCloudProvider::EndCycle() {
+  std::lock_guard lock(mu_);
+  cycle_.reset();
+  ++generation_;
+}
+
+void OpenStackCloudProvider::NoteWrite(Written what, const std::string& cluster) {
+  std::lock_guard lock(mu_);
+  (what == Written::kReplicas ? replicas_written_ : snapshots_written_)[cluster] = ++write_seq_;
+}
+
+namespace {
+
+uint64_t WrittenAt(const std::map<std::string, uint64_t>& written, const std::string& key) {
+  auto it = written.find(key);
+  return it == written.end() ? 0 : it->second;
+}
+
+}  // namespace
+
+std::shared_ptr<const Result<OpenStackCloudProvider::ReplicaListing>>
+OpenStackCloudProvider::SharedReplicas(const std::string& cluster) {
+  {
+    std::lock_guard lock(mu_);
+    if (!cycle_) return nullptr;
+  }
+  std::lock_guard listing(listing_mu_);
+  uint64_t seq = 0;
+  uint64_t generation = 0;
+  {
+    std::lock_guard lock(mu_);
+    if (!cycle_) return nullptr;
+    if (cycle_->replicas) {
+      if (WrittenAt(replicas_written_, cluster) > cycle_->replicas_seq) return nullptr;
+      return cycle_->replicas;
+    }
+    seq = write_seq_;
+    generation = generation_;
+  }
+  // One list of every server with the managed tag, one of every replica volume: each cluster's
+  // own filters (tags {managed, cluster}, metadata {ra_cluster, ra_role}) select a part of these.
+  auto taken = std::make_shared<Result<ReplicaListing>>(ReplicaListing{});
+  if (auto servers = nova_.ListServersByTags({std::string(kManagedTag)}); !servers) {
+    *taken = Fail(servers.error());
+  } else if (auto volumes = cinder_.ListVolumes({{std::string(kMetaRole), "replica"}}); !volumes) {
+    *taken = Fail(volumes.error());
+  } else {
+    ReplicaListing& all = **taken;
+    all.servers = std::move(*servers);
+    all.volumes = std::move(*volumes);
+    // In the cloud's order, as each cluster's own list would have them.
+    for (const Server& s : all.servers) {
+      const std::set<std::string> tags(s.tags.begin(), s.tags.end());
+      for (const std::string& tag : tags) all.servers_by_tag[tag].push_back(&s);
+    }
+    for (const Volume& v : all.volumes) {
+      auto it = v.metadata.find(std::string(kMetaCluster));
+      if (it != v.metadata.end()) all.volumes_by_cluster[it->second].push_back(&v);
+    }
+  }
+  std::lock_guard lock(mu_);
+  if (!cycle_ || generation_ != generation) return taken;  // the cycle ended meanwhile
+  cycle_->replicas = taken;
+  cycle_->replicas_seq = seq;
+  if (WrittenAt(replicas_written_, cluster) > seq) return nullptr;
+  return taken;
+}
+
+std::shared_ptr<const Result<OpenStackCloudProvider::SnapshotListing>>
+OpenStackCloudProvider::SharedSnapshots(const std::string& cluster) {
+  {
+    std::lock_guard lock(mu_);
+    if (!cycle_) return nullptr;
+  }
+  std::lock_guard listing(listing_mu_);
+  uint64_t seq = 0;
+  uint64_t generation = 0;
+  auto written = [this, &cluster] {
+    return std::max(WrittenAt(snapshots_written_, cluster), WrittenAt(snapshots_written_, ""));
+  };
+  {
+    std::lock_guard lock(mu_);
+    if (!cycle_) return nullptr;
+    if (cycle_->snapshots) {
+      if (written() > cycle_->snapshots_seq) return nullptr;
+      return cycle_->snapshots;
+    }
+    seq = write_seq_;
+    generation = generation_;
+  }
+  auto taken = std::make_shared<Result<SnapshotListing>>(SnapshotListing{});
+  if (auto snapshots = cinder_.ListSnapshots({{std::string(kMetaRole), "golden"}}); !snapshots) {
+    *taken = Fail(snapshots.error());
+  } else {
+    SnapshotListing& all = **taken;
+    all.snapshots = std::move(*snapshots);
+    for (const Snapshot& s : all.snapshots) {
+      auto it = s.metadata.find(std::string(kMetaCluster));
+      if (it != s.metadata.end()) all.by_cluster[it->second].push_back(&s);
+    }
+  }
+  std::lock_guard lock(mu_);
+  if (!cycle_ || generation_ != generation) return taken;
+  cycle_->snapshots = taken;
+  cycle_->snapshots_seq = seq;
+  if (written() > seq) return nullptr;
+  return taken;
+}
+
 Result<std::vector<ReplicaFacts>> OpenStackCloudProvider::ListReplicas(const std::string& cluster) {
+  if (auto ok = ValidateName("cluster", cluster); !ok) return Fail(ok.error());
+  auto shared = SharedReplicas(cluster);
+  if (!shared) return ListReplicasOfCluster(cluster);
+  if (!*shared) return Fail(shared->error());
+  const ReplicaListing& all = **shared;
+  ClusterListing listed;
+  if (auto it = all.servers_by_tag.find(ClusterTag(cluster)); it != all.servers_by_tag.end()) {
+    listed.servers = it->second;
+  }
+  if (auto it = all.volumes_by_cluster.find(cluster); it != all.volumes_by_cluster.end()) {
+    listed.volumes = it->second;
+  }
+  return JoinReplicas(cluster, listed);  // `shared` keeps what `listed` points into
+}
+
+Result<std::vector<ReplicaFacts>> OpenStackCloudProvider::ListReplicasOfCluster(
+    const std::string& cluster) {
   if (auto ok = ValidateName("cluster", cluster); !ok) return Fail(ok.error());
   auto servers = nova_.ListServersByTags({std::string(kManagedTag), ClusterTag(cluster)});
   if (!servers) return Fail(servers.error());
   auto volumes = cinder_.ListVolumes(ReplicaVolumeFilter(cluster));
   if (!volumes) return Fail(volumes.error());
+  ClusterListing listed;
+  for (const Server& s : *servers) listed.servers.push_back(&s);
+  for (const Volume& v : *volumes) listed.volumes.push_back(&v);
+  return JoinReplicas(cluster, listed);
+}
+
+Result<std::vector<ReplicaFacts>> OpenStackCloudProvider::JoinReplicas(
+    const std::string& cluster, const ClusterListing& listed) {
   std::map<std::string, ReplicaFacts> by_name;
   std::map<std::string, const Server*> server_of;
-  for (const Server& s : *servers) {
+  for (const Server* listed_server : listed.servers) {
+    const Server& s = *listed_server;
     if (s.status == "DELETED" || s.status == "SOFT_DELETED") continue;
     // A cloud that ignores ?tags= (or a stranger who copied our tags) must not hand us servers
     // that are not ours: the server's own tags and metadata decide.
@@ -94,7 +239,8 @@ Result<std::vector<ReplicaFacts>> OpenStackCloudProvider::ListReplicas(const std
     r.server = ToFacts(s);
     server_of[name] = &s;
   }
-  for (const Volume& v : *volumes) {
+  for (const Volume* listed_volume : listed.volumes) {
+    const Volume& v = *listed_volume;
     // A second metadata check: a cloud that ignored the filter must not hand us strangers.
     if (!OwnedVolume(v, cluster, "")) continue;
     const std::string name = Meta(v.metadata, kMetaReplica);
@@ -187,6 +333,7 @@ Result<VolumeFacts> OpenStackCloudProvider::CreateReplicaVolume(const ReplicaSpe
                       .description = "replica-autoscaler data volume of " + spec.name,
                       .metadata = metadata};
   auto volume = cinder_.CreateVolume(create);
+  NoteWrite(Written::kReplicas, spec.cluster);
   if (!volume) return Fail(volume.error());
   log::Info("cloud: replica volume requested",
             {{"cluster", spec.cluster}, {"replica", spec.name}, {"volume", volume->id}});
@@ -228,6 +375,7 @@ Result<ServerFacts> OpenStackCloudProvider::CreateReplicaServer(const ReplicaSpe
                       .metadata = metadata,
                       .user_data = spec.user_data};
   auto server = nova_.CreateServer(create);
+  NoteWrite(Written::kReplicas, spec.cluster);
   if (!server) return Fail(server.error());
   log::Info("cloud: replica server requested",
             {{"cluster", spec.cluster}, {"replica", spec.name}, {"server", server->id}});
@@ -236,7 +384,8 @@ Result<ServerFacts> OpenStackCloudProvider::CreateReplicaServer(const ReplicaSpe
 
 Result<DeleteProgress> OpenStackCloudProvider::DeleteReplica(const std::string& cluster,
                                                              const std::string& name) {
-  auto replicas = ListReplicas(cluster);
+  // Always the cloud's answer now, never the cycle's listing: it acts on what it reads.
+  auto replicas = ListReplicasOfCluster(cluster);
   if (!replicas) return Fail(replicas.error());
   for (const ReplicaFacts& r : *replicas) {
     if (r.name != name) continue;
@@ -251,7 +400,9 @@ Result<DeleteProgress> OpenStackCloudProvider::DeleteReplica(const std::string& 
           std::lock_guard lock(mu_);
           attached_at_delete_[ReplicaKey(cluster, name)] = server->volume_ids;
         }
-        if (auto ok = nova_.DeleteServer(r.server->id); !ok) return Fail(ok.error());
+        auto deleted = nova_.DeleteServer(r.server->id);
+        NoteWrite(Written::kReplicas, cluster);
+        if (!deleted) return Fail(deleted.error());
         log::Info("cloud: replica server delete requested",
                   {{"cluster", cluster}, {"replica", name}, {"server", r.server->id}});
       }
@@ -264,7 +415,9 @@ Result<DeleteProgress> OpenStackCloudProvider::DeleteReplica(const std::string& 
           status == "creating" || status == "downloading") {
         return DeleteProgress::kWaitingForVolume;
       }
-      if (auto ok = cinder_.DeleteVolume(r.volume->id); !ok) return Fail(ok.error());
+      auto deleted = cinder_.DeleteVolume(r.volume->id);
+      NoteWrite(Written::kReplicas, cluster);
+      if (!deleted) return Fail(deleted.error());
       {
         std::lock_guard lock(mu_);
         attached_at_delete_.erase(ReplicaKey(cluster, name));
@@ -289,24 +442,25 @@ Result<SnapshotFacts> OpenStackCloudProvider::SnapshotVolume(const std::string& 
                                      {std::string(kMetaRole), "golden"}},
                         .force = true};
   auto snapshot = cinder_.CreateSnapshot(create);
+  NoteWrite(Written::kSnapshots, cluster);
   if (!snapshot) return Fail(snapshot.error());
   log::Info("cloud: snapshot requested",
             {{"cluster", cluster}, {"volume", volume_id}, {"snapshot", snapshot->id}});
   return ToFacts(*snapshot);
 }
 
-Result<std::vector<SnapshotFacts>> OpenStackCloudProvider::ListSnapshots(
-    const std::string& cluster) {
-  if (auto ok = ValidateName("cluster", cluster); !ok) return Fail(ok.error());
-  auto snapshots = cinder_.ListSnapshots(
-      {{std::string(kMetaCluster), cluster}, {std::string(kMetaRole), "golden"}});
-  if (!snapshots) return Fail(snapshots.error());
+namespace {
+
+// The cluster's golden snapshots of what was listed (its own filter, or the cycle's listing's
+// part), oldest first.
+std::vector<SnapshotFacts> JoinSnapshots(const std::string& cluster,
+                                         const std::vector<const Snapshot*>& listed) {
   std::vector<SnapshotFacts> out;
-  for (const Snapshot& s : *snapshots) {
-    if (Meta(s.metadata, kMetaCluster) != cluster || Meta(s.metadata, kMetaRole) != "golden") {
+  for (const Snapshot* s : listed) {
+    if (Meta(s->metadata, kMetaCluster) != cluster || Meta(s->metadata, kMetaRole) != "golden") {
       continue;
     }
-    out.push_back(ToFacts(s));
+    out.push_back(ToFacts(*s));
   }
   std::stable_sort(out.begin(), out.end(), [](const SnapshotFacts& a, const SnapshotFacts& b) {
     return a.created.value_or(TimePoint{}) < b.created.value_or(TimePoint{});
@@ -314,8 +468,43 @@ Result<std::vector<SnapshotFacts>> OpenStackCloudProvider::ListSnapshots(
   return out;
 }
 
+}  // namespace
+
+Result<std::vector<SnapshotFacts>> OpenStackCloudProvider::ListSnapshots(
+    const std::string& cluster) {
+  if (auto ok = ValidateName("cluster", cluster); !ok) return Fail(ok.error());
+  auto shared = SharedSnapshots(cluster);
+  if (!shared) return ListSnapshotsOfCluster(cluster);
+  if (!*shared) return Fail(shared->error());
+  auto it = (*shared)->by_cluster.find(cluster);
+  if (it == (*shared)->by_cluster.end()) return std::vector<SnapshotFacts>{};
+  return JoinSnapshots(cluster, it->second);
+}
+
+Result<std::vector<SnapshotFacts>> OpenStackCloudProvider::ListSnapshotsOfCluster(
+    const std::string& cluster) {
+  auto snapshots = cinder_.ListSnapshots(
+      {{std::string(kMetaCluster), cluster}, {std::string(kMetaRole), "golden"}});
+  if (!snapshots) return Fail(snapshots.error());
+  std::vector<const Snapshot*> listed;
+  for (const Snapshot& s : *snapshots) listed.push_back(&s);
+  return JoinSnapshots(cluster, listed);
+}
+
 Result<void> OpenStackCloudProvider::DeleteSnapshot(const std::string& snapshot_id) {
-  return cinder_.DeleteSnapshot(snapshot_id);
+  // Which cluster's snapshots change: the cycle's listing knows, else every cluster's.
+  std::string cluster;
+  {
+    std::lock_guard lock(mu_);
+    if (cycle_ && cycle_->snapshots && *cycle_->snapshots) {
+      for (const Snapshot& s : (*cycle_->snapshots)->snapshots) {
+        if (s.id == snapshot_id) cluster = Meta(s.metadata, kMetaCluster);
+      }
+    }
+  }
+  auto deleted = cinder_.DeleteSnapshot(snapshot_id);
+  NoteWrite(Written::kSnapshots, cluster);
+  return deleted;
 }
 
 Result<std::vector<std::string>> OpenStackCloudProvider::AvailabilityZones() {

@@ -12,7 +12,10 @@ Cinder do (read in nova/block_device.py, nova/compute/api.py and cinder/api/comm
     refused with 400;
   - lists are cut at the cloud's page size with a volumes_links "next" link that, followed,
     gives the rest;
-  - a volume over quota is refused with 413, a server over quota with 403.
+  - a volume over quota is refused with 413, a server over quota with 403;
+  - the filters of the service's project-wide listing (one per cycle for all clusters): Nova's
+    ?tags= with one tag keeps every server carrying it, with two only those carrying both, and
+    Cinder's ?metadata= keeps the volumes whose metadata holds every pair named.
 
   agreement.py --cloudsim          start the simulator (tests/sandbox/cloudsim) and check it
   agreement.py --env DIR/openstack.env   check a running cloud (tests/realcloud/openstack.sh)
@@ -348,6 +351,41 @@ class Run:
             extra = {v["id"] for v in raw.get("volumes", [])} - set(ids)
             self.c.note("next link followed literally: volumes not matching the filter", len(extra))
 
+    def filters(self):
+        # Volumes of two clusters and one that is not a replica volume: {agreement, ra_role} must
+        # keep the two replica volumes only, each once.
+        a = self.volume("filter-a", {"ra_role": "replica", "ra_cluster": "a"})
+        b = self.volume("filter-b", {"ra_role": "replica", "ra_cluster": "b"})
+        g = self.volume("filter-g", {"ra_role": "golden", "ra_cluster": "a"})
+        for vid in (a, b, g):
+            self.wait_volume(vid, "available")
+        query = "/volumes/detail?metadata=" + urllib.request.quote(
+            json.dumps({"agreement": self.tag, "ra_role": "replica"}))
+        status, _, answer = self.cloud.user.call("GET", "block-storage", query)
+        got = sorted(v["id"] for v in (answer or {}).get("volumes", []))
+        self.c.check("?metadata= with two pairs keeps the volumes holding both", status == 200 and got == sorted([a, b]),
+                     f"{status} {got}")
+        # One server with the run's tag and a cluster tag: found by the run's tag alone, not when a
+        # tag it lacks is named too.
+        body = {"server": {"name": f"{self.tag}-tagged", "flavorRef": self.cloud.flavor, "networks": "none",
+                           "imageRef": self.cloud.image, "availability_zone": self.cloud.zone,
+                           "tags": [self.tag, "ra-cluster:x"]}}
+        status, _, answer = self.cloud.user.call("POST", "compute", "/servers", body)
+        self.c.check("a server with tags is accepted (2.52)", status == 202, f"{status} {answer}")
+        if status != 202:
+            return
+        sid = answer["server"]["id"]
+        self.servers.append(sid)
+        self.wait_server(sid)
+        quote = urllib.parse.quote
+        _, _, one = self.cloud.user.call("GET", "compute", "/servers/detail?tags=" + quote(self.tag))
+        _, _, both = self.cloud.user.call("GET", "compute", "/servers/detail?tags=" + quote(f"{self.tag},ra-cluster:x"))
+        _, _, other = self.cloud.user.call("GET", "compute", "/servers/detail?tags=" + quote(f"{self.tag},ra-cluster:y"))
+        ids = lambda answer: [s["id"] for s in (answer or {}).get("servers", [])]  # noqa: E731
+        self.c.check("?tags= with one tag keeps the server carrying it", ids(one) == [sid], ids(one))
+        self.c.check("?tags= with two tags keeps the server carrying both", ids(both) == [sid], ids(both))
+        self.c.check("?tags= naming a tag the server lacks leaves it out", ids(other) == [], ids(other))
+
     def quotas(self):
         status, _, limits = self.cloud.user.call("GET", "block-storage", "/limits")
         used = limits["limits"]["absolute"]["totalVolumesUsed"]
@@ -408,6 +446,7 @@ def main():
             checks.check(f"{service} offers microversion {need}", status == 200 and mv_tuple(hi) >= mv_tuple(need), f"{lo}..{hi}")
         run.layouts()
         run.pages()
+        run.filters()
         run.quotas()
     except (TimeoutError, AssertionError, KeyError) as e:
         checks.check("no step broke off", False, repr(e))
