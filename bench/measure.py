@@ -68,3 +68,14 @@ def percentile(values, p):
     s = sorted(values)
     rank = max(1, min(len(s), int(-(-p * len(s) // 100))))  # ceil(p/100 * n), within 1..n
     return s[rank - 1]
+
+
+def thread_cpu(pid):
+    """{thread id: utime + stime in seconds} of each thread alive now (/proc/<pid>/task)."""
+    out = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            out[int(tid)] = proc_cpu(f"{pid}/task/{tid}")
+        except (OSError, ValueError, IndexError):
+            pass  # gone meanwhile
+    return out

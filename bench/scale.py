@@ -54,7 +54,7 @@ REPO = os.path.abspath(os.path.join(HERE, ".."))
 SANDBOX = os.path.join(REPO, "tests", "sandbox")
 sys.path.insert(0, SANDBOX)
 sys.path.insert(0, HERE)
-from measure import hist_median, histogram, percentile, proc_cpu, proc_memory  # noqa: E402
+from measure import hist_median, histogram, percentile, proc_cpu, proc_memory, thread_cpu  # noqa: E402
 from sandbox_util import SandboxError, free_port, http, stop_groups, tcp_open, wait_until  # noqa: E402
 
 LIST_OPS = ("nova.list_servers", "cinder.list_volumes", "cinder.list_snapshots")
@@ -324,9 +324,9 @@ def one_run(args, index):
 
         counts0 = run.cloud_counts()
         n0, b0 = histogram(run.api_url)
-        c0 = proc_cpu(pid)
+        c0, threads0 = proc_cpu(pid), thread_cpu(pid)
         time.sleep(args.window)
-        c1 = proc_cpu(pid)
+        c1, threads1 = proc_cpu(pid), thread_cpu(pid)
         n1, b1 = histogram(run.api_url)
         counts1 = run.cloud_counts()
         rss_window, _ = proc_memory(pid)
@@ -339,6 +339,10 @@ def one_run(args, index):
                      if op.split(".", 1)[1].startswith(("create", "delete", "set_")))
         all_requests = counts1["total"] - counts0["total"]
 
+        # Where the CPU went, per thread alive at both ends (the loop's thread is the busiest in a
+        # steady state; threads that came and went in the window count only in the total).
+        per_thread = sorted((threads1[t] - threads0[t] for t in threads1 if t in threads0), reverse=True)
+        busiest = 1000 * per_thread[0] / cycles if per_thread else None
         log(f"run {index}: window: {cycles:.0f} cycles, CPU {1000 * (c1 - c0) / cycles:.1f} ms/cycle, "
             f"list calls {lists / cycles:.1f}/cycle, RSS {rss_window / 2**20:.1f} MB; "
             f"{args.requests} GET /v1/clusters next")
@@ -351,6 +355,7 @@ def one_run(args, index):
         return {
             "settle_s": settle_s, "cycles": cycles, "window_s": args.window,
             "cpu_ms": 1000 * (c1 - c0) / cycles,
+            "busiest_thread_ms": busiest, "threads": len(threads1),
             "cycle_wall_ms": (lambda m: None if m is None else 1000 * m)(hist_median(b0, b1)),
             "list_calls": lists / cycles, "requests_per_cycle": all_requests / cycles,
             "by_op": {op: (by1.get(op, 0) - by0.get(op, 0)) / cycles for op in LIST_OPS},
@@ -443,6 +448,7 @@ def main():
     extra = [("GET /v1/clusters p50, sequential (ms)", "p50_ms", "{:.2f}"),
              (f"GET /v1/clusters p50, {args.concurrency} connections (ms)", "conc_p50_ms", "{:.2f}"),
              (f"GET /v1/clusters p99, {args.concurrency} connections (ms)", "conc_p99_ms", "{:.2f}"),
+             ("busiest thread's CPU per cycle (ms)", "busiest_thread_ms", "{:.1f}"),
              ("cycle wall time, median (ms)", "cycle_wall_ms", "{:.0f}"),
              ("all cloud requests per cycle", "requests_per_cycle", "{:.1f}"),
              ("time to all serving (s)", "settle_s", "{:.0f}")]
