@@ -246,6 +246,20 @@ class Run:
         return out
 
 
+def cycle_end(api_url, timeout):
+    """Waits for the next cycle to end (the histogram's count to move); returns (count, buckets)
+    read right after. Windows that start and stop at cycle ends hold whole cycles only: with
+    cycles of seconds, a window cut anywhere would be off by up to one cycle either side."""
+    deadline = time.monotonic() + timeout
+    n0, _ = histogram(api_url)
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+        n, buckets = histogram(api_url)
+        if n > n0:
+            return n, buckets
+    raise SandboxError(f"no cycle ended within {timeout:.0f} s")
+
+
 def latencies(api_url, token, n, concurrency, deadline):
     """Seconds per GET /v1/clusters, n requests over `concurrency` keep-alive connections (each
     sends n / concurrency in sequence). Raises on a status other than 200."""
@@ -322,12 +336,13 @@ def one_run(args, index):
         log(f"run {index}: all {want} serving after {settle_s:.0f} s; steady-state window {args.window:.0f} s")
         time.sleep(5)  # the last admissions' follow-up cycles
 
-        counts0 = run.cloud_counts()
-        n0, b0 = histogram(run.api_url)
+        # From the end of one cycle to the end of the first cycle after --window seconds.
+        n0, b0 = cycle_end(run.api_url, 120)
         c0, threads0 = proc_cpu(pid), thread_cpu(pid)
+        counts0 = run.cloud_counts()
         time.sleep(args.window)
+        n1, b1 = cycle_end(run.api_url, 120)
         c1, threads1 = proc_cpu(pid), thread_cpu(pid)
-        n1, b1 = histogram(run.api_url)
         counts1 = run.cloud_counts()
         rss_window, _ = proc_memory(pid)
         cycles = n1 - n0
