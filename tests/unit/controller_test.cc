@@ -56,7 +56,16 @@ struct CallLog {
 class LoggingCloud final : public openstack::CloudProvider {
  public:
   LoggingCloud(openstack::CloudProvider& inner, CallLog& log) : inner_(inner), log_(log) {}
+  void BeginCycle() override {
+    ++begin_cycles;
+    in_cycle = true;
+  }
+  void EndCycle() override {
+    ++end_cycles;
+    in_cycle = false;
+  }
   Result<std::vector<openstack::ReplicaFacts>> ListReplicas(const std::string& c) override {
+    ++(in_cycle ? lists_in_cycle : lists_outside_cycle);
     return inner_.ListReplicas(c);
   }
   Result<openstack::VolumeFacts> CreateReplicaVolume(const openstack::ReplicaSpec& spec) override {
@@ -96,6 +105,11 @@ class LoggingCloud final : public openstack::CloudProvider {
   Result<openstack::Quota> RemainingQuota() override { return inner_.RemainingQuota(); }
 
   std::vector<openstack::ReplicaSpec> specs;
+  int begin_cycles = 0;
+  int end_cycles = 0;
+  bool in_cycle = false;
+  int lists_in_cycle = 0;  ///< ListReplicas calls between BeginCycle and EndCycle
+  int lists_outside_cycle = 0;
   /// The next server created goes ERROR with this fault.
   std::string fail_next_server;
   FakeCloudProvider* fake_ = nullptr;
@@ -312,6 +326,43 @@ class ControllerTest : public ::testing::Test {
   std::string state_path_{};  ///< handed to the next MakeController
   std::unique_ptr<Controller> controller_;
 };
+
+// Two clusters on one cloud: each cycle opens the cloud's listing once, before any cluster
+// reads, and closes it after the last, so the cloud can answer both from one listing.
+TEST_F(ControllerTest, EachCycleOpensOneListingPerCloudForAllItsClusters) {
+  config::Cluster second = config_.clusters[0];
+  second.name = "pg2";
+  config_.clusters.push_back(second);
+  std::vector<ClusterDeps> all;
+  for (const config::Cluster& cluster : config_.clusters) {
+    ClusterDeps deps;
+    deps.cluster = &cluster;
+    deps.cloud = &logging_cloud_;
+    deps.lb = &logging_lb_;
+    deps.probe = &probe_;
+    deps.primary = &primary_;
+    deps.metrics = &metrics_source_;
+    deps.resolve_template = []() -> Result<TemplateIds> {
+      return TemplateIds{"flavor-id", "image-id", {"net-id"}};
+    };
+    deps.donor_volume_id = "vol-donor";
+    deps.donor_server_id = donor_server_id_;
+    all.push_back(std::move(deps));
+  }
+  ControllerOptions options;
+  options.actuator.inline_execution = true;
+  controller_ = std::make_unique<Controller>(
+      config_, clock_, [this] { return next_id_++; }, journal_, metrics_, all, options);
+  for (int i = 0; i < 3; ++i) {
+    clock_.Advance(30s);
+    controller_->RunOnce(clock_.Now());
+  }
+  EXPECT_EQ(logging_cloud_.begin_cycles, 3) << "once per cycle, not once per cluster";
+  EXPECT_EQ(logging_cloud_.end_cycles, 3);
+  EXPECT_FALSE(logging_cloud_.in_cycle);
+  EXPECT_EQ(logging_cloud_.lists_in_cycle, 6) << "both clusters read inside each cycle";
+  EXPECT_EQ(logging_cloud_.lists_outside_cycle, 0);
+}
 
 TEST_F(ControllerTest, ReplicaNameFillsTheTemplate) {
   EXPECT_EQ(ReplicaName("{cluster}-replica-{id}", "pg", "0a1b2c", ""), "pg-replica-0a1b2c");
