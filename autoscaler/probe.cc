@@ -51,24 +51,6 @@ std::string CleanMessage(std::string_view raw) {
   return log::Redact(out);
 }
 
-// libpq reads "a,b" as a list of hosts to try in turn and an empty host as the local socket:
-// neither is an address of one server, which is what every caller means.
-Result<void> CheckAddress(const std::string& host, int port) {
-  if (host.empty()) return Fail(ErrorKind::kConfig, "no host to probe");
-  for (unsigned char c : host) {
-    if (c == ',' || c <= ' ' || c == 0x7f) {
-      return Fail(ErrorKind::kConfig,
-                  fmt::format("host '{}' is not one address (no commas, spaces or control "
-                              "characters allowed)",
-                              log::Redact(host)));
-    }
-  }
-  if (port < 1 || port > 65535) {
-    return Fail(ErrorKind::kConfig, fmt::format("port {} is outside 1..65535", port));
-  }
-  return {};
-}
-
 // Keyword/value arrays for PQconnectdbParams and PQpingParams. The strings live as long as this
 // object; the pointer arrays are null-terminated as libpq expects.
 class ConnParams {
@@ -254,11 +236,29 @@ Result<int64_t> ParseLsn(std::string_view text) {
   return static_cast<int64_t>((parts[0] << 32) | parts[1]);
 }
 
+// libpq reads "a,b" as a list of hosts to try in turn and an empty host as the local socket:
+// neither is an address of one server, which is what every caller means.
+Result<void> CheckProbeAddress(const std::string& host, int port) {
+  if (host.empty()) return Fail(ErrorKind::kConfig, "no host to probe");
+  for (unsigned char c : host) {
+    if (c == ',' || c <= ' ' || c == 0x7f) {
+      return Fail(ErrorKind::kConfig,
+                  fmt::format("host '{}' is not one address (no commas, spaces or control "
+                              "characters allowed)",
+                              log::Redact(host)));
+    }
+  }
+  if (port < 1 || port > 65535) {
+    return Fail(ErrorKind::kConfig, fmt::format("port {} is outside 1..65535", port));
+  }
+  return {};
+}
+
 LibpqReplicaProbe::LibpqReplicaProbe(config::PostgresProbe probe, Secret password)
     : probe_(std::move(probe)), password_(std::move(password)) {}
 
 Result<PrimaryFacts> LibpqReplicaProbe::PrimaryPosition(const std::string& host, int port) {
-  if (auto ok = CheckAddress(host, port); !ok) return Fail(ok.error());
+  if (auto ok = CheckProbeAddress(host, port); !ok) return Fail(ok.error());
   const ConnParams params(probe_, &password_, host, port);
   auto conn = Connect(params);
   if (!conn) return Fail(conn.error());
@@ -308,7 +308,7 @@ Result<PrimaryFacts> LibpqReplicaProbe::PrimaryPosition(const std::string& host,
 ProbeResult LibpqReplicaProbe::ProbeReplica(const std::string& host, int port,
                                             int64_t primary_lsn) {
   ProbeResult r;
-  if (auto ok = CheckAddress(host, port); !ok) {
+  if (auto ok = CheckProbeAddress(host, port); !ok) {
     r.error = ok.error().message;
     return r;
   }
@@ -427,7 +427,7 @@ Result<std::map<std::string, double>> LibpqReplicaProbe::ReplicationLatencies(
     const std::string& primary_host, int primary_port) {
   const std::string& host = primary_host;
   const int port = primary_port;
-  if (auto ok = CheckAddress(host, port); !ok) return Fail(ok.error());
+  if (auto ok = CheckProbeAddress(host, port); !ok) return Fail(ok.error());
   const ConnParams params(probe_, &password_, host, port);
   auto conn = Connect(params);
   if (!conn) return Fail(conn.error());

@@ -98,6 +98,11 @@ class LibpqReplicaProbe final : public ReplicaProbe {
   Secret password_;
 };
 
+/// What every probe requires of an address: kConfig for an empty host, a host that is not one
+/// address (commas, spaces, control characters: libpq would read a list or a socket), or a port
+/// outside 1..65535.
+Result<void> CheckProbeAddress(const std::string& host, int port);
+
 /// Parses a pg_lsn as PostgreSQL prints it, "16/B374D848" (two hexadecimal halves of 1 to 8
 /// digits, upper or lower case) into the byte position (0x16 << 32) + 0xB374D848. kParse on
 /// anything else: an empty half, a missing or second '/', a non-hex digit, a sign, spaces, or a

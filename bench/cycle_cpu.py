@@ -29,13 +29,11 @@ alike; --runs is per binary. Not part of CI. Duration: about 1.5-2 min per run.
 """
 import argparse
 import os
-import re
 import shutil
 import statistics
 import sys
 import tempfile
 import time
-import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.abspath(os.path.join(HERE, ".."))
@@ -43,50 +41,9 @@ sys.path.insert(0, os.path.join(REPO, "tests", "sandbox"))
 sys.path.insert(0, HERE)
 import sandbox as sandbox_mod  # noqa: E402
 from bench import C, log, owned, parse_time, settled, wait  # noqa: E402
+from measure import HIST, hist_median, histogram, proc_cpu  # noqa: E402
 
-HIST = "replica_autoscaler_reconcile_duration_seconds"
-TICK = os.sysconf("SC_CLK_TCK")
 CLUSTERS = 1  # the sandbox's one cluster, "orders"
-
-
-def proc_cpu(pid):
-    """utime + stime of the whole process (all threads), in seconds."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK  # fields 14 and 15 of proc(5)
-
-
-def histogram(sb):
-    """(count, {le: cumulative count}) of the reconcile-duration histogram on /metrics."""
-    with urllib.request.urlopen(sb.state["api_url"] + "/metrics", timeout=10) as r:
-        text = r.read().decode()
-    count, buckets = None, {}
-    for line in text.splitlines():
-        if line.startswith(HIST + "_count"):
-            count = float(line.split()[-1])
-        elif line.startswith(HIST + "_bucket"):
-            m = re.search(r'le="([^"]+)"', line)
-            buckets[float("inf") if m.group(1) == "+Inf" else float(m.group(1))] = float(line.split()[-1])
-    if count is None:
-        raise RuntimeError(f"{HIST}_count not on /metrics")
-    return count, buckets
-
-
-def hist_median(b0, b1):
-    """The median of the observations between two scrapes, interpolated within its bucket."""
-    les = sorted(b1)
-    diff = [(le, b1[le] - b0.get(le, 0)) for le in les]
-    total = diff[-1][1] if diff else 0
-    if total <= 0:
-        return None
-    half, prev_le, prev_n = total / 2, 0.0, 0.0
-    for le, n in diff:
-        if n >= half:
-            if le == float("inf"):
-                return prev_le
-            return prev_le + (le - prev_le) * (half - prev_n) / max(n - prev_n, 1e-9)
-        prev_le, prev_n = le, n
-    return None
 
 
 def mutating_cloud_calls(sb, since_wall):
@@ -112,11 +69,11 @@ def one_run(binary, window, replicas):
             wait(f"{replicas} servers", lambda: len(owned(sb)) == replicas, 60, interval=0.5)
             time.sleep(5)  # let the last admission's follow-up cycles pass
             wall0 = time.time()
-            n0, b0 = histogram(sb)
+            n0, b0 = histogram(sb.state["api_url"])
             c0, t0 = proc_cpu(pid), time.monotonic()
             time.sleep(window)
             c1, t1 = proc_cpu(pid), time.monotonic()
-            n1, b1 = histogram(sb)
+            n1, b1 = histogram(sb.state["api_url"])
             actions = mutating_cloud_calls(sb, wall0)
             still = settled(sb, replicas)
     finally:

@@ -11,6 +11,9 @@
 #                         [--mode stream|archive|both] [--keep-data DIR]
 #                                     scaling a primary of real size: streaming catch-up against
 #                                     catch-up from a pgBackRest archive (bench/datasize.py; root)
+#   bench/run.sh scale [--clusters 100] [--replicas 20] [--runs 3] [--window S]
+#                                     the scale of one instance (bench/scale.py): list calls per
+#                                     cycle, cycle CPU, RSS, GET /v1/clusters latency
 # Environment: BUILD_DIR (default build/) holds bin/replica-autoscaler (used when no --binary).
 # See bench/README.md.
 set -euo pipefail
@@ -28,6 +31,13 @@ if [ "${1:-}" = datasize ]; then
   case " $* " in
     *" --binary"*) exec /usr/bin/python3 "$here/bench/datasize.py" "$@" ;;
     *) exec /usr/bin/python3 "$here/bench/datasize.py" --binary "$bin" "$@" ;;
+  esac
+fi
+if [ "${1:-}" = scale ]; then
+  shift
+  case " $* " in
+    *" --binary"*) exec /usr/bin/python3 "$here/bench/scale.py" "$@" ;;
+    *) exec /usr/bin/python3 "$here/bench/scale.py" --binary "$bin" "$@" ;;
   esac
 fi
 if [ ! -x "$bin" ]; then

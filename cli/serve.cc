@@ -16,6 +16,7 @@
 #include "autoscaler/journal.h"
 #include "autoscaler/leader.h"
 #include "autoscaler/probe.h"
+#include "autoscaler/probe_double.h"
 #include "autoscaler/service_metrics.h"
 #include "core/duration.h"
 #include "core/http_transport.h"
@@ -168,7 +169,9 @@ struct Service {
   std::unique_ptr<policies::PrometheusSource> metrics_source;
   std::vector<std::unique_ptr<CurlHttpTransport>> patroni_transports;
   std::vector<std::unique_ptr<PrimaryLocator>> locators;
-  std::vector<std::unique_ptr<LibpqReplicaProbe>> probes;
+  std::vector<std::unique_ptr<ReplicaProbe>> probes;
+  // test_only.probe_double: one double answers for every cluster (never built otherwise).
+  std::unique_ptr<SimulatedReplicaProbe> probe_double;
   std::vector<std::unique_ptr<openstack::DesignateClient>> designate_clients;
   std::vector<std::unique_ptr<openstack::DnsRecords>> dns_records;
   // ha: the election and the intent kept in etcd; they outlive the controller that asks them.
@@ -277,8 +280,13 @@ Result<void> Build(const config::Config& cfg, Service& s, bool once) {
       }
       pg_password = std::move(*password);
     }
-    s.probes.push_back(std::make_unique<LibpqReplicaProbe>(c.postgres, std::move(pg_password)));
-    d.probe = s.probes.back().get();
+    if (cfg.test_only.probe_double) {
+      if (!s.probe_double) s.probe_double = std::make_unique<SimulatedReplicaProbe>();
+      d.probe = s.probe_double.get();
+    } else {
+      s.probes.push_back(std::make_unique<LibpqReplicaProbe>(c.postgres, std::move(pg_password)));
+      d.probe = s.probes.back().get();
+    }
 
     HttpOptions patroni_http;
     if (const auto* patroni = std::get_if<config::PatroniPrimary>(&c.primary)) {
@@ -392,6 +400,12 @@ int RunServe(const ServeOptions& options, std::ostream& out, std::ostream& err) 
   }
   const config::Config& cfg = *loaded;
   log::Init(cfg.logging.level, cfg.logging.path);
+  if (cfg.test_only.probe_double) {
+    log::Warn(
+        "test_only.probe_double is on: PostgreSQL is NOT probed; SimulatedReplicaProbe (a test "
+        "double) reports every replica caught up. For benchmarks against the cloud simulator "
+        "only, never in production");
+  }
 
   // SIGTERM and SIGINT are taken by sigwait below: blocked before any thread starts, so every
   // thread inherits the mask and none of them is interrupted.

@@ -299,6 +299,7 @@ class Parser {
   void ParseJournal(const Located& at);
   void ParseLogging(const Located& at);
   void ParseHa(const Located& at);
+  void ParseTestOnly(const Located& at);
   void CheckEnvironment();
   void CheckCloudsYaml();
   void CheckTokens();
@@ -334,7 +335,7 @@ Config Parser::Parse(const YAML::Node& root, std::string_view name) {
   // (clouds and load balancers before the clusters that name them).
   MapReader m(ctx_, top,
               {"clouds", "load_balancers", "metrics", "clusters", "api", "loop", "journal",
-               "logging", "ha", "x-*"});
+               "logging", "ha", "test_only", "x-*"});
   if (auto at = m.Get("clouds")) ParseClouds(*at);
   if (auto at = m.Get("load_balancers")) ParseLoadBalancers(*at);
   if (auto at = m.Get("metrics")) ParseMetrics(*at);
@@ -344,6 +345,7 @@ Config Parser::Parse(const YAML::Node& root, std::string_view name) {
   if (auto at = m.Get("journal")) ParseJournal(*at);
   if (auto at = m.Get("logging")) ParseLogging(*at);
   if (auto at = m.Get("ha")) ParseHa(*at);
+  if (auto at = m.Get("test_only")) ParseTestOnly(*at);
 
   if (first_metric_policy_ && !m.Has("metrics")) {
     ctx_.Add(first_metric_policy_->path, first_metric_policy_->key_mark,
@@ -1558,6 +1560,11 @@ void Parser::ParseLogging(const Located& at) {
                       {"warn", log::Level::kWarn},
                       {"error", log::Level::kError}});
   m.Path("path", &cfg_.logging.path);
+}
+
+void Parser::ParseTestOnly(const Located& at) {
+  MapReader m(ctx_, at, {"probe_double"});
+  m.Bool("probe_double", &cfg_.test_only.probe_double);
 }
 
 void Parser::ParseHa(const Located& at) {

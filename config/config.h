@@ -371,6 +371,15 @@ struct LoggingConfig {
   std::string path{};  ///< empty: stderr
 };
 
+/// Settings for tests and benchmarks only (`test_only:`); never set them in production.
+struct TestOnlyConfig {
+  /// test_only.probe_double: answer every PostgreSQL probe with SimulatedReplicaProbe (a test
+  /// double: every probed address is a caught-up streaming standby, the primary a fixed
+  /// position) instead of libpq. For the scale benchmark against the cloud simulator's
+  /// no-PostgreSQL mode; the service logs a WARNING at start-up when it is on.
+  bool probe_double = false;
+};
+
 struct Config {
   std::string source{};  ///< the file it came from, for messages
   std::vector<Cloud> clouds{};
@@ -382,6 +391,7 @@ struct Config {
   JournalConfig journal{};
   LoggingConfig logging{};
   std::optional<HaConfig> ha{};
+  TestOnlyConfig test_only{};
 
   const Cloud* FindCloud(std::string_view name) const;
   const LoadBalancer* FindLoadBalancer(std::string_view name) const;

@@ -2,12 +2,12 @@
 """A cloud on loopback for tests and demos: the subset of Keystone v3, Nova v2.1, Cinder v3 and
 Designate v2 that replica-autoscaler uses, with real status codes, bodies, headers and error
 formats, status transitions that take time, quotas, a SberCloud profile and fault injection.
-Servers are real PostgreSQL standbys (see vm.py).
+Servers are real PostgreSQL standbys (see vm.py), or, with --no-postgres, metadata only.
 
   cloudsim.py --port 8774 --root /tmp/cloud [--profile fast|realistic] [--sbercloud]
               [--donor-dir D --donor-address 127.0.1.1 [--donor-name N --donor-volume-id U]]
               [--capture requests.jsonl] [--zones az1,az2] [--zone-latency az2=40,az3=5]
-              [--reserve 127.0.1.1,127.0.1.250]
+              [--reserve 127.0.1.1,127.0.1.250] [--no-postgres]
 
 Endpoints (one port; the Keystone catalog points at them):
   /identity/v3   Keystone     /compute/v2.1  Nova     /volume/v3/<project>  Cinder
@@ -23,6 +23,15 @@ Endpoints (one port; the Keystone catalog points at them):
     POST /control/profile   {"profile": "realistic"} or {"latency": {"server_build": 3}}
                             or {"zone_latency_ms": {"az2": 40}}
     POST /control/quotas    {"instances": 2, "volumes": 3, ...}
+    GET  /control/request-counts             {"total": N, "by_op": {"nova.list_servers": N, ...}}:
+                            API requests counted per operation since start (also with --no-postgres)
+    POST /control/donors    {"donors": [{"name", "address", "volume_id", "size"}]}: donor servers
+                            and their data volumes, metadata only (--no-postgres only)
+No-PostgreSQL mode (--no-postgres, for the scale benchmark): servers, volumes and snapshots are
+metadata only: no directory is copied, no PostgreSQL starts, a server is ACTIVE after the profile's
+server_build latency and nothing listens at its address. Requests are counted, not captured (the
+list of /control/requests stays empty: thousands of cycles would fill memory). Whatever probes
+those servers must be a test double (the service's test_only.probe_double).
 Per-zone latency to the primary (--zone-latency, zone_latency_ms): servers booted in such a zone
 reach the primary through a delaying TCP relay run by the simulator (network.py).
 Addresses given to --reserve (the primary's, the donor's, other Patroni members') are never given
@@ -126,7 +135,9 @@ class Simulator(KeystoneApi, NovaApi, CinderApi, NeutronApi, GlanceApi, Designat
         req.service = service
         params = regex.fullmatch(req.path).groupdict()
         if service != "control":
-            self.capture(req, service)
+            self.count_request(op or f"{service}.{req.method.lower()}")
+            if not self.cloud.no_postgres:
+                self.capture(req, service)
         if service in ("compute", "volume"):
             req.mv = self.microversion(req, service)
             req.extra_headers.update(self.version_headers(service, req.mv))
@@ -152,6 +163,11 @@ class Simulator(KeystoneApi, NovaApi, CinderApi, NeutronApi, GlanceApi, Designat
             headers.setdefault("X-Compute-Request-Id", request_id)
 
     # ------------------------------------------------------------------ cross-cutting
+    def count_request(self, op):
+        with self.capture_lock:
+            self.cloud.request_counts[op] = self.cloud.request_counts.get(op, 0) + 1
+            self.cloud.request_total += 1
+
     def capture(self, req, service):
         headers = {k: ("***" if k.lower() in ("x-auth-token", "x-subject-token") else v)
                    for k, v in req.headers.items()}
@@ -235,7 +251,8 @@ class Simulator(KeystoneApi, NovaApi, CinderApi, NeutronApi, GlanceApi, Designat
 
     # ------------------------------------------------------------------ set-up
     def add_donor(self, name, data_dir, address, volume_id, size):
-        """A server that already exists (the donor replica) whose data volume is `data_dir`."""
+        """A server that already exists (the donor replica) whose data volume is `data_dir` (None
+        in no-PostgreSQL mode: metadata only)."""
         c = self.cloud
         t = now()
         sid = str(uuid.uuid5(uuid.NAMESPACE_DNS, "server." + name))
@@ -246,7 +263,7 @@ class Simulator(KeystoneApi, NovaApi, CinderApi, NeutronApi, GlanceApi, Designat
                                 "snapshot_id": None, "metadata": {"role": "donor"}, "bootable": False,
                                 "attachments": [{"server_id": sid, "attachment_id": new_id(), "attached_at": t,
                                                  "device": "/dev/vdb"}],
-                                "dir": os.path.abspath(data_dir), "external": True}
+                                "dir": os.path.abspath(data_dir) if data_dir else None, "external": True}
         c.servers[sid] = {"id": sid, "name": name, "status": "ACTIVE", "task_state": None, "vm_state": "active",
                           "power_state": 1, "tenant_id": c.project["id"], "user_id": c.user["id"],
                           "metadata": {"role": "donor"}, "image_id": next(iter(c.images)), "flavor_id": "pg.replica", "created": t,
@@ -330,8 +347,12 @@ def main():
     p.add_argument("--firstboot-env", metavar="FILE",
                    help="KEY=VALUE lines (RA_* settings) the first-boot script gets at each boot, as "
                         "the image's /etc/default/replica-first-boot; read at every boot, so it may change")
+    p.add_argument("--no-postgres", action="store_true",
+                   help="servers, volumes and snapshots are metadata only: nothing is copied or started")
     args = p.parse_args()
 
+    if args.no_postgres and args.donor_dir:
+        p.error("--donor-dir needs PostgreSQL; with --no-postgres add donors through POST /control/donors")
     if not re.fullmatch(r"127\.0\.\d{1,3}", args.address_base):
         p.error("--address-base must look like 127.0.X")
     reserved = [a.strip() for a in args.reserve.split(",") if a.strip()]
@@ -349,6 +370,7 @@ def main():
                         username=args.username, password=args.password, app_cred_id=args.app_cred_id,
                         app_cred_secret=args.app_cred_secret, token_ttl=args.token_ttl,
                         address_base=args.address_base, root=os.path.abspath(args.root))
+    cloud.no_postgres = args.no_postgres
     sim = Simulator(cloud, args.host, args.port, args.capture)
     sim.add_dns_zone(args.dns_zone)
     cloud.reserve_addresses(reserved)
@@ -360,7 +382,8 @@ def main():
         p.error(f"--zone-latency: {e}")
     server = httpbase.make_server(sim, args.host, args.port)
     print(f"cloudsim: listening on {sim.base()} (auth_url {sim.base()}/identity/v3, project "
-          f"{cloud.project['name']} {cloud.project['id']}, profile {args.profile})", flush=True)
+          f"{cloud.project['name']} {cloud.project['id']}, profile {args.profile}"
+          f"{', no PostgreSQL: metadata only' if args.no_postgres else ''})", flush=True)
     try:
         httpbase.serve_until_signalled(server)
     finally:
@@ -370,7 +393,8 @@ def main():
             dirs = [cloud.volumes[b["uuid"]]["dir"] for s in cloud.servers.values() for b in s["bdms"]
                     if b["source_type"] == "volume" and b["uuid"] in cloud.volumes and not cloud.volumes[b["uuid"]].get("external")]
         for d in dirs:
-            vm.shutdown(d)
+            if d:
+                vm.shutdown(d)
         print("cloudsim: stopped", flush=True)
 
 

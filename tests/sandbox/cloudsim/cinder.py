@@ -172,7 +172,8 @@ class CinderApi:
                  "created": t, "updated": None, "description": vol.get("description"),
                  "volume_type": vol.get("volume_type") or "__DEFAULT__", "snapshot_id": snapshot_id,
                  "metadata": metadata, "bootable": bool(snap and snap.get("bootable")), "attachments": [],
-                 "dir": os.path.join(c.root, "volumes", vid), "external": False}
+                 "dir": None if c.no_postgres else os.path.join(c.root, "volumes", vid),
+                 "external": False}
             c.volumes[vid] = v
             rule = c.behaviour(c.volume_behaviour, v["name"] or "")
         delay = c.latency["volume_create"]
@@ -190,7 +191,7 @@ class CinderApi:
             if v is None or v["status"] != "creating":
                 return
         status = "error" if fail else "available"
-        if not fail:
+        if not fail and v["dir"]:
             try:
                 if source_dir:
                     vm.clone(source_dir, v["dir"])
@@ -276,7 +277,7 @@ class CinderApi:
             s = {"id": sid, "name": snap.get("name"), "description": snap.get("description"), "status": "creating",
                  "size": vol["size"], "volume_id": vol["id"], "metadata": snap.get("metadata") or {},
                  "created": now(), "updated": None, "bootable": vol["bootable"],
-                 "dir": os.path.join(c.root, "snapshots", sid)}
+                 "dir": None if c.no_postgres else os.path.join(c.root, "snapshots", sid)}
             c.snapshots[sid] = s
         c.later(c.latency["snapshot_create"], self.finish_snapshot, sid, vol["dir"])
         with c.lock:
@@ -286,7 +287,9 @@ class CinderApi:
         c = self.cloud
         status = "available"
         try:
-            if source_dir and os.path.isdir(source_dir):
+            if c.no_postgres:
+                pass  # metadata only
+            elif source_dir and os.path.isdir(source_dir):
                 vm.snapshot_copy(source_dir, os.path.join(c.root, "snapshots", sid))
             else:
                 os.makedirs(os.path.join(c.root, "snapshots", sid), exist_ok=True)

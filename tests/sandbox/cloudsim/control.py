@@ -15,6 +15,8 @@ class ControlApi:
         return [
             ("GET", r"/control/state", "control", None, self.control_state),
             ("GET", r"/control/requests", "control", None, self.control_requests),
+            ("GET", r"/control/request-counts", "control", None, self.control_request_counts),
+            ("POST", r"/control/donors", "control", None, self.control_donors),
             ("POST", r"/control/faults", "control", None, self.control_add_fault),
             ("DELETE", r"/control/faults", "control", None, self.control_clear_faults),
             ("POST", r"/control/servers", "control", None, self.control_servers),
@@ -52,6 +54,37 @@ class ControlApi:
         with self.capture_lock:
             out = [r for r in self.cloud.requests if service is None or r["service"] == service]
         return 200, {"requests": out}, {}
+
+    def control_request_counts(self, req):
+        with self.capture_lock:
+            return 200, {"total": self.cloud.request_total,
+                         "by_op": dict(self.cloud.request_counts)}, {}
+
+    def control_donors(self, req):
+        # {"donors": [{"name", "address", "volume_id", "size"?}]}: donor servers with their data
+        # volumes, metadata only (no-PostgreSQL mode: there is no directory to give them).
+        if not self.cloud.no_postgres:
+            raise ApiError(400, {"error": "donors are added this way only with --no-postgres "
+                                          "(otherwise --donor-dir names the donor's PostgreSQL)"})
+        b = req.json() or {}
+        donors = b.get("donors")
+        if not isinstance(donors, list) or not donors:
+            raise ApiError(400, {"error": "donors is a non-empty list of {name, address, volume_id}"})
+        for i, d in enumerate(donors):
+            if not isinstance(d, dict) or not all(isinstance(d.get(k), str) and d.get(k)
+                                                  for k in ("name", "address", "volume_id")):
+                raise ApiError(400, {"error": f"donors[{i}]: name, address and volume_id are "
+                                              f"required strings"})
+            if not isinstance(d.get("size", 10), int) or d.get("size", 10) < 1:
+                raise ApiError(400, {"error": f"donors[{i}]: size is a positive integer (GB)"})
+        with self.cloud.lock:
+            taken = {s["name"] for s in self.cloud.servers.values()}
+            for i, d in enumerate(donors):
+                if d["name"] in taken or d["volume_id"] in self.cloud.volumes:
+                    raise ApiError(409, {"error": f"donors[{i}]: {d['name']} or its volume exists"})
+            for d in donors:
+                self.add_donor(d["name"], None, d["address"], d["volume_id"], d.get("size", 10))
+        return 201, {"added": len(donors)}, {}
 
     def control_add_fault(self, req):
         b = req.json()

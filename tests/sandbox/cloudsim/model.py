@@ -113,6 +113,13 @@ class Cloud:
         self.server_behaviour = []  # [{"match": substring, "outcome": "error"|"stuck", "fault": str}]
         self.volume_behaviour = []  # [{"match": substring, "outcome": "error"|"slow", "delay": s}]
         self.requests = []  # captured requests
+        # Requests per fault-injection op ("nova.list_servers", ...) and in all, counted even
+        # where the list above is not kept (no-PostgreSQL mode keeps only these counts).
+        self.request_counts = {}
+        self.request_total = 0
+        # No-PostgreSQL mode (--no-postgres): servers, volumes and snapshots are metadata only;
+        # no directory is copied and no PostgreSQL is started.
+        self.no_postgres = False
         self.address_base = address_base
         self.used_addresses = set()
         # Addresses never handed to a server (--reserve): hosts outside the cloud's control, such

@@ -27,7 +27,10 @@ Fault knobs (POST /_control with a JSON object; GET /_control shows them and cou
 
 Usage:
   dataplane_double.py --dir DIR --listen 127.0.0.1:PORT --api v2|v3 --user U --password-file F
-                      [--capture FILE] [--reload-delay-ms MS]
+                      [--capture FILE] [--reload-delay-ms MS] [--simulate-haproxy]
+--simulate-haproxy runs no HAProxy: SimulatedHAProxy keeps the runtime state and answers the admin
+commands in HAProxy's formats, reloads are instant and every health check passes (the scale
+benchmark's thousands of servers; see the class).
 DIR must hold haproxy.cfg, with `stats socket <path> level admin` and `server-state-file <path>` in
 its global section; HAProxy is stopped when the double exits (SIGTERM or SIGINT).
 
@@ -336,6 +339,134 @@ class HAProxy:
         return False, "haproxy did not finish reloading within 20 s"
 
 
+class SimulatedHAProxy:
+    """--simulate-haproxy: no HAProxy process, for the scale benchmark (thousands of servers,
+    whose every admission would otherwise cost `haproxy -c` and two real reloads). The same
+    interface as HAProxy above, answering the admin commands the double sends in HAProxy's own
+    formats from state kept here:
+
+      - a reload re-reads haproxy.cfg's backends and servers at once and never fails (except
+        when the fail_reloads knob asks); a server already loaded keeps its runtime admin and
+        health state (as the server-state-file keeps them), a new one starts in maint when its
+        line says `disabled`, else ready;
+      - check_config accepts anything (no `haproxy -c`): the double's own checks still apply;
+      - every health check passes at once: a server that is not in maint is UP with check
+        status L4OK, unless `set server ... health down` said otherwise. Nothing is connected to.
+    """
+
+    def __init__(self, workdir, cfg_path, admin_socket, state_file):
+        self.workdir = workdir
+        self.cfg_path = cfg_path
+        self.admin_socket = admin_socket
+        self.proc = None
+        self.lock = threading.Lock()
+        self.backends = {}  # name -> [server dict as server_from_line reads it], config order
+        self.runtime = {}  # (backend, server) -> {"admin": ready|drain|maint, "oper": up|down|stopping}
+
+    def start(self):
+        self._load()
+
+    def stop(self):
+        pass
+
+    def _load(self):
+        with open(self.cfg_path) as f:
+            config = Config(f.read())
+        backends, current = {}, None
+        for line in config.lines:
+            m = SECTION_RE.match(line)
+            if m:
+                current = m.group(2).split()[0] if m.group(1) in ("backend", "listen") and m.group(2).split() else None
+                if current:
+                    backends[current] = []
+                continue
+            m = SERVER_RE.match(line)
+            if m and current:
+                backends[current].append(server_from_line(m))
+        with self.lock:
+            runtime = {}
+            for backend, servers in backends.items():
+                for srv in servers:
+                    key = (backend, srv["name"])
+                    runtime[key] = self.runtime.get(key) or {
+                        "admin": "maint" if srv.get("maintenance") == "enabled" else "ready", "oper": "up"}
+            self.backends, self.runtime = backends, runtime
+
+    def check_config(self, text):
+        return True, ""
+
+    def reload(self):
+        try:
+            with open(self.cfg_path) as f:
+                if "this-keyword-breaks-the-reload" in f.read():  # the fail_reloads knob
+                    return False, "simulated reload failed (fail_reloads)"
+            self._load()
+        except OSError as e:
+            return False, f"simulated reload: {e}"
+        return True, "reloaded"
+
+    def _servers_state(self, only):
+        # `show servers state`, format 1: the 25 columns HAProxy 2.6 prints.
+        out = ["1", "# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight "
+               "srv_iweight srv_time_since_last_change srv_check_status srv_check_result "
+               "srv_check_health srv_check_state srv_agent_state bk_f_forced_id srv_f_forced_id "
+               "srv_fqdn srv_port srvrecord srv_use_ssl srv_check_port srv_check_addr srv_agent_addr "
+               "srv_agent_port"]
+        for be_id, (backend, servers) in enumerate(self.backends.items(), start=1):
+            if only and backend != only:
+                continue
+            for srv_id, srv in enumerate(servers, start=1):
+                rt = self.runtime[(backend, srv["name"])]
+                admin = {"ready": "0", "drain": "8", "maint": "1"}[rt["admin"]]
+                oper = "0" if rt["admin"] == "maint" or rt["oper"] == "down" else (
+                    "3" if rt["oper"] == "stopping" else "2")
+                out.append(" ".join(str(x) for x in (
+                    be_id, backend, srv_id, srv["name"], srv.get("address", "-"), oper, admin, 1, 1, 0,
+                    6, 3, 4, 6, 0, 0, 0, "-", srv.get("port", 0), "-", 0, 0, "-", "-", 0)))
+        return "\n".join(out) + "\n"
+
+    def _stat(self):
+        out = ["# pxname,svname,scur,stot,status,check_status,weight,act,bck,mode"]
+        for backend, servers in self.backends.items():
+            for srv in servers:
+                rt = self.runtime[(backend, srv["name"])]
+                if rt["admin"] == "maint":
+                    status, check = "MAINT", ""
+                elif rt["oper"] == "down":
+                    status, check = "DOWN", "L4CON"
+                else:
+                    status = "DRAIN" if rt["admin"] == "drain" else "UP"
+                    check = "L4OK" if srv.get("check") == "enabled" else ""
+                out.append(f"{backend},{srv['name']},0,0,{status},{check},1,1,0,tcp")
+            out.append(f"{backend},BACKEND,0,0,UP,,{len(servers)},{len(servers)},0,tcp")
+        return "\n".join(out) + "\n"
+
+    def admin(self, command):
+        words = command.split()
+        with self.lock:
+            if words[:3] == ["show", "servers", "state"]:
+                only = words[3] if len(words) > 3 else None
+                if only and only not in self.backends:
+                    return "Can't find backend.\n"
+                return self._servers_state(only)
+            if words[:2] == ["show", "stat"]:
+                return self._stat()
+            if words[:2] == ["show", "info"]:
+                return "Name: HAProxy (simulated by dataplane_double.py)\n"
+            if words[:2] == ["set", "server"] and len(words) == 5 and "/" in words[2]:
+                backend, _, name = words[2].partition("/")
+                rt = self.runtime.get((backend, name))
+                if rt is None:
+                    return "No such server.\n"
+                if words[3] == "state" and words[4] in ("ready", "drain", "maint"):
+                    rt["admin"] = words[4]
+                    return "\n"
+                if words[3] == "health" and words[4] in ("up", "down", "stopping"):
+                    rt["oper"] = words[4]
+                    return "\n"
+            return f"Unknown command (simulated HAProxy): {command}\n"
+
+
 # ---------------------------------------------------------------------------------------------
 # The API's state: configuration, transactions, reloads, knobs.
 
@@ -391,7 +522,8 @@ class State:
                      "`server-state-file PATH` in its global section")
         self.lkg = self.config.copy()  # last configuration HAProxy accepted
         self._write(self.config)
-        self.haproxy = HAProxy(args.dir, self.cfg_path, admin, state_file)
+        kind = SimulatedHAProxy if args.simulate_haproxy else HAProxy
+        self.haproxy = kind(args.dir, self.cfg_path, admin, state_file)
         self.transactions = {}  # id -> {"id", "_version", "status", "config"}
         self.knobs = {"bump_version_before_writes": 0, "reload_delay_ms": args.reload_delay_ms,
                       "fail_reloads": 0, "stuck_sessions": {}}
@@ -952,6 +1084,8 @@ def main():
     p.add_argument("--password-file", required=True)
     p.add_argument("--capture", help="append every request and response here (JSON lines)")
     p.add_argument("--reload-delay-ms", type=int, default=100)
+    p.add_argument("--simulate-haproxy", action="store_true",
+                   help="no HAProxy process: its state is simulated here (SimulatedHAProxy)")
     args = p.parse_args()
     host, _, port = args.listen.rpartition(":")
     if not host.startswith("127."):
@@ -964,8 +1098,9 @@ def main():
     try:
         server = httpbase.make_server(DataPlaneDouble(state, args.user, password, args.capture),
                                       host, int(port))
-        print(f"dataplane_double: {args.api} on http://{args.listen}, haproxy pid "
-              f"{state.haproxy.proc.pid}", flush=True)
+        print(f"dataplane_double: {args.api} on http://{args.listen}, "
+              + (f"haproxy pid {state.haproxy.proc.pid}" if state.haproxy.proc else "simulated HAProxy"),
+              flush=True)
         httpbase.serve_until_signalled(server, poll_interval=0.1)
     finally:
         state.haproxy.stop()
