@@ -57,6 +57,14 @@ std::vector<TransitionWatch> TransitionWatches(const config::Cluster& cluster,
     w.since = v.phase_since;
     return w;
   };
+  // A cloud resource in transition: its status now is what it must leave.
+  auto add_cloud = [&](const ReplicaView& v, WatchKind kind, const std::string& id,
+                       const std::string& status) {
+    TransitionWatch& w = add(v, kind);
+    w.id = id;
+    w.from = status;
+    w.budget = cluster.cloud;
+  };
   for (const ReplicaView& v : plan.replicas) {
     // An action under way ends with its own completion; the foreign are never ours to follow.
     if (v.busy || v.foreign) continue;
@@ -72,23 +80,14 @@ std::vector<TransitionWatch> TransitionWatches(const config::Cluster& cluster,
       case Phase::kFailed:
         // The server first: while it builds (or goes), its volume waits for it.
         if (server_moving) {
-          TransitionWatch& w = add(v, WatchKind::kServer);
-          w.id = obs.server->id;
-          w.from = obs.server->status;
-          w.budget = cluster.cloud;
+          add_cloud(v, WatchKind::kServer, obs.server->id, obs.server->status);
         } else if (volume_moving) {
-          TransitionWatch& w = add(v, WatchKind::kVolume);
-          w.id = obs.volume->id;
-          w.from = obs.volume->status;
-          w.budget = cluster.cloud;
+          add_cloud(v, WatchKind::kVolume, obs.volume->id, obs.volume->status);
         }
         break;
       case Phase::kPostgresStarting:
         if (server_moving) {
-          TransitionWatch& w = add(v, WatchKind::kServer);
-          w.id = obs.server->id;
-          w.from = obs.server->status;
-          w.budget = cluster.cloud;
+          add_cloud(v, WatchKind::kServer, obs.server->id, obs.server->status);
         } else if (obs.server && obs.server->status == "ACTIVE" && !v.address.empty()) {
           TransitionWatch& w = add(v, WatchKind::kPostgres);
           w.host = v.address;
