@@ -343,6 +343,17 @@ TEST_F(RealCloud, AReplicaIsBuiltFromASnapshotWithTheImageAsItsRootAndDeleted) {
   ASSERT_EQ(listed->size(), 1u);
   EXPECT_EQ((*listed)[0].name, name);
 
+  // The single GETs that follow a transition between cycles read the words the lists read.
+  auto server_status = provider_->ServerStatus(replica->server->id);
+  ASSERT_TRUE(server_status) << server_status.error().message;
+  EXPECT_EQ(*server_status, "ACTIVE");
+  auto volume_status = provider_->VolumeStatus(replica->volume->id);
+  ASSERT_TRUE(volume_status) << volume_status.error().message;
+  EXPECT_EQ(*volume_status, "in-use");
+  auto snapshot_status = provider_->SnapshotStatus(snapshot->id);
+  ASSERT_TRUE(snapshot_status) << snapshot_status.error().message;
+  EXPECT_EQ(*snapshot_status, "available");
+
   auto again = provider_->CreateReplicaServer(Spec(name, snapshot->id), replica->volume->id);
   ASSERT_TRUE(again) << again.error().message;
   EXPECT_EQ(again->id, replica->server->id) << "asked again, nothing new is booted";
@@ -353,6 +364,13 @@ TEST_F(RealCloud, AReplicaIsBuiltFromASnapshotWithTheImageAsItsRootAndDeleted) {
   auto left = provider_->ListReplicas(cluster_);
   ASSERT_TRUE(left);
   EXPECT_TRUE(left->empty());
+  // Gone is kNotFound, which the watcher takes as "moved on".
+  auto server_gone = provider_->ServerStatus(replica->server->id);
+  ASSERT_FALSE(server_gone);
+  EXPECT_EQ(server_gone.error().kind, ErrorKind::kNotFound) << server_gone.error().message;
+  auto volume_gone = provider_->VolumeStatus(replica->volume->id);
+  ASSERT_FALSE(volume_gone);
+  EXPECT_EQ(volume_gone.error().kind, ErrorKind::kNotFound) << volume_gone.error().message;
 }
 
 // Servers with our tags but not our metadata, or another cluster's, are not ours: a real Nova
