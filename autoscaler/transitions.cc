@@ -160,6 +160,8 @@ void TransitionWatcher::Sync(std::vector<TransitionWatch> watches, TimePoint now
       auto kept = entries_.find(key);
       if (kept != entries_.end()) {
         kept->second.watch = std::move(w);
+        // A wall clock stepped back must not push a kept watch beyond one interval from now.
+        kept->second.due = std::min(kept->second.due, now + options_.max_delay);
         next.emplace(key, std::move(kept->second));
         continue;
       }
@@ -263,8 +265,9 @@ void TransitionWatcher::RunThread() {
     if (!next || *next > now) {
       // The clock is the service's (wall) clock: wait in steady time for what is left, and
       // look again whenever the watches change.
-      const Duration left = next ? std::chrono::duration_cast<Duration>(*next - now)
-                                 : std::chrono::duration_cast<Duration>(options_.max_delay);
+      const Duration left =
+          next ? std::min(std::chrono::duration_cast<Duration>(*next - now), options_.max_delay)
+               : options_.max_delay;
       cv_.wait_for(lock, left + std::chrono::milliseconds(1));
       continue;
     }

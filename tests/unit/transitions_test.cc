@@ -105,6 +105,17 @@ TEST(TransitionWatcher, AWatchKeptBySyncKeepsItsScheduleAndOneLeftOutIsDropped) 
   EXPECT_EQ(h.polled, (std::vector<std::string>{"r3", "r1"}));
 }
 
+TEST(TransitionWatcher, AClockSteppedBackDoesNotPushAKeptWatchBeyondOneInterval) {
+  TransitionWatcher::Options o;
+  o.max_delay = 2s;
+  Harness h(o);
+  h.watcher->Sync({VolumeWatch("r1", kT0)}, kT0 + 1h);  // due 2 s later (a tenth, capped)
+  EXPECT_EQ(h.watcher->NextDue(), kT0 + 1h + 2s);
+  // The wall clock steps back an hour: the next cycle keeps the watch, due within an interval.
+  h.watcher->Sync({VolumeWatch("r1", kT0)}, kT0);
+  EXPECT_EQ(h.watcher->NextDue(), kT0 + 2s);
+}
+
 TEST(TransitionWatcher, AFailedPollKeepsTheWatchAndAsksForNothing) {
   Harness h;
   h.failing = true;
